@@ -1,0 +1,186 @@
+"""Where weights live: the Hugging Face hub (through its cache), local folders, random test sets.
+
+A models folder has the `FoivosPar/Arc2Face` repo's paths at its top, the base model's
+`vae/`, `tokenizer/` and `scheduler/` under `sd15/`, and optionally `smirk/SMIRK_em1.pt` and
+`face_landmarker.task`. `--models hub` resolves the same files inside the hub cache.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from retarget.errors import MissingWeightsError, RetargetError
+
+ARC2FACE_REPO = "FoivosPar/Arc2Face"
+BASE_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+ARC2FACE_FILES = (
+    "arc2face/config.json",
+    "arc2face/diffusion_pytorch_model.safetensors",
+    "encoder/config.json",
+    "encoder/pytorch_model.bin",
+    "arcface.onnx",
+    "exp_adapter/exp_adapter.bin",
+    "ref_adapter/pytorch_lora_weights.safetensors",
+)
+BASE_FILES = (
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+    "tokenizer/merges.txt",
+    "tokenizer/special_tokens_map.json",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer/vocab.json",
+    "scheduler/scheduler_config.json",
+)
+SMIRK_HELP = "SMIRK_em1.pt (from the SMIRK authors' release, georgeretsi/smirk) placed at MODELS/smirk/SMIRK_em1.pt or given with --smirk"
+FETCH_HINT = "run `retarget download --to DIR` on a machine with internet, then pass --models DIR"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Resolved paths of one model set."""
+
+    unet: Path
+    encoder: Path
+    arcface: Path
+    exp_adapter: Path | None
+    ref_lora: Path | None
+    vae: Path
+    tokenizer: Path
+    scheduler: Path
+    smirk: Path | None
+    landmarker: Path | None
+    is_test_model: bool
+    description: str
+
+
+def _optional(path: Path) -> Path | None:
+    return path if path.exists() else None
+
+
+def _from_layout(arc2face_root: Path, base_root: Path, extras_root: Path | None, is_test: bool, description: str) -> ModelFiles:
+    extras_root = extras_root or arc2face_root
+    return ModelFiles(
+        unet=arc2face_root / "arc2face",
+        encoder=arc2face_root / "encoder",
+        arcface=arc2face_root / "arcface.onnx",
+        exp_adapter=_optional(arc2face_root / "exp_adapter" / "exp_adapter.bin"),
+        ref_lora=_optional(arc2face_root / "ref_adapter" / "pytorch_lora_weights.safetensors"),
+        vae=base_root / "vae",
+        tokenizer=base_root / "tokenizer",
+        scheduler=base_root / "scheduler",
+        smirk=_optional(extras_root / "smirk" / "SMIRK_em1.pt"),
+        landmarker=_optional(extras_root / "face_landmarker.task"),
+        is_test_model=is_test,
+        description=description,
+    )
+
+
+def _check_required(files: ModelFiles, where: str) -> None:
+    required = [
+        files.unet / "config.json",
+        files.encoder / "config.json",
+        files.arcface,
+        files.vae / "config.json",
+        files.tokenizer / "vocab.json",
+        files.scheduler / "scheduler_config.json",
+    ]
+    missing = [str(p) for p in required if not p.exists()]
+    if missing:
+        raise MissingWeightsError(f"model files missing in {where}: {', '.join(missing)}; {FETCH_HINT}")
+
+
+def test_models_cache() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "retarget" / "testmodels"
+
+
+def _random_models(size: str, progress) -> ModelFiles:
+    from retarget.testmodels import SIZES, write_test_models
+
+    if size not in SIZES:
+        raise RetargetError(f"unknown --models random:{size}; choose random:tiny or random:sd15")
+    folder = test_models_cache() / f"{size}-v1"
+    if not (folder / "arc2face" / "config.json").exists():
+        if folder.exists():
+            shutil.rmtree(folder)
+        write_test_models(folder, size=size, progress=progress)
+    files = _from_layout(folder, folder / "sd15", None, True, f"random:{size} (RANDOM TEST MODEL, output is noise)")
+    _check_required(files, str(folder))
+    return files
+
+
+def _hub_models(local_files_only: bool | None) -> ModelFiles:
+    from huggingface_hub import snapshot_download
+
+    def fetch(repo: str, patterns: tuple[str, ...], offline: bool) -> Path:
+        return Path(snapshot_download(repo, allow_patterns=list(patterns), local_files_only=offline))
+
+    try:
+        offline = bool(local_files_only)
+        try:
+            # The cache first, so a machine that fetched once never needs the network again.
+            arc2face_root = fetch(ARC2FACE_REPO, ARC2FACE_FILES, True)
+            base_root = fetch(BASE_REPO, BASE_FILES, True)
+        except Exception:
+            if offline:
+                raise
+            arc2face_root = fetch(ARC2FACE_REPO, ARC2FACE_FILES, False)
+            base_root = fetch(BASE_REPO, BASE_FILES, False)
+    except Exception as err:  # huggingface_hub raises many kinds; all mean "not available here"
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MissingWeightsError(
+            f"the published weights ({ARC2FACE_REPO} + {BASE_REPO}) are not in the Hugging Face cache "
+            f"and could not be downloaded ({type(err).__name__}: {reason[:160]}); {FETCH_HINT}"
+        ) from None
+    files = _from_layout(arc2face_root, base_root, None, False, f"hub ({ARC2FACE_REPO})")
+    _check_required(files, "the Hugging Face cache")
+    return files
+
+
+def resolve_models(spec: str = "hub", local_files_only: bool | None = None, progress=print) -> ModelFiles:
+    """`hub`, a local folder, or `random:tiny` / `random:sd15` -> ModelFiles."""
+    from retarget.testmodels import is_test_model
+
+    if spec == "hub":
+        return _hub_models(local_files_only)
+    if spec.startswith("random:"):
+        return _random_models(spec.split(":", 1)[1], progress)
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        raise MissingWeightsError(f"--models {spec}: no such folder; use `hub`, a models folder, or random:tiny")
+    test = is_test_model(folder)
+    description = f"{folder}" + (" (RANDOM TEST MODEL, output is noise)" if test else "")
+    files = _from_layout(folder, folder / "sd15", folder, test, description)
+    _check_required(files, str(folder))
+    return files
+
+
+def download_models(to: Path, progress=print) -> Path:
+    """Fetch the published set into a models folder (huggingface_hub shows progress bars)."""
+    from huggingface_hub import hf_hub_download
+
+    from retarget.face.landmarker import find_landmarker_model, LANDMARKER_URL  # noqa: F401
+
+    to = Path(to).expanduser()
+    to.mkdir(parents=True, exist_ok=True)
+    try:
+        for name in ARC2FACE_FILES:
+            progress(f"{ARC2FACE_REPO}/{name}")
+            hf_hub_download(ARC2FACE_REPO, name, local_dir=to)
+        for name in BASE_FILES:
+            progress(f"{BASE_REPO}/{name}")
+            hf_hub_download(BASE_REPO, name, local_dir=to / "sd15")
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MissingWeightsError(f"download failed ({type(err).__name__}: {reason[:160]}); check the network and run again (finished files are kept)") from None
+    landmarker_target = to / "face_landmarker.task"
+    if not landmarker_target.exists():
+        progress("face_landmarker.task (MediaPipe)")
+        cached = find_landmarker_model(download=True)
+        shutil.copyfile(cached, landmarker_target)
+    if not (to / "smirk" / "SMIRK_em1.pt").exists():
+        progress(f"note: the published Expression Adapter is driven by FLAME-55 from SMIRK, which is not on the hub: {SMIRK_HELP}")
+    return to

@@ -1,0 +1,339 @@
+"""The generator: an identity context plus a batch of expression vectors -> images.
+
+Arc2Face UNet + Expression Adapter (diffusers' IP-Adapter machinery, FaceID-style projection)
++ Reference Adapter (LoRA on self-attention through peft, reference tokens through our
+attention processors), sampled with DPM-Solver++ and classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from retarget.assets import ModelFiles
+from retarget.errors import MissingWeightsError, RetargetError
+from retarget.models.adapters import EXPRESSION_KINDS, load_expression_adapter, load_reference_lora
+from retarget.models.id_encoder import Arc2FaceIdEncoder
+from retarget.models.reference_attention import ReferenceBank, install_reference_processors
+from retarget.settings import GenerationSettings
+
+log = logging.getLogger(__name__)
+REFERENCE_ADAPTER = "reference"
+
+
+@dataclass
+class IdentityContext:
+    """Everything per identity, computed once and reused for any number of frames."""
+
+    prompt_embeds: torch.Tensor  # (I, 77, D): one row per identity
+    uncond_embeds: torch.Tensor  # (1, 77, D): the empty prompt
+    reference: dict[str, torch.Tensor] | None  # self-attention inputs of the reference pass, (I, N, C) each
+
+    @property
+    def num_identities(self) -> int:
+        return self.prompt_embeds.shape[0]
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise RetargetError(f"--device {name}: not a device name (use auto, cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RetargetError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return device
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def initial_noise(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Seeded on the CPU so the same seed gives the same noise on every device."""
+    return torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
+
+
+class RetargetPipeline:
+    """Arc2Face with the Expression and Reference Adapters; one instance per loaded model set."""
+
+    def __init__(self, sd_pipeline, exp_dim: int | None, has_reference: bool, is_test_model: bool = False):
+        self.sd = sd_pipeline
+        self.unet = sd_pipeline.unet
+        self.vae = sd_pipeline.vae
+        self.id_encoder = Arc2FaceIdEncoder(sd_pipeline.text_encoder, sd_pipeline.tokenizer)
+        self.scheduler_config = sd_pipeline.scheduler.config
+        self.exp_dim = exp_dim
+        self.has_reference = has_reference
+        self.is_test_model = is_test_model
+        self.bank = ReferenceBank()
+        install_reference_processors(self.unet, self.bank)
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.reference_passes = 0
+        self._lora_scale: float | None = None
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_files(
+        cls,
+        files: ModelFiles,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype | None = None,
+        exp_adapter: Path | None = None,
+        ref_lora: Path | None = None,
+        use_exp_adapter: bool = True,
+        use_ref_lora: bool = True,
+    ) -> "RetargetPipeline":
+        from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        device = torch.device(device)
+        dtype = dtype or default_dtype(device)
+        try:
+            unet = UNet2DConditionModel.from_pretrained(files.unet, torch_dtype=dtype)
+            vae = AutoencoderKL.from_pretrained(files.vae, torch_dtype=dtype)
+            text_encoder = CLIPTextModel.from_pretrained(files.encoder, dtype=dtype)
+            tokenizer = CLIPTokenizer.from_pretrained(files.tokenizer)
+            scheduler = DPMSolverMultistepScheduler.from_pretrained(
+                files.scheduler, algorithm_type="dpmsolver++", solver_order=2
+            )
+        except (OSError, ValueError) as err:
+            raise MissingWeightsError(f"cannot load the models from {files.description}: {str(err).splitlines()[0][:200]}") from None
+        exp_path = (exp_adapter or files.exp_adapter) if use_exp_adapter else None
+        if use_exp_adapter and exp_path is None:
+            raise MissingWeightsError(f"no Expression Adapter (exp_adapter/exp_adapter.bin) in {files.description}; pass --exp-adapter PATH")
+        lora_path = (ref_lora or files.ref_lora) if use_ref_lora else None
+        if use_ref_lora and lora_path is None:
+            raise MissingWeightsError(
+                f"no Reference Adapter (ref_adapter/pytorch_lora_weights.safetensors) in {files.description}; pass --ref-lora PATH or --no-reference"
+            )
+        return cls.assemble(unet, vae, text_encoder, tokenizer, scheduler, exp_path, lora_path, device, dtype, files.is_test_model)
+
+    @classmethod
+    def assemble(cls, unet, vae, text_encoder, tokenizer, scheduler, exp_adapter=None, ref_lora=None,
+                 device="cpu", dtype=torch.float32, is_test_model=False) -> "RetargetPipeline":
+        """Put loaded components together and attach the adapter files (published layouts) to the UNet."""
+        from diffusers import StableDiffusionPipeline
+
+        sd = StableDiffusionPipeline(
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            image_encoder=None,
+            requires_safety_checker=False,
+        )
+        sd.set_progress_bar_config(disable=True)
+        exp_dim = None
+        if exp_adapter is not None:
+            state, exp_dim = load_expression_adapter(Path(exp_adapter), unet)
+            # diffusers reads the original IP-Adapter layout (FaceID-style projection, numbered to_k_ip/to_v_ip).
+            sd.load_ip_adapter(state, subfolder=None, weight_name=Path(exp_adapter).name, image_encoder_folder=None)
+        if ref_lora is not None:
+            lora = load_reference_lora(Path(ref_lora), unet)
+            # peft reads the older diffusers key format (`.lora.down/.up`) through diffusers' converter.
+            unet.load_lora_adapter(lora, prefix="unet", adapter_name=REFERENCE_ADAPTER)
+        sd.to(device=torch.device(device))
+        if dtype != torch.float32:  # peft creates the LoRA layers in fp32
+            unet.to(dtype=dtype)
+        for module in (unet, vae, text_encoder):
+            module.eval().requires_grad_(False)
+        return cls(sd, exp_dim, ref_lora is not None, is_test_model=is_test_model)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    @property
+    def image_size(self) -> int:
+        return self.unet.config.sample_size * self.vae_scale_factor
+
+    @property
+    def expression_kind(self) -> str | None:
+        return EXPRESSION_KINDS.get(self.exp_dim) if self.exp_dim else None
+
+    # ------------------------------------------------------------------ identity
+    @torch.no_grad()
+    def prepare_identity(self, id_embeddings, reference_images=None) -> IdentityContext:
+        """ArcFace vector(s) (I, 512) and, for the Reference Adapter, FFHQ-aligned photo(s) -> context."""
+        ids = torch.as_tensor(np.asarray(id_embeddings, dtype=np.float32)).reshape(-1, 512)
+        prompt_embeds = self.id_encoder.encode(ids)
+        uncond_embeds = self.id_encoder.encode_unconditional()
+        reference = None
+        if reference_images is not None and self.has_reference:
+            images = np.asarray(reference_images)
+            if images.ndim == 3:
+                images = images[None]
+            if len(images) != len(ids):
+                raise ValueError(f"{len(images)} reference images for {len(ids)} identities")
+            reference = self._record_reference(prompt_embeds, self.encode_reference(images))
+        return IdentityContext(prompt_embeds, uncond_embeds, reference)
+
+    def encode_reference(self, images: np.ndarray) -> torch.Tensor:
+        """Aligned uint8 photos (I, H, W, 3) -> scaled VAE latents (the distribution's mean: deterministic)."""
+        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        size = self.image_size
+        if x.shape[-1] != size or x.shape[-2] != size:
+            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = x.to(self.device, self.dtype)
+        return self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
+
+    def _record_reference(self, prompt_embeds: torch.Tensor, latents: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The reference UNet pass: the frozen Arc2Face UNet (no LoRA, no expression) at t=0, no noise."""
+        self.reference_passes += 1
+        bank = self.bank
+        bank.mode, bank.features = ReferenceBank.RECORD, {}
+        try:
+            self.unet.disable_adapters()
+            self._set_expression_scale(0.0)
+            timestep = torch.zeros(latents.shape[0], device=self.device, dtype=torch.long)
+            no_expression = torch.zeros(latents.shape[0], self.exp_dim or 1, device=self.device, dtype=self.dtype)
+            self.unet(latents, timestep, encoder_hidden_states=prompt_embeds, **self._expression_kwargs(no_expression))
+            return dict(bank.features)
+        finally:
+            self.unet.enable_adapters()
+            self._lora_scale = None
+            bank.mode, bank.features = ReferenceBank.OFF, {}
+
+    # ------------------------------------------------------------------ adapters' knobs
+    def _expression_kwargs(self, expressions: torch.Tensor) -> dict:
+        if self.exp_dim is None:
+            return {}
+        # (B, E) -> (B, 1 image, E): diffusers' multi-image IP-Adapter layout
+        return {"added_cond_kwargs": {"image_embeds": [expressions[:, None, :]]}}
+
+    def _set_expression_scale(self, scale: float) -> None:
+        if self.exp_dim is None:
+            return
+        for processor in self.unet.attn_processors.values():
+            if hasattr(processor, "to_k_ip"):
+                processor.scale = [scale]
+
+    def _set_reference_scale(self, scale: float) -> None:
+        if not self.has_reference or scale == self._lora_scale:
+            return
+        if scale == 0:
+            self.unet.disable_adapters()
+        else:
+            self.unet.enable_adapters()
+            self.unet.set_adapters([REFERENCE_ADAPTER], weights=[scale])
+        self._lora_scale = scale
+
+    # ------------------------------------------------------------------ sampling
+    def noise_for(self, settings: GenerationSettings, batch: int, frame_indices=None) -> torch.Tensor:
+        latent = self.unet.config.sample_size
+        shape = (1, self.unet.config.in_channels, latent, latent)
+        if not settings.per_frame_noise:
+            return initial_noise(settings.seed, shape).expand(batch, -1, -1, -1)
+        indices = range(batch) if frame_indices is None else frame_indices
+        return torch.cat([initial_noise(settings.seed + int(i), shape) for i in indices])
+
+    @torch.no_grad()
+    def generate(
+        self,
+        context: IdentityContext,
+        expressions,
+        settings: GenerationSettings | None = None,
+        noise: torch.Tensor | None = None,
+        frame_indices=None,
+        progress: bool = False,
+        output: str = "numpy",
+    ):
+        """A batch of expression vectors (B, E) -> B images, one UNet call per step for the whole batch.
+
+        Returns uint8 (B, H, W, 3) for output="numpy", or float images in [0, 1] (B, 3, H, W)
+        for output="pt".
+        """
+        from tqdm.auto import tqdm
+
+        settings = settings or GenerationSettings()
+        settings.validate()
+        expressions = torch.as_tensor(np.asarray(expressions, dtype=np.float32))
+        if expressions.ndim == 1:
+            expressions = expressions[None]
+        batch = expressions.shape[0]
+        if self.exp_dim is not None and expressions.shape[1] != self.exp_dim:
+            raise RetargetError(
+                f"the Expression Adapter takes {self.exp_dim} values ({self.expression_kind}); got {expressions.shape[1]}"
+            )
+        if context.num_identities not in (1, batch):
+            raise ValueError(f"{context.num_identities} identities for a batch of {batch}")
+        from diffusers import DPMSolverMultistepScheduler
+
+        scheduler = DPMSolverMultistepScheduler.from_config(self.scheduler_config)
+        scheduler.set_timesteps(settings.steps, device=self.device)
+        if noise is None:
+            noise = self.noise_for(settings, batch, frame_indices)
+        latents = noise.to(self.device, torch.float32) * scheduler.init_noise_sigma
+        conditioning = self.conditioning(context, expressions, settings)
+        try:
+            for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
+                uncond_eps, cond_eps = self.noise_prediction(scheduler.scale_model_input(latents, t), t, conditioning)
+                eps = cond_eps if uncond_eps is None else uncond_eps + settings.cfg * (cond_eps - uncond_eps)
+                latents = scheduler.step(eps, t, latents).prev_sample
+        finally:
+            self.bank.mode, self.bank.features = ReferenceBank.OFF, {}
+        return self.decode(latents, output)
+
+    def conditioning(self, context: IdentityContext, expressions: torch.Tensor, settings: GenerationSettings) -> dict:
+        """Text and expression inputs for a batch, in diffusers' CFG layout [uncond; cond], and the adapters' knobs set."""
+        batch = expressions.shape[0]
+        guided = settings.cfg > 1.0
+        use_reference = settings.reference_active and self.has_reference and context.reference is not None
+        cond = context.prompt_embeds.expand(batch, -1, -1) if context.num_identities == 1 else context.prompt_embeds
+        expressions = expressions.to(self.device, self.dtype)
+        if guided:
+            text = torch.cat([context.uncond_embeds.expand(batch, -1, -1), cond])
+            # The unconditional branch sees a zero expression through the same MLP.
+            exp_batch = torch.cat([torch.zeros_like(expressions), expressions])
+        else:
+            text, exp_batch = cond, expressions
+        self._set_expression_scale(settings.exp_scale)
+        self._set_reference_scale(settings.ref_scale if use_reference else 0.0)
+        return {
+            "text": text,
+            "extra": self._expression_kwargs(exp_batch),
+            "guided": guided,
+            "reference": context.reference if use_reference else None,
+            "batch": batch,
+        }
+
+    def noise_prediction(self, latents: torch.Tensor, t, conditioning: dict):
+        """One UNet call for the whole batch (both CFG halves); returns (uncond eps or None, cond eps)."""
+        guided, batch = conditioning["guided"], conditioning["batch"]
+        if conditioning["reference"] is not None:
+            self.bank.mode, self.bank.features = ReferenceBank.ATTEND, conditioning["reference"]
+            self.bank.cond_start = batch if guided else 0
+        else:
+            self.bank.mode = ReferenceBank.OFF
+        model_input = torch.cat([latents, latents]) if guided else latents
+        eps = self.unet(model_input.to(self.dtype), t, encoder_hidden_states=conditioning["text"], **conditioning["extra"]).sample
+        eps = eps.float()
+        if guided:
+            uncond_eps, cond_eps = eps.chunk(2)
+            return uncond_eps, cond_eps
+        return None, eps
+
+    def decode(self, latents: torch.Tensor, output: str = "numpy"):
+        images = self.vae.decode((latents / self.vae.config.scaling_factor).to(self.dtype)).sample
+        images = (images.float() / 2 + 0.5).clamp(0, 1)
+        if output == "pt":
+            return images
+        return (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
