@@ -37,7 +37,7 @@ SD15_SCHEDULER_CONFIG = {
 
 UNET_CONFIGS = {
     "tiny": dict(
-        sample_size=32,
+        sample_size=16,
         layers_per_block=1,
         block_out_channels=(32, 64),
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
@@ -61,9 +61,9 @@ UNET_CONFIGS = {
 
 VAE_CONFIGS = {
     "tiny": dict(
-        block_out_channels=(32, 64),
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(32, 64, 64),
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
         layers_per_block=1,
         latent_channels=4,
         norm_num_groups=8,
@@ -201,7 +201,11 @@ def write_test_models(out: Path, size: str = "tiny", seed: int = 0, exp_dim: int
         (work / "exp_adapter").mkdir()
         torch.save(expression_adapter_state(unet, exp_dim, seed + 3), work / "exp_adapter" / "exp_adapter.bin")
         (work / "ref_adapter").mkdir()
-        save_file(reference_lora_state(unet, LORA_RANKS[size], seed + 4), work / "ref_adapter" / "pytorch_lora_weights.safetensors")
+        save_file(
+            reference_lora_state(unet, LORA_RANKS[size], seed + 4),
+            work / "ref_adapter" / "pytorch_lora_weights.safetensors",
+            metadata={"format": "pt"},  # as diffusers writes it
+        )
         progress("  arcface.onnx, smirk/SMIRK_em1.pt")
         write_random_arcface_onnx(work / "arcface.onnx", seed=seed + 5)
         (work / "smirk").mkdir()

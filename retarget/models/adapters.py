@@ -41,7 +41,8 @@ def _load_tensors(path: Path) -> dict:
             return load_file(path)
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise BadInputError(f"{path}: cannot read weights ({type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''})") from None
+        # torch's own message for a refused or broken pickle runs to many lines; the type says enough
+        raise BadInputError(f"{path}: not a readable weights file ({type(err).__name__}; only tensors are loaded, never pickled code)") from None
 
 
 def _describe_mismatch(expected: set[str], found: set[str]) -> str:

@@ -1,0 +1,207 @@
+"""From the driver's blendshapes to the ones the generator gets: mirror, relative calibration, gains, smoothing.
+
+Vectors are in BLENDSHAPE_NAMES order. Every step is a pure function of the inputs and their
+timestamps, so a blendshape CSV and the video it was extracted from map to the same vectors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from retarget.errors import RetargetError
+from retarget.expression.blendshapes import BLENDSHAPE_NAMES, mirror_blendshapes
+
+NUM = len(BLENDSHAPE_NAMES)
+NEUTRAL_INDEX = 0  # MediaPipe's `_neutral`: a confidence-like score, not a facial action
+
+# Face regions by ARKit name prefix; a gain on a region applies to each of its names.
+_REGION_PREFIXES = {
+    "brows": ("brow",),
+    "eyes": ("eye",),
+    "mouth": ("mouth",),
+    "jaw": ("jaw",),
+    "cheeks": ("cheek",),
+    "nose": ("nose",),
+}
+REGIONS: dict[str, tuple[str, ...]] = {
+    region: tuple(n for n in BLENDSHAPE_NAMES if n.startswith(prefixes)) for region, prefixes in _REGION_PREFIXES.items()
+}
+
+
+class OneEuroFilter:
+    """The One Euro filter (Casiez, Roussel, Vogel, CHI 2012), element-wise over a vector.
+
+    A low-pass whose cutoff rises with the signal's speed: still faces lose their jitter, fast
+    expressions keep up. `min_cutoff` (Hz) sets smoothing at rest, `beta` how fast it opens up.
+    """
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.0, d_cutoff: float = 1.0):
+        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
+            raise ValueError("OneEuroFilter needs min_cutoff > 0, d_cutoff > 0 and beta >= 0")
+        self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff), float(beta), float(d_cutoff)
+        self.reset()
+
+    def reset(self) -> None:
+        self._x: np.ndarray | None = None
+        self._dx: np.ndarray | None = None
+        self._t: float | None = None
+
+    @staticmethod
+    def _alpha(cutoff, dt: float):
+        tau = 1.0 / (2.0 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, values, t: float) -> np.ndarray:
+        x = np.asarray(values, dtype=np.float64)
+        if self._x is None:
+            self._x, self._dx, self._t = x.copy(), np.zeros_like(x), float(t)
+            return x.copy()
+        dt = float(t) - self._t
+        if dt <= 0:
+            # A repeated (or out-of-order) timestamp carries no time to filter over: keep the estimate.
+            return self._x.copy()
+        dx = (x - self._x) / dt
+        self._dx = self._dx + self._alpha(self.d_cutoff, dt) * (dx - self._dx)
+        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+        self._x = self._x + self._alpha(cutoff, dt) * (x - self._x)
+        self._t = float(t)
+        return self._x.copy()
+
+
+@dataclass
+class MappingSettings:
+    smoothing: bool = True
+    min_cutoff: float = 1.0
+    beta: float = 0.3
+    # Relative mode transfers the driver's change from its own neutral face onto the identity's neutral.
+    relative: bool = False
+    intensity: float = 1.0
+    # Per blendshape name or per region in REGIONS; a name's own gain wins over its region's.
+    gains: dict[str, float] = field(default_factory=dict)
+    # Swap left and right, for a driver seen in a mirror (e.g. a selfie preview).
+    mirror: bool = False
+    # Frames whose median becomes the driver's neutral when relative mode starts uncalibrated.
+    calibration_window: int = 25
+
+    def gain_vector(self) -> np.ndarray:
+        """The per-name multipliers these gains describe; `_neutral` always 1."""
+        lower = {n.lower(): i for i, n in enumerate(BLENDSHAPE_NAMES)}
+        gains = np.ones(NUM, dtype=np.float64)
+        named: dict[int, float] = {}
+        for key, value in self.gains.items():
+            k = key.strip()
+            if k.lower() in REGIONS:
+                for name in REGIONS[k.lower()]:
+                    gains[BLENDSHAPE_NAMES.index(name)] = float(value)
+            elif k.lower() in lower and lower[k.lower()] != NEUTRAL_INDEX:
+                named[lower[k.lower()]] = float(value)
+            else:
+                raise RetargetError(
+                    f"unknown gain '{key}': use a blendshape name such as jawOpen or a region ({', '.join(REGIONS)})"
+                )
+        for index, value in named.items():
+            gains[index] = value
+        return gains
+
+    def validate(self) -> None:
+        if self.intensity < 0:
+            raise RetargetError(f"intensity must be 0 or more (got {self.intensity})")
+        if self.min_cutoff <= 0 or self.beta < 0:
+            raise RetargetError(f"smoothing needs min_cutoff > 0 and beta >= 0 (got {self.min_cutoff}, {self.beta})")
+        if self.calibration_window < 0:
+            raise RetargetError(f"calibration_window must be 0 or more (got {self.calibration_window})")
+        if any(g < 0 for g in self.gain_vector()):
+            raise RetargetError("gains must be 0 or more")
+
+
+def _vector(values, what: str) -> np.ndarray:
+    # float32 first: a vector read back from a CSV and one straight from the landmarker then agree bit for bit.
+    v = np.asarray(values, dtype=np.float32).reshape(-1)
+    if v.size != NUM:
+        raise ValueError(f"{what} must have {NUM} values in BLENDSHAPE_NAMES order, got {v.size}")
+    return v.astype(np.float64)
+
+
+class ExpressionMapper:
+    """Maps one driver blendshape vector per frame (None: no face) to the generator's vector.
+
+    mirror -> relative (x - driver neutral + identity neutral, clipped) -> gains x intensity on the
+    deviation from the identity's neutral (from 0 when not relative), clipped -> One Euro smoothing.
+    `_neutral` bypasses relative mode and gains.
+    """
+
+    def __init__(self, settings: MappingSettings | None = None, identity_neutral: np.ndarray | None = None):
+        self.settings = settings or MappingSettings()
+        self.settings.validate()
+        self.identity_neutral = (
+            np.zeros(NUM, dtype=np.float64) if identity_neutral is None else _vector(identity_neutral, "identity_neutral")
+        )
+        self._gains = self.settings.gain_vector() * float(self.settings.intensity)
+        self._filter = OneEuroFilter(self.settings.min_cutoff, self.settings.beta)
+        self.driver_neutral: np.ndarray | None = None
+        self.reset()
+
+    @property
+    def calibration_window(self) -> int:
+        return self.settings.calibration_window
+
+    @property
+    def calibrated(self) -> bool:
+        return self.driver_neutral is not None
+
+    def reset(self, keep_neutral: bool = True) -> None:
+        """Start a new stream: forget smoothing, the held output and the face-less count."""
+        self._filter.reset()
+        self._last: np.ndarray | None = None
+        self._window: list[np.ndarray] = []
+        self.frames_without_face = 0
+        if not keep_neutral:
+            self.driver_neutral = None
+
+    def set_neutral(self, blendshapes) -> None:
+        """The driver's neutral face, as the landmarker reports it (mirroring is applied here)."""
+        v = _vector(blendshapes, "neutral")
+        self.driver_neutral = mirror_blendshapes(v) if self.settings.mirror else v
+        self._window = []
+
+    def calibrate(self, samples) -> np.ndarray:
+        """Set the driver's neutral to the per-blendshape median of a window of frames; returns it."""
+        stack = np.stack([_vector(s, "calibration sample") for s in samples]) if len(samples) else None
+        if stack is None:
+            raise ValueError("calibrate() needs at least one sample")
+        self.set_neutral(np.median(stack, axis=0).astype(np.float32))
+        return self.driver_neutral.copy()
+
+    def __call__(self, blendshapes, t: float) -> np.ndarray:
+        if blendshapes is None:
+            self.frames_without_face += 1
+            held = self._last if self._last is not None else self.identity_neutral
+            return held.astype(np.float32)
+        raw = _vector(blendshapes, "blendshapes")
+        x = mirror_blendshapes(raw) if self.settings.mirror else raw
+        if self.settings.relative and self.driver_neutral is None and self.calibration_window > 0:
+            self._window.append(raw)
+            if len(self._window) >= self.calibration_window:
+                self.calibrate(self._window)
+        y = self._map(x)
+        if self.settings.smoothing:
+            y = self._filter(y, t)
+        self._last = y
+        return y.astype(np.float32)
+
+    def _map(self, x: np.ndarray) -> np.ndarray:
+        if self.settings.relative:
+            base = self.identity_neutral
+            if self.driver_neutral is None:
+                y = base.copy()  # still calibrating: show the identity's own neutral face
+            else:
+                y = np.clip(x - self.driver_neutral + base, 0.0, 1.0)
+        else:
+            base = np.zeros(NUM, dtype=np.float64)
+            y = x
+        y = np.clip(base + self._gains * (y - base), 0.0, 1.0)
+        y[NEUTRAL_INDEX] = x[NEUTRAL_INDEX]
+        return y

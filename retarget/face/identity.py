@@ -1,0 +1,195 @@
+"""Identity vectors: the published ArcFace ONNX net on 112x112 aligned faces, as Arc2Face expects them."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from retarget.errors import BadInputError, MissingWeightsError, NoFaceError
+from retarget.face.align import align_arcface, five_points_from_landmarks
+
+ARCFACE_INPUT_SIZE = 112
+EMBEDDING_DIM = 512
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _input_normalisation(graph) -> tuple[float, float]:
+    """insightface's rule: MXNet exports normalise inside the graph (Sub and Mul among the first nodes)."""
+    names = [node.name for node in graph.node[:8]]
+    has_sub = any(name.startswith(("Sub", "_minus")) for name in names)
+    has_mul = any(name.startswith(("Mul", "_mul")) for name in names)
+    return (0.0, 1.0) if has_sub and has_mul else (127.5, 127.5)
+
+
+class ArcFaceEncoder:
+    """onnxruntime session on arcface.onnx; RGB faces in, L2-normalised 512-d vectors out."""
+
+    def __init__(self, onnx_path, providers=None):
+        import onnx
+        import onnxruntime as ort
+
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise MissingWeightsError(f"ArcFace model not found at {path} (arcface.onnx from FoivosPar/Arc2Face)")
+        try:
+            # Weights are not needed to read the node names, so skip any external data.
+            graph = onnx.load(str(path), load_external_data=False).graph
+            self.input_mean, self.input_std = _input_normalisation(graph)
+            self.session = ort.InferenceSession(str(path), providers=list(providers or ["CPUExecutionProvider"]))
+        except Exception as err:  # onnx/onnxruntime raise assorted types for corrupt files
+            raise BadInputError(f"{path}: not a readable ONNX model ({_one_line(err)})") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4:
+            raise BadInputError(f"{path}: expected one 1x3x112x112 input and one output, "
+                                f"got inputs {[i.shape for i in inputs]} and outputs {[o.shape for o in outputs]}")
+        self.input_name = inputs[0].name
+        self.output_name = outputs[0].name
+        batch, _, height, width = inputs[0].shape
+        # Exports either fix the batch to 1 or leave it symbolic; a fixed one means one face per run.
+        self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
+        self.input_size = (
+            width if isinstance(width, int) else ARCFACE_INPUT_SIZE,
+            height if isinstance(height, int) else ARCFACE_INPUT_SIZE,
+        )
+
+    def _blob(self, faces: list[np.ndarray]) -> np.ndarray:
+        batch = []
+        for face in faces:
+            face = np.asarray(face)
+            if face.ndim != 3 or face.shape[2] != 3:
+                raise ValueError(f"expected HxWx3 RGB faces, got shape {face.shape}")
+            if (face.shape[1], face.shape[0]) != self.input_size:
+                face = cv2.resize(face, self.input_size, interpolation=cv2.INTER_LINEAR)
+            batch.append(face.astype(np.float32))
+        blob = (np.stack(batch) - self.input_mean) / self.input_std
+        return np.ascontiguousarray(blob.transpose(0, 3, 1, 2), dtype=np.float32)
+
+    def embed_aligned(self, faces) -> np.ndarray:
+        """(N, 512) float32 unit vectors for one aligned RGB face (HxWx3) or a list/array of them."""
+        if isinstance(faces, np.ndarray) and faces.ndim == 3:
+            faces = [faces]
+        faces = list(faces)
+        if not faces:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        blob = self._blob(faces)
+        step = self.fixed_batch or len(blob)
+        chunks = [self.session.run([self.output_name], {self.input_name: blob[i:i + step]})[0]
+                  for i in range(0, len(blob), step)]
+        vectors = np.concatenate(chunks).reshape(len(blob), -1).astype(np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+
+def _antelopev2_detector_path() -> Path | None:
+    """SCRFD from insightface's antelopev2 pack, only if insightface is installed and the file is already on disk."""
+    try:
+        import insightface  # noqa: F401
+    except ImportError:
+        return None
+    root = Path(os.environ.get("INSIGHTFACE_HOME", "~/.insightface")).expanduser() / "models" / "antelopev2"
+    # The published zip unpacks either flat or into a nested antelopev2/ folder.
+    for candidate in (root / "scrfd_10g_bnkps.onnx", root / "antelopev2" / "scrfd_10g_bnkps.onnx"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _iou(a, b) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class IdentityEmbedder:
+    """Largest face -> 5 keypoints (SCRFD when available, as Arc2Face does; else MediaPipe) -> ArcFace vector."""
+
+    def __init__(self, arcface: ArcFaceEncoder, landmarker, use_insightface: bool = True):
+        self.arcface = arcface
+        self.landmarker = landmarker  # must run in image mode
+        self._scrfd_path = _antelopev2_detector_path() if use_insightface else None
+        self._scrfd = None
+
+    def embed(self, image_rgb: np.ndarray, source: str = "image") -> np.ndarray:
+        """(512,) unit vector of the largest face; NoFaceError when there is none."""
+        observation = self.landmarker.detect(image_rgb)
+        if observation is None:
+            raise NoFaceError(f"no face found in {source}")
+        return self.embed_with_landmarks(image_rgb, observation.landmarks)
+
+    def embed_with_landmarks(self, image_rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """(512,) unit vector of the face that these MediaPipe landmarks (pixels) describe."""
+        points = self._scrfd_points(image_rgb, landmarks)
+        if points is None:
+            points = five_points_from_landmarks(landmarks)
+        face = align_arcface(image_rgb, points, size=self.arcface.input_size[0])
+        return self.arcface.embed_aligned(face)[0]
+
+    def _scrfd_points(self, image_rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+        """SCRFD keypoints of the detection that overlaps the landmarks' face, or None to use MediaPipe's."""
+        if self._scrfd_path is None:
+            return None
+        try:
+            if self._scrfd is None:
+                from insightface.model_zoo import get_model
+
+                self._scrfd = get_model(str(self._scrfd_path), providers=["CPUExecutionProvider"])
+                self._scrfd.prepare(ctx_id=-1, det_size=(640, 640))
+            bboxes, kpss = self._scrfd.detect(np.ascontiguousarray(image_rgb[:, :, ::-1]))  # SCRFD reads BGR
+        except Exception as err:  # optional accelerator of quality: never fatal
+            warnings.warn(f"insightface SCRFD failed ({_one_line(err)}); using MediaPipe keypoints", stacklevel=2)
+            self._scrfd_path = None
+            return None
+        if kpss is None or len(bboxes) == 0:
+            return None
+        xy = np.asarray(landmarks)[:, :2]
+        box = (xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max(), xy[:, 1].max())
+        overlaps = [_iou(box, b[:4]) for b in bboxes]
+        best = int(np.argmax(overlaps))
+        return np.asarray(kpss[best], dtype=np.float32) if overlaps[best] > 0.3 else None
+
+
+def write_random_arcface_onnx(path, seed: int = 0) -> Path:
+    """A tiny random net with arcface.onnx's interface (input.1: [N,3,112,112] -> [N,512]); for tests."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    channels, patch = 4, 16  # 16x16 patches keep spatial layout, so different faces give different vectors
+    cells = channels * (ARCFACE_INPUT_SIZE // patch) ** 2
+    conv_w = rng.normal(0, 1.0 / np.sqrt(3 * patch * patch), (channels, 3, patch, patch)).astype(np.float32)
+    conv_b = rng.normal(0, 0.1, channels).astype(np.float32)
+    gemm_w = rng.normal(0, 1.0 / np.sqrt(cells), (cells, EMBEDDING_DIM)).astype(np.float32)
+    gemm_b = rng.normal(0, 0.01, EMBEDDING_DIM).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["input.1", "conv_w", "conv_b"], ["conv"], name="Conv_0",
+                         kernel_shape=[patch, patch], strides=[patch, patch]),
+        helper.make_node("Relu", ["conv"], ["relu"], name="Relu_1"),
+        helper.make_node("Flatten", ["relu"], ["flat"], name="Flatten_2", axis=1),
+        helper.make_node("Gemm", ["flat", "gemm_w", "gemm_b"], ["embedding"], name="Gemm_3"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "random_arcface",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["N", 3, ARCFACE_INPUT_SIZE, ARCFACE_INPUT_SIZE])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", EMBEDDING_DIM])],
+        initializer=[numpy_helper.from_array(conv_w, "conv_w"), numpy_helper.from_array(conv_b, "conv_b"),
+                     numpy_helper.from_array(gemm_w, "gemm_w"), numpy_helper.from_array(gemm_b, "gemm_b")],
+    )
+    # An opset and IR version that every supported onnxruntime can run.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="retarget-testmodels")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
