@@ -130,3 +130,29 @@ def test_bad_settings_are_one_line(tmp_path, tiny_models_dir, capsys, args, frag
                  "--out", str(tmp_path / "o.png"), *args])
     err = error_lines(capsys.readouterr().err)
     assert code == 2 and len(err) == 1 and fragment in err[0]
+
+
+@needs_shared
+def test_identity_without_a_face_is_one_line(tmp_path, tiny_models_dir, shared_dir, landmarker_path, capsys):
+    media = shared_dir / "media"
+    code = main(["--headless", "--models", str(tiny_models_dir), "--landmarker", str(landmarker_path), "--steps", "2",
+                 "--identity", str(media / "noface_alpaca_s23.jpg"), "--driver", str(media / "expression_exp1_rgba.png"),
+                 "--out", str(tmp_path / "o.png")])
+    err = error_lines(capsys.readouterr().err)
+    assert code == 2 and len(err) == 1 and "no face" in err[0] and "noface_alpaca_s23.jpg" in err[0]
+    assert not (tmp_path / "o.png").exists()
+
+
+@needs_shared
+def test_blendshape_adapter_from_exp_adapter_flag(tmp_path, tiny_models_dir, shared_dir, landmarker_path, capsys):
+    """A 52-wide adapter given with --exp-adapter is driven by MediaPipe blendshapes (no SMIRK) and changes the output."""
+    other = tmp_path / "bs"
+    assert main(["testmodels", "--out", str(other), "--exp-dim", "52", "--seed", "5"]) == 0
+    media = shared_dir / "media"
+    common = ["--headless", "--models", str(tiny_models_dir), "--landmarker", str(landmarker_path), "--steps", "2",
+              "--identity", str(media / "identity_hepburn_small.png"), "--driver", str(media / "expression_exp3_rgba.png")]
+    assert main([*common, "--out", str(tmp_path / "default.png")]) == 0
+    assert main([*common, "--exp-adapter", str(other / "exp_adapter" / "exp_adapter.bin"), "--out", str(tmp_path / "bs.png")]) == 0
+    a = np.asarray(Image.open(tmp_path / "default.png")).astype(int)
+    b = np.asarray(Image.open(tmp_path / "bs.png")).astype(int)
+    assert a.shape == b.shape == (64, 64, 3) and np.abs(a - b).mean() > 0.5

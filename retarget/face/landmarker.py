@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import sys
 import tempfile
+import weakref
+from contextlib import contextmanager
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -22,6 +26,29 @@ LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0
 LANDMARKER_ENV = "RETARGET_FACE_LANDMARKER"
 LANDMARKER_FILENAME = "face_landmarker.task"
 _HOW_TO_FIX = f"pass --landmarker PATH or set {LANDMARKER_ENV}"
+
+
+# MediaPipe's own finaliser fails (with a traceback) once the interpreter is shutting down,
+# so every landmarker still open is closed at exit, while modules are intact.
+_open_landmarkers: "weakref.WeakSet[FaceLandmarker]" = weakref.WeakSet()
+atexit.register(lambda: [landmarker.close() for landmarker in list(_open_landmarkers)])
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """MediaPipe's C++ graph prints informational lines straight to fd 2 while it starts."""
+    if os.environ.get("RETARGET_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _cache_dir() -> Path:
@@ -144,13 +171,15 @@ class FaceLandmarker:
             output_face_blendshapes=True,
         )
         try:
-            self._landmarker = _MPFaceLandmarker.create_from_options(options)
+            with _native_stderr_silenced():
+                self._landmarker = _MPFaceLandmarker.create_from_options(options)
         except (RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise MissingWeightsError(f"{path} is not a usable MediaPipe face landmarker model ({first}); "
                                       f"{_HOW_TO_FIX}") from None
         self.mode = mode
         self._last_timestamp: int | None = None
+        _open_landmarkers.add(self)
 
     def detect(self, image_rgb: np.ndarray, timestamp_ms: int | None = None) -> FaceObservation | None:
         """The largest face in an RGB uint8 image (video mode: timestamps in ms, strictly increasing)."""
