@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from retarget.errors import BadInputError, RetargetError
+from retarget.errors import BadInputError, JobInterrupted, RetargetError
 from retarget.settings import PAPER_CFG, PAPER_EXP_SCALE, PAPER_REF_SCALE, PAPER_STEPS, GenerationSettings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -42,8 +42,12 @@ def headless_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--headless", action="store_true", help="render without a window")
     parser.add_argument("--identity", type=Path, help="photo of the person to render")
-    parser.add_argument("--driver", type=Path, help="image whose facial expression is transferred")
-    parser.add_argument("--out", type=Path, help="output image (.png, .jpg, .webp)")
+    parser.add_argument("--driver", type=Path, nargs="+",
+                        help="driver: an image, a video, a folder of images, a blendshape CSV (ours or Live Link Face), "
+                             "webcam:N; several files or a folder of videos render as a batch")
+    parser.add_argument("--out", type=Path,
+                        help="output: an image for an image driver; a video (.mp4) for a video/CSV driver, or a folder "
+                             "(PNG sequence); a folder for a batch")
     parser.add_argument("--models", default="hub", help=MODELS_HELP)
     parser.add_argument("--exp-adapter", type=Path, help="use this Expression Adapter file instead of the models folder's")
     parser.add_argument("--ref-lora", type=Path, help="use this Reference Adapter LoRA file instead of the models folder's")
@@ -57,6 +61,63 @@ def headless_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial noise (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     parser.add_argument("--dtype", choices=("auto", "fp16", "bf16", "fp32"), default="auto", help="auto = fp16 on CUDA, fp32 elsewhere")
+    video = parser.add_argument_group("video drivers")
+    video.add_argument("--batch-size", type=int, default=4, help="frames per generator call (default 4)")
+    video.add_argument("--resume", action="store_true", help="continue a stopped job from the frames already rendered")
+    video.add_argument("--side-by-side", type=Path, help="also write a driver|output video here")
+    video.add_argument("--per-frame-noise", action="store_true", help="new noise every frame (default: one fixed noise keeps video stable)")
+    mapping = parser.add_argument_group("expression mapping")
+    mapping.add_argument("--no-smoothing", action="store_true", help="turn One Euro smoothing off (on by default)")
+    mapping.add_argument("--smoothing-cutoff", type=float, default=1.0, help="One Euro min cutoff in Hz (lower = smoother; default 1.0)")
+    mapping.add_argument("--smoothing-beta", type=float, default=0.3, help="One Euro speed coefficient (higher = less lag; default 0.3)")
+    mapping.add_argument("--relative", action="store_true", help="map the driver's change from its neutral face onto the identity's own expression")
+    mapping.add_argument("--neutral-frame", type=int, help="relative mode: this driver frame is the neutral face (default: the median of the first second)")
+    mapping.add_argument("--intensity", type=float, default=1.0, help="overall expression intensity (default 1.0)")
+    mapping.add_argument("--gain", action="append", default=[], metavar="NAME=VALUE",
+                         help="gain for a blendshape or a region (brows, eyes, mouth, jaw, cheeks, nose); repeatable")
+    mapping.add_argument("--mirror", action="store_true", help="swap left and right (selfie cameras)")
+    return parser
+
+
+def mapping_settings(args: argparse.Namespace):
+    from retarget.expression.mapping import MappingSettings
+
+    gains = {}
+    for item in args.gain:
+        name, sep, value = item.partition("=")
+        try:
+            gains[name.strip()] = float(value)
+        except ValueError:
+            raise RetargetError(f"--gain {item}: expected NAME=VALUE, e.g. --gain mouth=1.5") from None
+        if not sep:
+            raise RetargetError(f"--gain {item}: expected NAME=VALUE, e.g. --gain mouth=1.5")
+    settings = MappingSettings(
+        smoothing=not args.no_smoothing,
+        min_cutoff=args.smoothing_cutoff,
+        beta=args.smoothing_beta,
+        relative=args.relative,
+        intensity=args.intensity,
+        gains=gains,
+        mirror=args.mirror,
+    )
+    settings.validate()
+    return settings
+
+
+def extract_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="retarget extract", description="Write the 52 MediaPipe blendshapes of every frame of a video to CSV.")
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="CSV file: a timestamp column and the 52 named columns, one row per frame")
+    parser.add_argument("--landmarker", type=Path, help="MediaPipe face_landmarker.task")
+    return parser
+
+
+def bench_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="retarget bench", description="Benchmarks (figures printed, nothing asserted).")
+    parser.add_argument("stage", choices=("perception",), help="perception: decode + landmarks + mapping frames/s")
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--landmarker", type=Path)
+    parser.add_argument("--repeat", type=int, default=2, help="runs; the best is reported (default 2)")
     return parser
 
 
@@ -105,10 +166,6 @@ def run_headless(args: argparse.Namespace) -> int:
     for flag in ("identity", "driver", "out"):
         if getattr(args, flag) is None:
             raise RetargetError(f"--headless needs --{flag}")
-    if args.driver.suffix.lower() not in IMAGE_SUFFIXES:
-        raise BadInputError(f"{args.driver}: only image drivers are supported so far ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    if args.out.suffix.lower() not in IMAGE_SUFFIXES:
-        raise BadInputError(f"--out {args.out}: use an image file name ({', '.join(sorted(IMAGE_SUFFIXES))})")
     settings = GenerationSettings(
         steps=args.steps,
         cfg=args.cfg,
@@ -116,24 +173,44 @@ def run_headless(args: argparse.Namespace) -> int:
         exp_scale=args.exp_scale,
         use_reference=not args.no_reference,
         seed=args.seed,
+        per_frame_noise=args.per_frame_noise,
     )
     settings.validate()
+    mapping = mapping_settings(args)
+    drivers = args.driver
+    still = len(drivers) == 1 and drivers[0].suffix.lower() in IMAGE_SUFFIXES
+    if still and args.out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise BadInputError(f"--out {args.out}: an image driver gives an image; use {', '.join(sorted(IMAGE_SUFFIXES))}")
+    webcam = len(drivers) == 1 and (str(drivers[0]).startswith("webcam:") or str(drivers[0]).startswith("/dev/video"))
 
     from retarget.face.image_io import load_image
 
     identity_image = load_image(args.identity)
-    driver_image = load_image(args.driver)
+    driver_image = load_image(drivers[0]) if still else None
+    if not still and not webcam:
+        from retarget.jobs import expand_drivers
+        from retarget.media.sources import open_source
+
+        drivers, batch = expand_drivers(drivers)
+        for driver in drivers:  # every driver is probed before any model loads or any output exists
+            open_source(str(driver)).close()
+    if webcam:
+        from retarget.media.sources import open_source
+
+        open_source(str(drivers[0])).close()
 
     _quiet_libraries()
     from retarget.assets import resolve_models
+    from retarget.jobs import distributed_state
     from retarget.pipeline import pick_device
     from retarget.retargeter import Retargeter
 
     started = time.perf_counter()
+    state = None if still or webcam else distributed_state()
     files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
-    if files.is_test_model:
+    if files.is_test_model and (state is None or state.is_main_process):
         print(f"note: using {files.description}", file=sys.stderr)
-    device = pick_device(args.device)
+    device = state.device if state is not None and state.device.type == "cuda" else pick_device(args.device)
     with Retargeter(
         files,
         device=device,
@@ -145,11 +222,92 @@ def run_headless(args: argparse.Namespace) -> int:
         smirk_path=args.smirk,
     ) as retargeter:
         context = retargeter.identity_from_image(identity_image, source=str(args.identity))
-        expression = retargeter.expression_from_image(driver_image, source=str(args.driver))
-        image = retargeter.render(context, expression[None], settings, progress=sys.stderr.isatty())[0]
-    _write_image(image, args.out)
-    size = f"{image.shape[1]}x{image.shape[0]}"
-    print(f"wrote {args.out} ({size}) in {time.perf_counter() - started:.1f} s on {device} with {files.description}")
+        if still:
+            expression = retargeter.expression_from_image(driver_image, source=str(drivers[0]))
+            image = retargeter.render(context, expression[None], settings, progress=sys.stderr.isatty())[0]
+            _write_image(image, args.out)
+            size = f"{image.shape[1]}x{image.shape[0]}"
+            print(f"wrote {args.out} ({size}) in {time.perf_counter() - started:.1f} s on {device} with {files.description}")
+            return 0
+        neutral = _neutral_from_frame(retargeter, str(drivers[0]), args.neutral_frame) if args.neutral_frame is not None else None
+
+        def make_analyzer():
+            analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes)
+            if neutral is not None:
+                analyzer.set_neutral_from(neutral)
+            return analyzer
+
+        if webcam:
+            return _run_live(retargeter, context, make_analyzer(), settings, str(drivers[0]), args.out)
+        return _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, args, files, state, started)
+
+
+def _neutral_from_frame(retargeter, driver: str, index: int):
+    from retarget.media.sources import open_source
+
+    with open_source(driver) as source:
+        for frame in source:
+            if frame.index == index:
+                if frame.image is None:
+                    if frame.blendshapes is None:
+                        raise BadInputError(f"--neutral-frame {index}: {driver} has no face in that row")
+                    return frame.blendshapes
+                return retargeter.observe(frame.image, f"frame {index} of {driver}").blendshapes
+    raise BadInputError(f"--neutral-frame {index}: {driver} has fewer frames")
+
+
+def _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, args, files, state, started) -> int:
+    from retarget.engine import OfflineRenderer, RenderOptions, identity_fingerprint
+    from retarget.jobs import print_summary, run_video_jobs
+
+    job_key = {
+        "identity": identity_fingerprint(args.identity),
+        "models": files.description,
+        "exp_adapter": str(args.exp_adapter) if args.exp_adapter else None,
+        "ref_lora": str(args.ref_lora) if args.ref_lora else None,
+    }
+    renderer = OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, job_key)
+    options = RenderOptions(
+        batch_size=args.batch_size,
+        side_by_side=args.side_by_side,
+        resume=args.resume,
+        progress=sys.stderr.isatty(),
+    )
+    summaries = run_video_jobs(renderer, drivers, batch, args.out, options, state=state)
+    print_summary(summaries, state)
+    if state is None or state.is_main_process:
+        print(f"done in {time.perf_counter() - started:.1f} s; output: {args.out}")
+    return 0
+
+
+def _run_live(retargeter, context, analyzer, settings, driver: str, out: Path) -> int:
+    """Webcam without a window: render the newest frame continuously and record it until Ctrl-C."""
+    from retarget.engine import LiveSession
+    from retarget.media.sinks import VideoSink
+    from retarget.media.sources import open_source
+
+    if out.suffix.lower() not in (".mp4", ".mkv", ".mov"):
+        raise BadInputError(f"--out {out}: live recording writes a video (.mp4)")
+    source = open_source(driver)
+    size = retargeter.pipeline.image_size
+    sink = VideoSink(out, source.fps or 25.0, (size, size))
+    session = LiveSession(retargeter.pipeline, context, analyzer, settings, source,
+                          on_output=lambda driven, image, stats: sink.write(image))
+    session.start()
+    try:
+        while not session.wait(timeout=1.0):
+            s = session.stats
+            print(f"\rin {s.input_fps:5.1f} fps  out {s.output_fps:5.1f} fps  latency {s.latency_ms:6.0f} ms", end="", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        session.stop()
+        print(file=sys.stderr)
+    if session.error is not None and not isinstance(session.error, StopIteration):
+        sink.abort()
+        raise session.error if isinstance(session.error, RetargetError) else RetargetError(f"live stream stopped: {session.error}")
+    sink.close()
+    print(f"recorded {session.stats.rendered} frames to {out}")
     return 0
 
 
@@ -185,7 +343,24 @@ def run_app() -> int:
     return app_main()
 
 
-SUBCOMMANDS = {"download": run_download, "testmodels": run_testmodels}
+def run_extract(argv: list[str]) -> int:
+    args = extract_parser().parse_args(argv)
+    from retarget.extract import extract_blendshapes
+
+    summary = extract_blendshapes(args.video, args.out, landmarker=args.landmarker, progress=sys.stderr.isatty())
+    print(f"wrote {args.out}: {summary.frames} rows, {summary.frames_without_face} without a face")
+    return 0
+
+
+def run_bench(argv: list[str]) -> int:
+    args = bench_parser().parse_args(argv)
+    from retarget.extract import benchmark_perception
+
+    print(benchmark_perception(args.video, landmarker=args.landmarker, repeat=args.repeat))
+    return 0
+
+
+SUBCOMMANDS = {"download": run_download, "testmodels": run_testmodels, "extract": run_extract, "bench": run_bench}
 
 
 def dispatch(argv: list[str]) -> int:
@@ -199,10 +374,26 @@ def dispatch(argv: list[str]) -> int:
     return run_headless(args)
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops a job like Ctrl-C: files closed, rendered frames kept for --resume."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _stop_on_sigterm()
     try:
         return dispatch(argv)
+    except JobInterrupted as err:
+        print(f"retarget: {err}", file=sys.stderr)
+        return 130
     except RetargetError as err:
         print(f"retarget: error: {err}", file=sys.stderr)
         return 2

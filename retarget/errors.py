@@ -15,3 +15,7 @@ class MissingWeightsError(RetargetError):
 
 class BadInputError(RetargetError):
     """An input file cannot be read or is not what it claims to be."""
+
+
+class JobInterrupted(RetargetError):
+    """A job was stopped (Ctrl-C, a signal, Cancel); what it rendered is kept for --resume."""

@@ -32,6 +32,8 @@ class IdentityContext:
     prompt_embeds: torch.Tensor  # (I, 77, D): one row per identity
     uncond_embeds: torch.Tensor  # (1, 77, D): the empty prompt
     reference: dict[str, torch.Tensor] | None  # self-attention inputs of the reference pass, (I, N, C) each
+    # The identity photo's own 52 blendshapes: the neutral that relative driving maps onto.
+    blendshapes: np.ndarray | None = None
 
     @property
     def num_identities(self) -> int:

@@ -39,17 +39,18 @@ class Retargeter:
         self.pipeline = RetargetPipeline.from_files(
             files, device, dtype, exp_adapter=exp_adapter, ref_lora=ref_lora, use_ref_lora=use_reference
         )
-        self.landmarker = FaceLandmarker(
-            find_landmarker_model(landmarker_path or files.landmarker), mode="image"
-        )
+        self.landmarker_path = find_landmarker_model(landmarker_path or files.landmarker)
+        self.landmarker = FaceLandmarker(self.landmarker_path, mode="image")
         self.identity_embedder = IdentityEmbedder(ArcFaceEncoder(files.arcface), self.landmarker)
         self.smirk = None
+        self.smirk_path = None
         if self.pipeline.expression_kind == "flame55":
             from retarget.face.smirk import SmirkExtractor
 
             path = smirk_path or files.smirk
             if path is None:
                 raise MissingWeightsError(f"the Expression Adapter takes FLAME-55 values, which need the SMIRK encoder: {SMIRK_HELP}")
+            self.smirk_path = path
             self.smirk = SmirkExtractor(path, device=str(self.pipeline.device))
 
     def close(self) -> None:
@@ -76,7 +77,25 @@ class Retargeter:
             embedding = self.identity_embedder.embed_with_landmarks(aligned, aligned_observation.landmarks)
         else:  # alignment cropped too tightly for a second detection; the original photo still has the face
             embedding = self.identity_embedder.embed_with_landmarks(image, observation.landmarks)
-        return self.pipeline.prepare_identity(embedding, aligned)
+        context = self.pipeline.prepare_identity(embedding, aligned)
+        context.blendshapes = observation.blendshapes
+        return context
+
+    def driver_analyzer(self, mapping=None, identity_neutral: np.ndarray | None = None):
+        """A fresh per-stream analyzer speaking this generator's expression format.
+
+        identity_neutral: the identity photo's blendshapes (IdentityContext.blendshapes), for relative mode.
+        """
+        from retarget.driving import DriverAnalyzer
+
+        return DriverAnalyzer(
+            self.pipeline.expression_kind,
+            self.landmarker_path,
+            mapping,
+            identity_neutral=identity_neutral,
+            smirk_path=self.smirk_path,
+            device=str(self.pipeline.device),
+        )
 
     def expression_from_observation(self, image: np.ndarray, observation: FaceObservation) -> np.ndarray:
         kind = self.pipeline.expression_kind

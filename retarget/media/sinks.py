@@ -370,7 +370,12 @@ class BlendshapeCsvWriter(_Sink):
         self._writer.writerow(("timestamp", *BLENDSHAPE_NAMES))
         self.rows_written = 0
 
-    def write(self, time: float, blendshapes: np.ndarray) -> None:
+    def write(self, time: float, blendshapes: np.ndarray | None) -> None:
+        """One row; `None` (no face in that frame) writes empty cells, which read back as no face."""
+        if blendshapes is None:
+            self._writer.writerow((repr(float(time)), *([""] * len(BLENDSHAPE_NAMES))))
+            self.rows_written += 1
+            return
         values = np.asarray(blendshapes, dtype=np.float32).reshape(-1)
         if values.size != len(BLENDSHAPE_NAMES):
             raise ValueError(f"expected {len(BLENDSHAPE_NAMES)} blendshapes, got {values.size}")

@@ -491,7 +491,13 @@ class BlendshapeCsvSource(FrameSource):
             raise BadInputError(f"{self.path}: is missing blendshape columns {shown}")
         body = rows[1:]
         values = np.zeros((len(body), len(BLENDSHAPE_NAMES)), dtype=np.float32)
+        # A row whose blendshape cells are all empty is a frame with no face (as `retarget extract` writes it).
+        self._no_face = np.array(
+            [all(col >= len(row) or not row[col].strip() for col in columns.values()) for row in body], dtype=bool
+        )
         for r, row in enumerate(body):
+            if self._no_face[r]:
+                continue
             try:
                 for b, col in columns.items():
                     values[r, b] = float(row[col])
@@ -543,7 +549,8 @@ class BlendshapeCsvSource(FrameSource):
             raise StopIteration
         i = self._index
         self._index += 1
-        return Frame(index=i, time=float(self._times[i]), blendshapes=self._values[i].copy())
+        blendshapes = None if self._no_face[i] else self._values[i].copy()
+        return Frame(index=i, time=float(self._times[i]), blendshapes=blendshapes)
 
 
 _WEBCAM = re.compile(r"^(?:webcam:(?P<dev>.+)|(?P<node>/dev/video\d+))$")

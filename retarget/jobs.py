@@ -1,0 +1,128 @@
+"""Headless video jobs: one driver or many, optionally split across processes with accelerate.
+
+Under `accelerate launch`, driver files are shared out across processes (each rendered exactly
+once, with deterministic output names); one long video is split into frame ranges that every
+process renders into the same work folder, and the main process assembles it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+from retarget.engine import VIDEO_SUFFIXES, JobSummary, OfflineRenderer, RenderOptions, _prepare_work_dir, work_dir_for
+from retarget.errors import BadInputError, RetargetError
+
+DRIVER_VIDEO_SUFFIXES = VIDEO_SUFFIXES + (".avi", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".gif")
+
+
+def expand_drivers(drivers: list[Path]) -> tuple[list[Path], bool]:
+    """Driver arguments -> driver files; True when it is a batch (several files, or a folder of videos)."""
+    expanded: list[Path] = []
+    batch = len(drivers) > 1
+    for driver in drivers:
+        if driver.is_dir():
+            videos = sorted(p for p in driver.iterdir() if p.is_file() and p.suffix.lower() in DRIVER_VIDEO_SUFFIXES + (".csv",))
+            if videos:  # a folder of videos is a batch; a folder of images is one image-sequence driver
+                expanded.extend(videos)
+                batch = True
+                continue
+        expanded.append(driver)
+    return expanded, batch
+
+
+def batch_output(out_dir: Path, driver: Path) -> Path:
+    return out_dir / f"{driver.stem}.mp4"
+
+
+def distributed_state():
+    """accelerate's view of the processes when launched with `accelerate launch`, else None (no set-up cost)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def run_video_jobs(renderer: OfflineRenderer, drivers: list[Path], batch: bool, out: Path, options: RenderOptions,
+                   state=None, cancel: threading.Event | None = None) -> list[JobSummary]:
+    rank = state.process_index if state is not None else 0
+    world = state.num_processes if state is not None else 1
+    if batch:
+        if out.suffix:
+            raise BadInputError(f"--out {out}: several drivers need an output folder, not a file name")
+        stems = [d.stem for d in drivers]
+        duplicates = sorted({s for s in stems if stems.count(s) > 1})
+        if duplicates:
+            raise BadInputError(f"drivers share the output name {duplicates[0]}.mp4; rename them")
+        mine = drivers[rank::world]
+        summaries = [renderer.render(str(d), batch_output(out, d), options, cancel=cancel, rank=rank) for d in mine]
+    elif world > 1:
+        summaries = [_render_split(renderer, drivers[0], out, options, state, cancel)]
+    else:
+        summaries = [renderer.render(str(drivers[0]), out, options, cancel=cancel)]
+    if state is not None:
+        from accelerate.utils import gather_object
+
+        summaries = [JobSummary(**s) for s in gather_object([asdict(s) for s in summaries])]
+    return summaries
+
+
+def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: RenderOptions, state, cancel) -> JobSummary:
+    """One video, frame ranges across processes; the main process prepares the work folder and assembles."""
+    from retarget.media.sources import open_source
+
+    with open_source(str(driver)) as source:
+        total = source.frame_count
+    if not total:
+        raise BadInputError(f"{driver}: frame count unknown or zero; cannot split it across processes")
+    rank, world = state.process_index, state.num_processes
+    share = -(-total // world)
+    frame_range = (rank * share, min(total, (rank + 1) * share))
+    if state.is_main_process:
+        manifest = renderer.manifest(str(driver), renderer.make_analyzer().mapping)
+        _prepare_work_dir(work_dir_for(out), manifest, options.resume)
+    state.wait_for_everyone()
+    mine = RenderOptions(**{**asdict(options), "frame_range": frame_range, "assemble": False, "resume": True})
+    summary = renderer.render(str(driver), out, mine, cancel=cancel, rank=rank)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        summary.audio = renderer.assemble(str(driver), out, work_dir_for(out), summary.frames,
+                                          _rate(driver), _has_audio(driver), options.side_by_side)
+    state.wait_for_everyone()
+    return summary
+
+
+def _rate(driver: Path):
+    from retarget.media.sinks import frame_rate
+    from retarget.media.sources import open_source
+
+    with open_source(str(driver)) as source:
+        return getattr(source, "frame_rate", None) or frame_rate(source.fps or 25.0)
+
+
+def _has_audio(driver: Path) -> bool:
+    from retarget.media.sources import open_source
+
+    with open_source(str(driver)) as source:
+        return bool(getattr(source, "has_audio", False))
+
+
+def summary_table(summaries: list[JobSummary]) -> str:
+    header = ("driver", "output", "frames", "no face", "rendered", "reused", "seconds", "frames/s", "process")
+    rows = [
+        (Path(s.driver).name, Path(s.output).name, str(s.frames), str(s.frames_without_face), str(s.rendered),
+         str(s.reused), f"{s.seconds:.1f}", f"{s.fps:.2f}", str(s.rank))
+        for s in summaries
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def print_summary(summaries: list[JobSummary], state=None) -> None:
+    if state is None or state.is_main_process:
+        print(summary_table(summaries), file=sys.stdout)
