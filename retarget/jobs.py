@@ -42,9 +42,11 @@ def distributed_state():
     """accelerate's view of the processes when launched with `accelerate launch`, else None (no set-up cost)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
+    import torch
     from accelerate import PartialState
 
-    return PartialState()
+    # Without CUDA, accelerate only forms a process group (gloo) when told it runs on CPUs.
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def run_video_jobs(renderer: OfflineRenderer, drivers: list[Path], batch: bool, out: Path, options: RenderOptions,

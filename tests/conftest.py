@@ -38,3 +38,29 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.setenv("HF_HOME", str(cache / "huggingface"))
+
+
+@pytest.fixture(scope="session")
+def blendshape_models_dir(tmp_path_factory) -> Path:
+    """Tiny random models whose Expression Adapter takes the 52 MediaPipe blendshapes (no SMIRK)."""
+    from retarget.testmodels import write_test_models
+
+    return write_test_models(tmp_path_factory.mktemp("models") / "tiny52", size="tiny", exp_dim=52, progress=lambda *_: None)
+
+
+def cut_clip(source: Path, out: Path, frames: int) -> Path:
+    """The first `frames` frames of a video, re-encoded (no audio): short drivers for slow paths."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
+        stream_in = src.streams.video[0]
+        stream = dst.add_stream("libx264", rate=stream_in.average_rate)
+        stream.width, stream.height, stream.pix_fmt = stream_in.width, stream_in.height, "yuv420p"
+        for i, frame in enumerate(src.decode(video=0)):
+            if i >= frames:
+                break
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+    return out
