@@ -29,6 +29,7 @@ class DrivenFrame:
     blendshapes: np.ndarray  # the 52 mapped blendshapes (for display and CSV export); raw ones for FLAME drivers
     face_found: bool
     capture_time: float | None = None  # monotonic seconds, for live latency
+    raw_blendshapes: np.ndarray | None = None  # what the landmarker saw (None: no face); "Set neutral" uses it
 
 
 class DriverAnalyzer:
@@ -114,7 +115,7 @@ class DriverAnalyzer:
             shown = raw if face_found else np.zeros(52, np.float32)
             if face_found and self.mapping.mirror:
                 shown = mirror_blendshapes(shown)
-            return DrivenFrame(frame.index, frame.time, frame.image, self._last_flame.copy(), shown, face_found, capture_time)
+            return DrivenFrame(frame.index, frame.time, frame.image, self._last_flame.copy(), shown, face_found, capture_time, raw)
         mapped = self.mapper(raw, frame.time)
         expression = mapped[1:] if self.expression_kind == "blendshapes51" else mapped
-        return DrivenFrame(frame.index, frame.time, frame.image, expression, mapped, face_found, capture_time)
+        return DrivenFrame(frame.index, frame.time, frame.image, expression, mapped, face_found, capture_time, raw)

@@ -57,10 +57,12 @@ def test_video_keeps_frame_count_rate_and_audio(tmp_path, tiny_models_dir, share
     assert not work_dir_for(out).exists()
 
     silent = tmp_path / "silent.mp4"
+    both = tmp_path / "both.mp4"
     assert main([*common_args(tiny_models_dir, shared_dir, landmarker_path), "--driver", str(media / "driver_d0.mp4"),
-                 "--out", str(silent), "--batch-size", "8"]) == 0
+                 "--out", str(silent), "--batch-size", "8", "--side-by-side", str(both)]) == 0
     facts = video_facts(silent)
     assert facts["frames"] == 78 and facts["audio"] is None
+    assert video_facts(both)["frames"] == 78
 
 
 def test_extract_then_csv_drives_like_the_video(tmp_path, shared_dir, landmarker_path, capsys):
