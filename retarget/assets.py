@@ -7,6 +7,7 @@ A models folder has the `FoivosPar/Arc2Face` repo's paths at its top, the base m
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -92,9 +93,22 @@ def _check_required(files: ModelFiles, where: str) -> None:
         raise MissingWeightsError(f"model files missing in {where}: {', '.join(missing)}; {FETCH_HINT}")
 
 
+def user_cache_dir() -> Path:
+    """~/.cache/retarget (or under $XDG_CACHE_HOME): the landmarker model and random test sets."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "retarget"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def test_models_cache() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "retarget" / "testmodels"
+    return user_cache_dir() / "testmodels"
 
 
 def _random_models(size: str, progress) -> ModelFiles:

@@ -257,11 +257,12 @@ def _neutral_from_frame(retargeter, driver: str, index: int):
 
 
 def _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, args, files, state, started) -> int:
-    from retarget.engine import OfflineRenderer, RenderOptions, identity_fingerprint
+    from retarget.assets import file_sha256
+    from retarget.engine import OfflineRenderer, RenderOptions
     from retarget.jobs import print_summary, run_video_jobs
 
     job_key = {
-        "identity": identity_fingerprint(args.identity),
+        "identity": file_sha256(args.identity),
         "models": files.description,
         "exp_adapter": str(args.exp_adapter) if args.exp_adapter else None,
         "ref_lora": str(args.ref_lora) if args.ref_lora else None,

@@ -11,7 +11,6 @@ reports input fps, output fps and capture-to-output latency.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import queue
@@ -473,11 +472,3 @@ class LiveSession:
             self._fail(err)
         finally:
             self.finished.set()
-
-
-def identity_fingerprint(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retarget.assets import file_sha256, user_cache_dir
 from retarget.errors import BadInputError, MissingWeightsError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES, NUM_BLENDSHAPES
 
@@ -51,19 +52,6 @@ def _native_stderr_silenced():
         os.close(saved)
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "retarget"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def find_landmarker_model(
     explicit: str | os.PathLike | None = None,
     models_dir: Path | None = None,
@@ -85,9 +73,9 @@ def find_landmarker_model(
         return path
     if models_dir is not None and (Path(models_dir) / LANDMARKER_FILENAME).is_file():
         return Path(models_dir) / LANDMARKER_FILENAME
-    cached = _cache_dir() / LANDMARKER_FILENAME
+    cached = user_cache_dir() / LANDMARKER_FILENAME
     # The cache only ever holds our verified download, so a mismatch means damage: fetch again.
-    if cached.is_file() and _sha256(cached) == LANDMARKER_SHA256:
+    if cached.is_file() and file_sha256(cached) == LANDMARKER_SHA256:
         return cached
     if not download:
         raise MissingWeightsError(f"MediaPipe face landmarker model {LANDMARKER_FILENAME} not found; {_HOW_TO_FIX}")
