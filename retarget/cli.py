@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from retarget.errors import BadInputError, JobInterrupted, RetargetError
-from retarget.settings import PAPER_CFG, PAPER_EXP_SCALE, PAPER_REF_SCALE, PAPER_STEPS, GenerationSettings
+from retarget.settings import PAPER_CFG, PAPER_EXP_SCALE, PAPER_REF_SCALE, PAPER_STEPS, PRESETS, GenerationSettings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 MODELS_HELP = (
@@ -61,6 +61,14 @@ def headless_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial noise (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     parser.add_argument("--dtype", choices=("auto", "fp16", "bf16", "fp32"), default="auto", help="auto = fp16 on CUDA, fp32 elsewhere")
+    speed = parser.add_argument_group("speed")
+    speed.add_argument("--preset", choices=tuple(PRESETS),
+                       help="sampling preset, overriding --steps/--cfg: "
+                            + "; ".join(f"{p.name} = {p.steps} steps, CFG {p.cfg} ({p.trade})" for p in PRESETS.values()))
+    speed.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster on GPUs, same output)")
+    speed.add_argument("--tiny-vae", metavar="SRC", help="decode with TAESD (e.g. madebyollin/taesd or a folder): faster, slightly less detail")
+    speed.add_argument("--min-change", type=float, default=0.0,
+                       help="live: skip generation while the expression changed less than this (mean absolute change); 0 = off")
     video = parser.add_argument_group("video drivers")
     video.add_argument("--batch-size", type=int, default=4, help="frames per generator call (default 4)")
     video.add_argument("--resume", action="store_true", help="continue a stopped job from the frames already rendered")
@@ -113,11 +121,24 @@ def extract_parser() -> argparse.ArgumentParser:
 
 
 def bench_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="retarget bench", description="Benchmarks (figures printed, nothing asserted).")
-    parser.add_argument("stage", choices=("perception",), help="perception: decode + landmarks + mapping frames/s")
-    parser.add_argument("video", type=Path)
+    parser = argparse.ArgumentParser(
+        prog="retarget bench",
+        description="Benchmarks: figures printed (and written with --json), nothing asserted. "
+                    "`retarget bench perception VIDEO` times decode + landmarks + mapping only.",
+    )
+    parser.add_argument("stage", nargs="?", choices=("all", "perception"), default="all")
+    parser.add_argument("video", nargs="?", type=Path, help="perception: the video to time")
+    parser.add_argument("--models", default="random:sd15", help="as for --headless; default random:sd15 (full-size shapes: timings do not depend on weights)")
+    parser.add_argument("--driver", type=Path, help="driver video (default: a synthetic one)")
+    parser.add_argument("--identity", type=Path, help="identity photo for the reference pass (default: random pixels)")
+    parser.add_argument("--frames", type=int, default=8, help="frames per end-to-end run (default 8)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", choices=("auto", "fp16", "bf16", "fp32"), default="auto")
     parser.add_argument("--landmarker", type=Path)
-    parser.add_argument("--repeat", type=int, default=2, help="runs; the best is reported (default 2)")
+    parser.add_argument("--repeat", type=int, default=2, help="timed repetitions; the best is reported (default 2)")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     return parser
 
 
@@ -175,6 +196,10 @@ def run_headless(args: argparse.Namespace) -> int:
         seed=args.seed,
         per_frame_noise=args.per_frame_noise,
     )
+    if args.preset:
+        from retarget.settings import preset_settings
+
+        settings = preset_settings(args.preset, settings)
     settings.validate()
     mapping = mapping_settings(args)
     drivers = args.driver
@@ -221,6 +246,10 @@ def run_headless(args: argparse.Namespace) -> int:
         landmarker_path=args.landmarker,
         smirk_path=args.smirk,
     ) as retargeter:
+        if args.channels_last:
+            retargeter.pipeline.enable_channels_last()
+        if args.tiny_vae:
+            retargeter.pipeline.use_tiny_vae(args.tiny_vae)
         context = retargeter.identity_from_image(identity_image, source=str(args.identity))
         if still:
             expression = retargeter.expression_from_image(driver_image, source=str(drivers[0]))
@@ -238,7 +267,7 @@ def run_headless(args: argparse.Namespace) -> int:
             return analyzer
 
         if webcam:
-            return _run_live(retargeter, context, make_analyzer(), settings, str(drivers[0]), args.out)
+            return _run_live(retargeter, context, make_analyzer(), settings, str(drivers[0]), args.out, args.min_change)
         return _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, args, files, state, started)
 
 
@@ -281,7 +310,7 @@ def _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, a
     return 0
 
 
-def _run_live(retargeter, context, analyzer, settings, driver: str, out: Path) -> int:
+def _run_live(retargeter, context, analyzer, settings, driver: str, out: Path, min_change: float = 0.0) -> int:
     """Webcam without a window: render the newest frame continuously and record it until Ctrl-C."""
     from retarget.engine import LiveSession
     from retarget.media.sinks import VideoSink
@@ -293,7 +322,7 @@ def _run_live(retargeter, context, analyzer, settings, driver: str, out: Path) -
     size = retargeter.pipeline.image_size
     sink = VideoSink(out, source.fps or 25.0, (size, size))
     session = LiveSession(retargeter.pipeline, context, analyzer, settings, source,
-                          on_output=lambda driven, image, stats: sink.write(image))
+                          on_output=lambda driven, image, stats: sink.write(image), min_change=min_change)
     session.start()
     try:
         while not session.wait(timeout=1.0):
@@ -355,9 +384,33 @@ def run_extract(argv: list[str]) -> int:
 
 def run_bench(argv: list[str]) -> int:
     args = bench_parser().parse_args(argv)
-    from retarget.extract import benchmark_perception
+    if args.stage == "perception":
+        if args.video is None:
+            raise RetargetError("retarget bench perception needs a VIDEO")
+        from retarget.extract import benchmark_perception
 
-    print(benchmark_perception(args.video, landmarker=args.landmarker, repeat=args.repeat))
+        print(benchmark_perception(args.video, landmarker=args.landmarker, repeat=args.repeat))
+        return 0
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        raise RetargetError(f"--presets: unknown {unknown[0]}; choose from {', '.join(PRESETS)}")
+    if args.frames < 1 or args.batch_size < 1:
+        raise RetargetError("--frames and --batch-size must be at least 1")
+    _quiet_libraries()
+    from retarget.assets import resolve_models
+    from retarget.benchmark import format_table, run_benchmark, write_json
+    from retarget.pipeline import pick_device
+
+    files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
+    device = pick_device(args.device)
+    results = run_benchmark(files, device, _dtype(args.dtype, device), driver=args.driver, identity=args.identity,
+                            landmarker=args.landmarker, frames=args.frames, batch_size=args.batch_size,
+                            presets=presets, repeat=args.repeat, log=lambda line: print(line, file=sys.stderr))
+    print(format_table(results))
+    if args.json:
+        write_json(results, args.json)
+        print(f"wrote {args.json}")
     return 0
 
 

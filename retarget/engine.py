@@ -334,6 +334,7 @@ class LiveStats:
     captured: int = 0
     rendered: int = 0
     dropped: int = 0
+    skipped: int = 0
     frames_without_face: int = 0
 
 
@@ -394,6 +395,9 @@ class LiveSession:
     on_error: Callable[[BaseException], None] | None = None
     # A file played "live" is paced at its own frame rate, like a camera.
     pace: bool | None = None
+    # Fast live preset: no new generation while the expression moved less than this
+    # (mean absolute change of the expression vector since the last generated frame); 0 = always generate.
+    min_change: float = 0.0
     stats: LiveStats = field(default_factory=LiveStats)
 
     def __post_init__(self) -> None:
@@ -452,6 +456,7 @@ class LiveSession:
             self._slot.close()
 
     def _render(self) -> None:
+        last_image, last_expression = None, None
         try:
             while not self._stop.is_set():
                 item = self._slot.take(timeout=0.5)
@@ -461,7 +466,12 @@ class LiveSession:
                     continue
                 frame, captured_at = item
                 driven = self.analyzer(frame, capture_time=captured_at)
-                image = self.pipeline.generate(self.context, driven.expression[None], self.settings)[0]
+                if last_image is not None and np.abs(driven.expression - last_expression).mean() < self.min_change:
+                    image = last_image  # the face barely moved: show the last output again
+                    self.stats.skipped += 1
+                else:
+                    image = self.pipeline.generate(self.context, driven.expression[None], self.settings)[0]
+                    last_image, last_expression = image, driven.expression
                 now = time.monotonic()
                 self.stats.rendered += 1
                 self.stats.output_fps = self._out_rate.tick(now)

@@ -83,7 +83,7 @@ class RetargetPipeline:
         install_reference_processors(self.unet, self.bank)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.reference_passes = 0
-        self._lora_scale: float | None = None
+        self.tiny_vae = None  # TAESD decoder, when chosen for speed
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -213,7 +213,7 @@ class RetargetPipeline:
             return dict(bank.features)
         finally:
             self.unet.enable_adapters()
-            self._lora_scale = None
+            bank.lora_scale = None
             bank.mode, bank.features = ReferenceBank.OFF, {}
 
     # ------------------------------------------------------------------ adapters' knobs
@@ -231,14 +231,14 @@ class RetargetPipeline:
                 processor.scale = [scale]
 
     def _set_reference_scale(self, scale: float) -> None:
-        if not self.has_reference or scale == self._lora_scale:
+        if not self.has_reference or scale == self.bank.lora_scale:
             return
         if scale == 0:
             self.unet.disable_adapters()
         else:
             self.unet.enable_adapters()
             self.unet.set_adapters([REFERENCE_ADAPTER], weights=[scale])
-        self._lora_scale = scale
+        self.bank.lora_scale = scale  # also keys the cached reference keys/values, which carry the LoRA
 
     # ------------------------------------------------------------------ sampling
     def noise_for(self, settings: GenerationSettings, batch: int, frame_indices=None) -> torch.Tensor:
@@ -335,8 +335,32 @@ class RetargetPipeline:
             return uncond_eps, cond_eps
         return None, eps
 
+    # ------------------------------------------------------------------ speed options
+    def enable_channels_last(self) -> None:
+        """NHWC memory layout for the convolution-heavy UNet and VAE (faster on GPUs; same results)."""
+        self.unet.to(memory_format=torch.channels_last)
+        self.vae.to(memory_format=torch.channels_last)
+
+    def use_tiny_vae(self, source: str | Path) -> None:
+        """Decode with TAESD (`madebyollin/taesd` or a local folder): much faster, slightly less detail.
+
+        The reference photo is still encoded with the full VAE, as the Reference Adapter was trained.
+        """
+        from diffusers import AutoencoderTiny
+
+        try:
+            tiny = AutoencoderTiny.from_pretrained(str(source), torch_dtype=self.dtype)
+        except (OSError, ValueError) as err:
+            raise MissingWeightsError(f"cannot load the tiny VAE from {source}: {str(err).splitlines()[0][:160]}") from None
+        self.tiny_vae = tiny.to(self.device).eval().requires_grad_(False)
+
     def decode(self, latents: torch.Tensor, output: str = "numpy"):
-        images = self.vae.decode((latents / self.vae.config.scaling_factor).to(self.dtype)).sample
+        """Latents -> images, all frames of the batch in one decoder call."""
+        if self.tiny_vae is not None:
+            decoder, scaling = self.tiny_vae, self.tiny_vae.config.scaling_factor
+        else:
+            decoder, scaling = self.vae, self.vae.config.scaling_factor
+        images = decoder.decode((latents / scaling).to(self.dtype)).sample
         images = (images.float() / 2 + 0.5).clamp(0, 1)
         if output == "pt":
             return images

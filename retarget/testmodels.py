@@ -225,3 +225,20 @@ def write_test_models(out: Path, size: str = "tiny", seed: int = 0, exp_dim: int
 
 def is_test_model(folder: Path) -> bool:
     return (Path(folder) / TEST_MODEL_MARKER).exists()
+
+
+TINY_VAE_CONFIGS = {
+    # TAESD's layout; the tiny one upsamples 4x to match the tiny VAE.
+    "tiny": dict(encoder_block_out_channels=(8, 8, 8), decoder_block_out_channels=(8, 8, 8),
+                 num_encoder_blocks=(1, 1, 1), num_decoder_blocks=(1, 1, 1)),
+    "sd15": dict(),
+}
+
+
+def write_tiny_vae(out: Path, size: str = "tiny", seed: int = 0) -> Path:
+    """A random TAESD-style AutoencoderTiny (for tests and timing of the --tiny-vae option)."""
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(seed)
+    AutoencoderTiny(**TINY_VAE_CONFIGS[size]).save_pretrained(out, safe_serialization=True)
+    return Path(out)

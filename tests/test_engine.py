@@ -302,3 +302,32 @@ def test_accelerate_splits_one_long_video_into_frame_ranges(tmp_path, tiny_model
     for a, b in zip(frames, sorted(single.glob("*.png"))):
         diff = np.abs(np.asarray(Image.open(a)).astype(int) - np.asarray(Image.open(b)).astype(int))
         assert diff.max() <= 2, a.name
+
+
+class StillAnalyzer(PassThroughAnalyzer):
+    """Expression that changes only every 10th frame."""
+
+    def __call__(self, frame, capture_time=None):
+        driven = super().__call__(frame, capture_time)
+        driven.expression = np.full(52, (frame.index // 10) * 0.5, np.float32)
+        return driven
+
+
+def test_live_skips_generation_while_the_expression_barely_changes():
+    calls = []
+
+    class CountingGenerator(SlowGenerator):
+        def generate(self, context, expressions, settings, **kwargs):
+            calls.append(float(expressions[0][0]))
+            return np.full((1, 4, 4, 3), len(calls), np.uint8)
+
+    source = CountingSource(limit=40)
+    generator = CountingGenerator(source)
+    outputs = []
+    session = LiveSession(generator, None, StillAnalyzer(source, generator), GenerationSettings(), source,
+                          on_output=lambda d, image, s: outputs.append(int(image[0, 0, 0])), pace=False, min_change=0.1)
+    session.start()
+    assert session.wait(timeout=30)
+    session.stop()
+    assert session.stats.skipped > 0 and len(calls) < session.stats.rendered
+    assert len(set(calls)) == len(calls)  # generated only when the expression changed

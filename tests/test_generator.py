@@ -195,3 +195,46 @@ def test_wrong_expression_width_is_a_clear_error(pipe, context):
 
     with pytest.raises(RetargetError, match="takes 55 values"):
         pipe.generate(context, np.zeros((1, 52), np.float32), GenerationSettings(**FAST))
+
+
+def test_cached_reference_projections_are_exact_and_reused(pipe, context):
+    exp = expressions(3, 9)
+    settings = GenerationSettings(**FAST)
+    pipe.bank.cache_projections = False
+    uncached = pipe.generate(context, exp, settings, output="pt")
+    pipe.bank.cache_projections = True
+    pipe.bank.clear_cache()
+    cached = pipe.generate(context, exp, settings, output="pt")
+    torch.testing.assert_close(cached, uncached, rtol=1e-5, atol=1e-5)
+    first = {name: entry[2] for name, entry in pipe.bank._projections.items()}
+    assert len(first) == len(context.reference)
+    pipe.generate(context, expressions(2, 10), settings)
+    assert all(pipe.bank._projections[name][2] is tensor for name, tensor in first.items())  # projected once per identity
+    # another LoRA scale re-projects (the LoRA lives in to_k/to_v)
+    pipe.generate(context, expressions(1, 11), GenerationSettings(ref_scale=0.5, **FAST))
+    assert all(pipe.bank._projections[name][2] is not tensor for name, tensor in first.items())
+
+
+def test_channels_last_gives_the_same_images(files, context):
+    exp = expressions(2, 12)
+    plain = RetargetPipeline.from_files(files)
+    fast = RetargetPipeline.from_files(files)
+    fast.enable_channels_last()
+    a = plain.generate(plain.prepare_identity(unit_vectors(1, 0)[0], reference_photo(0)), exp, GenerationSettings(**FAST), output="pt")
+    b = fast.generate(fast.prepare_identity(unit_vectors(1, 0)[0], reference_photo(0)), exp, GenerationSettings(**FAST), output="pt")
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_tiny_vae_decodes_at_the_same_size(files, tmp_path):
+    from retarget.testmodels import write_tiny_vae
+
+    pipe = RetargetPipeline.from_files(files)
+    ctx = pipe.prepare_identity(unit_vectors(1, 0)[0], reference_photo(0))
+    full = pipe.generate(ctx, expressions(1, 13), GenerationSettings(**FAST))
+    pipe.use_tiny_vae(write_tiny_vae(tmp_path / "taesd"))
+    tiny = pipe.generate(ctx, expressions(1, 13), GenerationSettings(**FAST))
+    assert tiny.shape == full.shape and not np.array_equal(tiny, full)
+    from retarget.errors import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError, match="tiny VAE"):
+        pipe.use_tiny_vae(tmp_path / "nowhere")

@@ -24,6 +24,25 @@ class ReferenceBank:
         self.features: dict[str, torch.Tensor] = {}
         # Rows [cond_start:] of the batch are conditional (diffusers puts [uncond, cond] for CFG).
         self.cond_start = 0
+        # The reference tokens' keys/values depend only on the identity and the LoRA scale, so at
+        # inference they are projected once per identity instead of at every step and frame.
+        self.cache_projections = True
+        self.lora_scale: float | None = None
+        self._projections: dict[str, tuple] = {}
+
+    def reference_projections(self, name: str, attn, reference: torch.Tensor):
+        """to_k/to_v of the reference tokens, cached per (features tensor, LoRA scale) unless gradients flow."""
+        if not self.cache_projections or torch.is_grad_enabled():
+            return attn.to_k(reference), attn.to_v(reference)
+        key = (id(reference), reference.shape, self.lora_scale)
+        cached = self._projections.get(name)
+        if cached is None or cached[0] != key or cached[1] is not reference:
+            cached = (key, reference, attn.to_k(reference), attn.to_v(reference))
+            self._projections[name] = cached
+        return cached[2], cached[3]
+
+    def clear_cache(self) -> None:
+        self._projections = {}
 
 
 class ReferenceAttnProcessor:
@@ -52,24 +71,24 @@ class ReferenceAttnProcessor:
             raise ValueError("reference attention supports unmasked (batch, tokens, channels) self-attention only")
         reference = bank.features[self.name]
         start = bank.cond_start
-        cond = self._attend_with_reference(attn, hidden_states[start:], reference)
+        cond = self._attend_with_reference(attn, hidden_states[start:], *bank.reference_projections(self.name, attn, reference))
         if start == 0:
             return cond
         uncond = self.plain(attn, hidden_states[:start], None, None, temb)
         return torch.cat([uncond, cond])
 
     @staticmethod
-    def _attend_with_reference(attn: Attention, hidden: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    def _attend_with_reference(attn: Attention, hidden: torch.Tensor, ref_key: torch.Tensor, ref_value: torch.Tensor) -> torch.Tensor:
+        # Projections are row-wise, so to_k([own; reference]) == [to_k(own); to_k(reference)]:
+        # the reference part can come from the per-identity cache.
         batch = hidden.shape[0]
-        if reference.shape[0] != batch:
-            if reference.shape[0] != 1:
-                raise ValueError(f"{reference.shape[0]} reference feature sets for {batch} conditional rows")
-            reference = reference.expand(batch, -1, -1)
-        reference = reference.to(hidden.dtype)
-        context = torch.cat([hidden, reference], dim=1)
+        if ref_key.shape[0] != batch:
+            if ref_key.shape[0] != 1:
+                raise ValueError(f"{ref_key.shape[0]} reference feature sets for {batch} conditional rows")
+            ref_key, ref_value = ref_key.expand(batch, -1, -1), ref_value.expand(batch, -1, -1)
         query = attn.to_q(hidden)
-        key = attn.to_k(context)
-        value = attn.to_v(context)
+        key = torch.cat([attn.to_k(hidden), ref_key.to(hidden.dtype)], dim=1)
+        value = torch.cat([attn.to_v(hidden), ref_value.to(hidden.dtype)], dim=1)
         head_dim = key.shape[-1] // attn.heads
 
         def heads(x: torch.Tensor) -> torch.Tensor:
