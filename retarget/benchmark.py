@@ -55,7 +55,8 @@ def _synthetic_video(path: Path, frames: int, size: int = 512) -> Path:
 
 def run_benchmark(files, device: torch.device, dtype: torch.dtype, driver: Path | None = None,
                   identity: Path | None = None, landmarker: Path | None = None, frames: int = 8,
-                  batch_size: int = 4, presets: list[str] | None = None, repeat: int = 2, log=print) -> dict:
+                  batch_size: int = 4, presets: list[str] | None = None, repeat: int = 2, log=print,
+                  lcm_lora: str | None = None, tiny_vae: str | None = None) -> dict:
     from retarget.driving import DriverAnalyzer
     from retarget.engine import perception_stream
     from retarget.expression.mapping import ExpressionMapper
@@ -100,6 +101,8 @@ def run_benchmark(files, device: torch.device, dtype: torch.dtype, driver: Path 
 
     log("loading models ...")
     pipe = RetargetPipeline.from_files(files, device, dtype)
+    if lcm_lora:
+        pipe.load_lcm_lora(lcm_lora)
     rng = np.random.default_rng(0)
     embedding = rng.normal(size=512).astype(np.float32)
     embedding /= np.linalg.norm(embedding)
@@ -129,6 +132,10 @@ def run_benchmark(files, device: torch.device, dtype: torch.dtype, driver: Path 
     with torch.no_grad():
         decoded_latents = pipe.noise_for(settings, batch_size).to(device, torch.float32)
     stages["vae_decode_ms_per_frame"] = 1000 * _timed(lambda: pipe.decode(decoded_latents), device, repeat) / batch_size
+    if tiny_vae:
+        pipe.use_tiny_vae(tiny_vae)
+        stages["tiny_vae_decode_ms_per_frame"] = 1000 * _timed(lambda: pipe.decode(decoded_latents), device, repeat) / batch_size
+        pipe.tiny_vae = None  # presets below are timed with the full VAE, as the paper decodes
     image = pipe.generate(context, expressions[:1], GenerationSettings(steps=1))[0]
 
     def encode():
@@ -201,6 +208,8 @@ def format_table(results: dict) -> str:
         f"UNet step (batch {s['unet_step_batch']}, CFG)               {s['unet_step_ms']:10.1f} ms",
         f"VAE decode                             {s['vae_decode_ms_per_frame']:10.1f} ms/frame",
         f"video encode                           {s['encode_ms_per_frame']:10.1f} ms/frame",
+        *([f"TAESD decode                           {s['tiny_vae_decode_ms_per_frame']:10.1f} ms/frame"]
+          if "tiny_vae_decode_ms_per_frame" in s else []),
         "",
         "preset     steps  cfg   offline frames/s  live latency ms  trade",
     ]

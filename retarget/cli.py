@@ -65,6 +65,7 @@ def headless_parser() -> argparse.ArgumentParser:
     speed.add_argument("--preset", choices=tuple(PRESETS),
                        help="sampling preset, overriding --steps/--cfg: "
                             + "; ".join(f"{p.name} = {p.steps} steps, CFG {p.cfg} ({p.trade})" for p in PRESETS.values()))
+    speed.add_argument("--lcm-lora", metavar="SRC", help="load the LCM-LoRA (latent-consistency/lcm-lora-sdv1-5, a folder or file) for --preset lcm")
     speed.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster on GPUs, same output)")
     speed.add_argument("--tiny-vae", metavar="SRC", help="decode with TAESD (e.g. madebyollin/taesd or a folder): faster, slightly less detail")
     speed.add_argument("--min-change", type=float, default=0.0,
@@ -133,7 +134,9 @@ def bench_parser() -> argparse.ArgumentParser:
     parser.add_argument("--identity", type=Path, help="identity photo for the reference pass (default: random pixels)")
     parser.add_argument("--frames", type=int, default=8, help="frames per end-to-end run (default 8)")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets")
+    parser.add_argument("--presets", default="quality,balanced,fast", help=f"comma-separated presets from {', '.join(PRESETS)} (lcm needs --lcm-lora)")
+    parser.add_argument("--lcm-lora", metavar="SRC", help="LCM-LoRA for the lcm preset")
+    parser.add_argument("--tiny-vae", metavar="SRC", help="time decoding with TAESD too")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", choices=("auto", "fp16", "bf16", "fp32"), default="auto")
     parser.add_argument("--landmarker", type=Path)
@@ -250,6 +253,8 @@ def run_headless(args: argparse.Namespace) -> int:
             retargeter.pipeline.enable_channels_last()
         if args.tiny_vae:
             retargeter.pipeline.use_tiny_vae(args.tiny_vae)
+        if args.lcm_lora:
+            retargeter.pipeline.load_lcm_lora(args.lcm_lora)
         context = retargeter.identity_from_image(identity_image, source=str(args.identity))
         if still:
             expression = retargeter.expression_from_image(driver_image, source=str(drivers[0]))
@@ -404,9 +409,12 @@ def run_bench(argv: list[str]) -> int:
 
     files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
     device = pick_device(args.device)
+    if "lcm" in presets and not args.lcm_lora:
+        raise RetargetError("--presets lcm needs --lcm-lora (latent-consistency/lcm-lora-sdv1-5 or a local copy)")
     results = run_benchmark(files, device, _dtype(args.dtype, device), driver=args.driver, identity=args.identity,
                             landmarker=args.landmarker, frames=args.frames, batch_size=args.batch_size,
-                            presets=presets, repeat=args.repeat, log=lambda line: print(line, file=sys.stderr))
+                            presets=presets, repeat=args.repeat, log=lambda line: print(line, file=sys.stderr),
+                            lcm_lora=args.lcm_lora, tiny_vae=args.tiny_vae)
     print(format_table(results))
     if args.json:
         write_json(results, args.json)

@@ -23,6 +23,8 @@ from retarget.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 REFERENCE_ADAPTER = "reference"
+LCM_ADAPTER = "lcm"
+LCM_LORA_HUB_ID = "latent-consistency/lcm-lora-sdv1-5"
 
 
 @dataclass
@@ -84,6 +86,7 @@ class RetargetPipeline:
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.reference_passes = 0
         self.tiny_vae = None  # TAESD decoder, when chosen for speed
+        self.has_lcm = False
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -213,7 +216,7 @@ class RetargetPipeline:
             return dict(bank.features)
         finally:
             self.unet.enable_adapters()
-            bank.lora_scale = None
+            bank.lora_state = None
             bank.mode, bank.features = ReferenceBank.OFF, {}
 
     # ------------------------------------------------------------------ adapters' knobs
@@ -230,15 +233,36 @@ class RetargetPipeline:
             if hasattr(processor, "to_k_ip"):
                 processor.scale = [scale]
 
-    def _set_reference_scale(self, scale: float) -> None:
-        if not self.has_reference or scale == self.bank.lora_scale:
+    def _set_adapter_weights(self, ref_scale: float, lcm: bool) -> None:
+        """Activate the LoRAs a frame needs: the Reference Adapter at its scale, the LCM-LoRA for the lcm sampler."""
+        state = (ref_scale if self.has_reference else 0.0, lcm and self.has_lcm)
+        if state == self.bank.lora_state or not (self.has_reference or self.has_lcm):
             return
-        if scale == 0:
-            self.unet.disable_adapters()
-        else:
+        names, weights = [], []
+        if state[0] > 0:
+            names.append(REFERENCE_ADAPTER)
+            weights.append(state[0])
+        if state[1]:
+            names.append(LCM_ADAPTER)
+            weights.append(1.0)
+        if names:
             self.unet.enable_adapters()
-            self.unet.set_adapters([REFERENCE_ADAPTER], weights=[scale])
-        self.bank.lora_scale = scale  # also keys the cached reference keys/values, which carry the LoRA
+            self.unet.set_adapters(names, weights=weights)
+        else:
+            self.unet.disable_adapters()
+        self.bank.lora_state = state  # also keys the cached reference keys/values, which carry the LoRAs
+
+    def load_lcm_lora(self, source: str | Path = LCM_LORA_HUB_ID) -> None:
+        """The LCM-LoRA for SD 1.5 (hub id, folder or file), used by the `lcm` sampler."""
+        path = Path(str(source)).expanduser()
+        location, weight_name = (path.parent, path.name) if path.is_file() else (str(source), None)
+        try:
+            self.sd.load_lora_weights(str(location), weight_name=weight_name, adapter_name=LCM_ADAPTER)
+        except Exception as err:  # hub, file and format errors all mean "not usable here"
+            reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            raise MissingWeightsError(f"cannot load the LCM-LoRA from {source} ({reason}); fetch {LCM_LORA_HUB_ID} once with internet") from None
+        self.has_lcm = True
+        self.bank.lora_state = None
 
     # ------------------------------------------------------------------ sampling
     def noise_for(self, settings: GenerationSettings, batch: int, frame_indices=None) -> torch.Tensor:
@@ -279,9 +303,12 @@ class RetargetPipeline:
             )
         if context.num_identities not in (1, batch):
             raise ValueError(f"{context.num_identities} identities for a batch of {batch}")
-        from diffusers import DPMSolverMultistepScheduler
+        from diffusers import DPMSolverMultistepScheduler, LCMScheduler
 
-        scheduler = DPMSolverMultistepScheduler.from_config(self.scheduler_config)
+        if settings.sampler == "lcm" and not self.has_lcm:
+            raise RetargetError(f"the lcm sampler needs the LCM-LoRA: pass --lcm-lora {LCM_LORA_HUB_ID} (or a local copy)")
+        scheduler_class = LCMScheduler if settings.sampler == "lcm" else DPMSolverMultistepScheduler
+        scheduler = scheduler_class.from_config(self.scheduler_config)
         scheduler.set_timesteps(settings.steps, device=self.device)
         if noise is None:
             noise = self.noise_for(settings, batch, frame_indices)
@@ -310,7 +337,7 @@ class RetargetPipeline:
         else:
             text, exp_batch = cond, expressions
         self._set_expression_scale(settings.exp_scale)
-        self._set_reference_scale(settings.ref_scale if use_reference else 0.0)
+        self._set_adapter_weights(settings.ref_scale if use_reference else 0.0, settings.sampler == "lcm")
         return {
             "text": text,
             "extra": self._expression_kwargs(exp_batch),

@@ -8,6 +8,7 @@ PAPER_STEPS = 25
 PAPER_CFG = 3.0
 PAPER_REF_SCALE = 0.8
 PAPER_EXP_SCALE = 1.0
+SAMPLERS = ("dpmsolver++", "lcm")
 
 
 @dataclass
@@ -26,6 +27,8 @@ class GenerationSettings:
     seed: int = 0
     # The same initial noise for every frame keeps a video stable; per-frame noise is for stills.
     per_frame_noise: bool = False
+    # "dpmsolver++" (the paper) or "lcm" (LCMScheduler; needs the LCM-LoRA loaded)
+    sampler: str = "dpmsolver++"
 
     def validate(self) -> None:
         from retarget.errors import RetargetError
@@ -38,6 +41,8 @@ class GenerationSettings:
             raise RetargetError(f"--ref-scale must be 0 or more (got {self.ref_scale})")
         if self.exp_scale < 0:
             raise RetargetError(f"--exp-scale must be 0 or more (got {self.exp_scale})")
+        if self.sampler not in SAMPLERS:
+            raise RetargetError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
 
     @property
     def reference_active(self) -> bool:
@@ -50,12 +55,15 @@ class Preset:
     steps: int
     cfg: float
     trade: str  # what it gives up, shown wherever presets are offered
+    sampler: str = "dpmsolver++"
 
 
 PRESETS = {
     "quality": Preset("quality", PAPER_STEPS, PAPER_CFG, "the paper's settings: best fidelity, slowest"),
     "balanced": Preset("balanced", 12, PAPER_CFG, "about 2x faster; slightly softer detail"),
     "fast": Preset("fast", 6, 2.0, "about 4x faster; weaker guidance, less identity/expression precision"),
+    # The mode the Arc2Face authors document for fast sampling; needs --lcm-lora.
+    "lcm": Preset("lcm", 4, 1.0, "LCM-LoRA, 4 steps, no guidance: about 12x faster; a small loss of quality", "lcm"),
 }
 
 
@@ -64,4 +72,4 @@ def preset_settings(name: str, base: GenerationSettings | None = None) -> Genera
     from dataclasses import replace
 
     preset = PRESETS[name]
-    return replace(base or GenerationSettings(), steps=preset.steps, cfg=preset.cfg)
+    return replace(base or GenerationSettings(), steps=preset.steps, cfg=preset.cfg, sampler=preset.sampler)

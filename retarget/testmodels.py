@@ -242,3 +242,17 @@ def write_tiny_vae(out: Path, size: str = "tiny", seed: int = 0) -> Path:
     torch.manual_seed(seed)
     AutoencoderTiny(**TINY_VAE_CONFIGS[size]).save_pretrained(out, safe_serialization=True)
     return Path(out)
+
+
+def write_lcm_lora(out: Path, models: Path, rank: int = 4, seed: int = 0) -> Path:
+    """A random LoRA in the LCM-LoRA's file format for the UNet of a test set (tests of the lcm preset)."""
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = UNet2DConditionModel.from_pretrained(Path(models) / "arc2face")
+    torch.manual_seed(seed)
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out"]))
+    StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=get_peft_model_state_dict(unet))
+    return Path(out) / "pytorch_lora_weights.safetensors"

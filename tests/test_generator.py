@@ -238,3 +238,29 @@ def test_tiny_vae_decodes_at_the_same_size(files, tmp_path):
 
     with pytest.raises(MissingWeightsError, match="tiny VAE"):
         pipe.use_tiny_vae(tmp_path / "nowhere")
+
+
+def test_lcm_preset_uses_the_lcm_lora_and_scheduler(files, tmp_path):
+    from retarget.errors import RetargetError
+    from retarget.settings import preset_settings
+    from retarget.testmodels import write_lcm_lora
+
+    pipe = RetargetPipeline.from_files(files)
+    ctx = pipe.prepare_identity(unit_vectors(1, 0)[0], reference_photo(0))
+    lcm = preset_settings("lcm")
+    assert (lcm.steps, lcm.cfg, lcm.sampler) == (4, 1.0, "lcm")
+    with pytest.raises(RetargetError, match="LCM-LoRA"):
+        pipe.generate(ctx, expressions(1, 14), lcm)
+    pipe.load_lcm_lora(write_lcm_lora(tmp_path / "lcm", files.unet.parent))
+    calls = []
+    handle = pipe.unet.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
+    try:
+        image = pipe.generate(ctx, expressions(2, 14), lcm)
+    finally:
+        handle.remove()
+    assert calls == [2] * 4  # 4 steps, no guidance: one half only
+    assert set(pipe.unet.active_adapters()) == {"reference", "lcm"}
+    assert image.shape == (2, 64, 64, 3)
+    # back to the paper's sampler: the LCM-LoRA is off again
+    pipe.generate(ctx, expressions(1, 14), GenerationSettings(**FAST))
+    assert pipe.unet.active_adapters() == ["reference"]

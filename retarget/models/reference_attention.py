@@ -27,14 +27,14 @@ class ReferenceBank:
         # The reference tokens' keys/values depend only on the identity and the LoRA scale, so at
         # inference they are projected once per identity instead of at every step and frame.
         self.cache_projections = True
-        self.lora_scale: float | None = None
+        self.lora_state: tuple | None = None  # (reference scale, LCM on) the UNet's LoRAs are set to
         self._projections: dict[str, tuple] = {}
 
     def reference_projections(self, name: str, attn, reference: torch.Tensor):
         """to_k/to_v of the reference tokens, cached per (features tensor, LoRA scale) unless gradients flow."""
         if not self.cache_projections or torch.is_grad_enabled():
             return attn.to_k(reference), attn.to_v(reference)
-        key = (id(reference), reference.shape, self.lora_scale)
+        key = (id(reference), reference.shape, self.lora_state)
         cached = self._projections.get(name)
         if cached is None or cached[0] != key or cached[1] is not reference:
             cached = (key, reference, attn.to_k(reference), attn.to_v(reference))
