@@ -66,6 +66,7 @@ def headless_parser() -> argparse.ArgumentParser:
                        help="sampling preset, overriding --steps/--cfg: "
                             + "; ".join(f"{p.name} = {p.steps} steps, CFG {p.cfg} ({p.trade})" for p in PRESETS.values()))
     speed.add_argument("--lcm-lora", metavar="SRC", help="load the LCM-LoRA (latent-consistency/lcm-lora-sdv1-5, a folder or file) for --preset lcm")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the UNet (CUDA graphs on CUDA); slow first frames, same output")
     speed.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster on GPUs, same output)")
     speed.add_argument("--tiny-vae", metavar="SRC", help="decode with TAESD (e.g. madebyollin/taesd or a folder): faster, slightly less detail")
     speed.add_argument("--min-change", type=float, default=0.0,
@@ -251,6 +252,8 @@ def run_headless(args: argparse.Namespace) -> int:
     ) as retargeter:
         if args.channels_last:
             retargeter.pipeline.enable_channels_last()
+        if args.compile:
+            retargeter.pipeline.enable_compile()
         if args.tiny_vae:
             retargeter.pipeline.use_tiny_vae(args.tiny_vae)
         if args.lcm_lora:

@@ -264,3 +264,15 @@ def test_lcm_preset_uses_the_lcm_lora_and_scheduler(files, tmp_path):
     # back to the paper's sampler: the LCM-LoRA is off again
     pipe.generate(ctx, expressions(1, 14), GenerationSettings(**FAST))
     assert pipe.unet.active_adapters() == ["reference"]
+
+
+def test_torch_compile_gives_the_same_images(files):
+    """Slow on a CPU (inductor compiles the tiny UNet once, about a minute): the price of checking it for real."""
+    pipe = RetargetPipeline.from_files(files)
+    ctx = pipe.prepare_identity(unit_vectors(1, 0)[0], reference_photo(0))
+    exp = expressions(2, 15)
+    settings = GenerationSettings(steps=2)
+    eager = pipe.generate(ctx, exp, settings, output="pt")
+    pipe.enable_compile()
+    compiled = pipe.generate(ctx, exp, settings, output="pt")
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
