@@ -38,7 +38,8 @@ def headless_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retarget",
         description="ID-consistent facial expression retargeting. With no arguments, opens the desktop app.",
-        epilog="Subcommands: `retarget download --to DIR`, `retarget testmodels --size tiny|sd15 --out DIR`.",
+        epilog="Subcommands: extract VIDEO --out X.csv | bench | eval | download --to DIR | testmodels --size tiny|sd15 --out DIR "
+               "(each with --help).",
     )
     parser.add_argument("--headless", action="store_true", help="render without a window")
     parser.add_argument("--identity", type=Path, help="photo of the person to render")
@@ -425,7 +426,19 @@ def run_bench(argv: list[str]) -> int:
     return 0
 
 
-SUBCOMMANDS = {"download": run_download, "testmodels": run_testmodels, "extract": run_extract, "bench": run_bench}
+def run_eval(argv: list[str]) -> int:
+    from retarget.evaluation import main as evaluation_main
+
+    return evaluation_main(argv)
+
+
+SUBCOMMANDS = {
+    "download": run_download,
+    "testmodels": run_testmodels,
+    "extract": run_extract,
+    "bench": run_bench,
+    "eval": run_eval,
+}
 
 
 def dispatch(argv: list[str]) -> int:

@@ -1,0 +1,161 @@
+"""`python -m training.train_reference`: train the Reference Adapter (rank-128 LoRA on self-attention).
+
+The reference pass is the frozen UNet with the LoRA disabled: exactly RetargetPipeline._record_reference.
+The main UNet's self-attention (with the LoRA) attends to the reference frame's recorded tokens;
+the target frame (another frame of the same clip) is conditioned on its own expression through
+the frozen Expression Adapter and on the reference's identity (as at inference). A zero-initialised
+LoRA is written in the published layout and loaded through the pipeline's loader; the result is
+saved in that layout (`.lora.down/.lora.up`, metadata {"format": "pt"}).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from retarget.errors import MissingWeightsError, RetargetError
+from training.common import AdapterTrainer, base_parser, cli, run
+
+WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
+
+
+def initial_reference_lora(unet, rank: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Published-layout LoRA: down as peft initialises lora_A (Kaiming-uniform), up zero (so it starts as a no-op)."""
+    from torch import nn
+
+    from retarget.models.adapters import LORA_TARGETS, self_attention_paths
+
+    modules = dict(unet.named_modules())
+    state = {}
+    gen = torch.Generator().manual_seed(seed)
+    for attn_path in self_attention_paths(unet):
+        for target in LORA_TARGETS:
+            linear = modules[f"{attn_path}.{target}"]
+            bound = math.sqrt(6.0 / ((1 + 5.0) * linear.in_features))  # kaiming_uniform_(a=sqrt(5))
+            down = (torch.rand((rank, linear.in_features), generator=gen) * 2 - 1) * bound
+            prefix = f"unet.{attn_path}.{target}.lora"
+            state[f"{prefix}.down.weight"] = down.contiguous()
+            state[f"{prefix}.up.weight"] = torch.zeros((linear.out_features, rank))
+    return state
+
+
+def reference_lora_state_of(unet, adapter: str = "reference") -> dict[str, torch.Tensor]:
+    """The attached LoRA in the published key layout; peft's scaling (alpha/r) is folded into `up`."""
+    from retarget.models.adapters import reference_lora_keys
+
+    state = {}
+    for name, module in unet.named_modules():
+        lora_a = getattr(module, "lora_A", None)
+        if lora_a is None or adapter not in lora_a:
+            continue
+        scaling = float(module.scaling[adapter])
+        state[f"unet.{name}.lora.down.weight"] = module.lora_A[adapter].weight.detach().float().cpu().clone().contiguous()
+        state[f"unet.{name}.lora.up.weight"] = (module.lora_B[adapter].weight.detach().float().cpu() * scaling).contiguous()
+    expected = reference_lora_keys(unet)
+    if set(state) != expected:
+        raise RetargetError(f"internal: exported LoRA keys do not match the published layout ({len(state)} vs {len(expected)})")
+    return state
+
+
+def save_reference_lora(state: dict, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    save_file(state, partial, metadata={"format": "pt"})
+    os.replace(partial, path)
+
+
+class ReferenceTrainer(AdapterTrainer):
+    name = "reference"
+    weights_name = WEIGHTS_NAME
+    uses_pairs = True
+
+    def build(self, files, components, work: Path):
+        from retarget.pipeline import RetargetPipeline
+
+        unet, vae, text_encoder, tokenizer, sampler = components
+        args = self.args
+        exp_adapter = args.exp_adapter or files.exp_adapter
+        if exp_adapter is None:
+            raise MissingWeightsError(f"no Expression Adapter in {files.description}; pass --exp-adapter PATH")
+        if not Path(exp_adapter).is_file():
+            raise RetargetError(f"--exp-adapter {exp_adapter}: no such file")
+        if args.init is not None:
+            lora = args.init
+            if not Path(lora).is_file():
+                raise RetargetError(f"--init {lora}: no such file")
+        else:
+            if args.rank < 1:
+                raise RetargetError("--rank must be at least 1")
+            lora = work / WEIGHTS_NAME
+            save_reference_lora(initial_reference_lora(unet, args.rank, args.seed), lora)
+        pipeline = RetargetPipeline.assemble(unet, vae, text_encoder, tokenizer, sampler, exp_adapter=exp_adapter,
+                                             ref_lora=lora, is_test_model=files.is_test_model)
+        pipeline._set_expression_scale(1.0)
+        return pipeline
+
+    def is_trainable(self, name: str) -> bool:
+        return ".lora_A.reference." in name or ".lora_B.reference." in name
+
+    def export(self, path: Path) -> None:
+        save_reference_lora(reference_lora_state_of(self.unet), path)
+
+    def before_forward(self, batch: dict, prompt: torch.Tensor) -> None:
+        from retarget.models.reference_attention import ReferenceBank
+
+        pipe = self.pipeline
+        with torch.no_grad():
+            ref_pixels = batch["ref_pixels"].to(pipe.device, pipe.vae.dtype)
+            ref_latents = pipe.vae.encode(ref_pixels).latent_dist.mean * pipe.vae.config.scaling_factor
+            ref_prompt = pipe.id_encoder.encode(batch["ref_arcface"].float())
+            # The frozen UNet, LoRA disabled, no expression, t=0: the pipeline's own reference pass.
+            features = pipe._record_reference(ref_prompt.to(pipe.dtype), ref_latents.to(pipe.dtype))
+        pipe._set_expression_scale(1.0)
+        for _, p in self.trainable_named_parameters():  # peft's disable/enable toggles requires_grad
+            p.requires_grad_(True)
+        # Stays on through backward: gradient checkpointing re-runs the attention there.
+        pipe.bank.mode, pipe.bank.features, pipe.bank.cond_start = ReferenceBank.ATTEND, features, 0
+
+    def after_backward(self) -> None:
+        from retarget.models.reference_attention import ReferenceBank
+
+        self.pipeline.bank.mode, self.pipeline.bank.features = ReferenceBank.OFF, {}
+
+    def restore_after_sampling(self) -> None:
+        from retarget.pipeline import REFERENCE_ADAPTER
+
+        pipe = self.pipeline
+        pipe._set_expression_scale(1.0)
+        pipe.unet.enable_adapters()
+        pipe.unet.set_adapters([REFERENCE_ADAPTER], weights=[1.0])
+        pipe._lora_scale = None
+        self.after_backward()
+        for _, p in self.trainable_named_parameters():
+            p.requires_grad_(True)
+
+    def main_run(self) -> dict:
+        return run(self, self.args, lambda pipeline: pipeline.expression_kind)
+
+
+def build_parser():
+    parser = base_parser("python -m training.train_reference",
+                         "Train the Reference Adapter LoRA (published pytorch_lora_weights.safetensors layout).",
+                         lr=1e-5, max_steps=15_000, drop=0.0)
+    parser.add_argument("--rank", type=int, default=128, help="LoRA rank (default 128, as published)")
+    parser.add_argument("--exp-adapter", type=Path, help="the frozen Expression Adapter (default: the models folder's)")
+    parser.add_argument("--init", type=Path, help="fine-tune this pytorch_lora_weights.safetensors instead of starting from zero")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(ReferenceTrainer, argv, build_parser())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
