@@ -295,17 +295,11 @@ def _neutral_from_frame(retargeter, driver: str, index: int):
 
 
 def _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, args, files, state, started) -> int:
-    from retarget.assets import file_sha256
-    from retarget.engine import OfflineRenderer, RenderOptions
+    from retarget.engine import OfflineRenderer, RenderOptions, job_key
     from retarget.jobs import print_summary, run_video_jobs
 
-    job_key = {
-        "identity": file_sha256(args.identity),
-        "models": files.description,
-        "exp_adapter": str(args.exp_adapter) if args.exp_adapter else None,
-        "ref_lora": str(args.ref_lora) if args.ref_lora else None,
-    }
-    renderer = OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, job_key)
+    key = job_key(args.identity, files.description, args.exp_adapter, args.ref_lora)
+    renderer = OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key)
     options = RenderOptions(
         batch_size=args.batch_size,
         side_by_side=args.side_by_side,

@@ -135,6 +135,18 @@ class JobSummary:
         return self.rendered / self.seconds if self.seconds > 0 else 0.0
 
 
+def job_key(identity_photo: Path, models_description: str, exp_adapter=None, ref_lora=None) -> dict:
+    """What, besides the driver and the settings, makes two renders the same job (so one can resume the other)."""
+    from retarget.assets import file_sha256
+
+    return {
+        "identity": file_sha256(identity_photo),
+        "models": models_description,
+        "exp_adapter": str(exp_adapter) if exp_adapter else None,
+        "ref_lora": str(ref_lora) if ref_lora else None,
+    }
+
+
 def work_dir_for(out: Path) -> Path:
     return out.with_name(f".{out.name}.work")
 

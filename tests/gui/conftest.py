@@ -1,0 +1,47 @@
+"""GUI tests run headless; settings go to a temporary file, never the user's."""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def qsettings(tmp_path):
+    from PyQt6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "retarget.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_settings_location(tmp_path_factory):
+    """Anything that still builds QSettings("retarget", "retarget") writes under a temporary folder."""
+    from PyQt6.QtCore import QSettings
+
+    folder = str(tmp_path_factory.mktemp("qsettings"))
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, folder)
+        QSettings.setPath(fmt, QSettings.Scope.SystemScope, folder)
+
+
+@pytest.fixture
+def make_window(qtbot, qsettings, tiny_models_dir, landmarker_path):
+    """A real MainWindow on the tiny random models, shown, with models loaded and the fast preset."""
+    from gui.main_window import MainWindow
+
+    def make(identity=None):
+        window = MainWindow(models=str(tiny_models_dir), landmarker_path=landmarker_path, settings=qsettings,
+                            probe_cameras=False)
+        qtbot.addWidget(window)
+        window.panel.set_preset("fast")
+        window.panel.steps.setValue(2)  # tiny models: speed over everything
+        window.show()
+        qtbot.waitUntil(lambda: window.retargeter is not None or bool(window.error_messages), timeout=60000)
+        assert not window.error_messages, window.error_messages
+        if identity is not None:
+            with qtbot.waitSignal(window.identity_loaded, timeout=30000):
+                window.load_identity(identity)
+        return window
+
+    return make
