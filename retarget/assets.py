@@ -176,7 +176,7 @@ def download_models(to: Path, progress=print) -> Path:
     """Fetch the published set into a models folder (huggingface_hub shows progress bars)."""
     from huggingface_hub import hf_hub_download
 
-    from retarget.face.landmarker import find_landmarker_model, LANDMARKER_URL  # noqa: F401
+    from retarget.face.landmarker import find_landmarker_model
 
     to = Path(to).expanduser()
     to.mkdir(parents=True, exist_ok=True)

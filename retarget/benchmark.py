@@ -9,7 +9,6 @@ import math
 import platform
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from retarget.errors import BadInputError, JobInterrupted, RetargetError
+from retarget.errors import BadInputError, RetargetError, run_command
 from retarget.settings import PAPER_CFG, PAPER_EXP_SCALE, PAPER_REF_SCALE, PAPER_STEPS, PRESETS, GenerationSettings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -461,23 +461,7 @@ def _stop_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _stop_on_sigterm()
-    try:
-        return dispatch(argv)
-    except JobInterrupted as err:
-        print(f"retarget: {err}", file=sys.stderr)
-        return 130
-    except RetargetError as err:
-        print(f"retarget: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("retarget: interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:  # a bug: still one line, the traceback on request
-        if os.environ.get("RETARGET_DEBUG"):
-            raise
-        first = str(err).splitlines()[0] if str(err) else ""
-        print(f"retarget: unexpected error: {type(err).__name__}: {first} (set RETARGET_DEBUG=1 for details)", file=sys.stderr)
-        return 1
+    return run_command("retarget", lambda: dispatch(argv))
 
 
 if __name__ == "__main__":

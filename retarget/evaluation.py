@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retarget.errors import BadInputError, NoFaceError, RetargetError
+from retarget.errors import BadInputError, NoFaceError, RetargetError, run_command
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -248,16 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("GLOG_minloglevel", "2")
     args = build_parser().parse_args(argv)
-    try:
-        report = run(args)
-    except RetargetError as err:
-        print(f"retarget eval: error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:  # a bug: one line, the traceback on request
-        if os.environ.get("RETARGET_DEBUG"):
-            raise
-        print(f"retarget eval: unexpected error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", file=sys.stderr)
-        return 1
+    return run_command("retarget eval", lambda: _report(args))
+
+
+def _report(args) -> int:
+    report = run(args)
     print(format_table(report["results"]))
     summary = report["summary"]
     if summary["pairs"] > 1:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from retarget.engine import VIDEO_SUFFIXES, JobSummary, OfflineRenderer, RenderOptions, _prepare_work_dir, work_dir_for
-from retarget.errors import BadInputError, RetargetError
+from retarget.errors import BadInputError
 
 DRIVER_VIDEO_SUFFIXES = VIDEO_SUFFIXES + (".avi", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".gif")
 

@@ -195,7 +195,7 @@ class RetargetPipeline:
 
     def encode_reference(self, images: np.ndarray) -> torch.Tensor:
         """Aligned uint8 photos (I, H, W, 3) -> scaled VAE latents (the distribution's mean: deterministic)."""
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        x = torch.tensor(np.asarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # a copy: the photo may be read-only
         size = self.image_size
         if x.shape[-1] != size or x.shape[-2] != size:
             x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)

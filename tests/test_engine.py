@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from retarget.engine import LiveSession, perception_stream, work_dir_for
 from retarget.media.sources import Frame, FrameSource, open_source
 from retarget.settings import GenerationSettings
 from tests.conftest import cut_clip, needs_shared
-from tests.test_cli import assert_one_line_error, error_lines, run_cli
+from tests.test_cli import assert_one_line_error, run_cli
 
 pytestmark = needs_shared
 

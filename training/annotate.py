@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retarget.errors import RetargetError
+from retarget.errors import RetargetError, run_command
 from training.data import MANIFEST, read_manifest
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -240,14 +240,12 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        summary = run(args)
-    except RetargetError as err:
-        print(f"annotate: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("annotate: interrupted (finished sources are kept; run again to continue)", file=sys.stderr)
-        return 130
+    return run_command("annotate", lambda: _annotate(args),
+                       interrupted="interrupted (finished sources are kept; run again to continue)")
+
+
+def _annotate(args) -> int:
+    summary = run(args)
     print(f"annotated {summary['sources']} new source(s): {summary['new_samples']} samples, "
           f"{summary['skipped']} skipped (no face), {summary['errors']} unreadable; "
           f"{summary['already_done']} source(s) already done; dataset: {summary['total_samples']} samples "

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from retarget.errors import BadInputError, RetargetError
+from retarget.errors import BadInputError, RetargetError, run_command
 
 log = logging.getLogger("training")
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -429,19 +428,9 @@ def cli(trainer_cls, argv: list[str] | None, parser: argparse.ArgumentParser) ->
     diffusers_logging.set_verbosity_error()
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
-    trainer = trainer_cls(args)
-    try:
-        trainer.main_run()
-    except RetargetError as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted (resume from the last checkpoint with --resume)", file=sys.stderr)
-        return 130
-    except Exception as err:
-        if os.environ.get("RETARGET_DEBUG"):
-            raise
-        first = str(err).splitlines()[0] if str(err) else ""
-        print(f"{parser.prog}: unexpected error: {type(err).__name__}: {first} (set RETARGET_DEBUG=1 for details)", file=sys.stderr)
-        return 1
-    return 0
+
+    def body() -> int:
+        trainer_cls(args).main_run()
+        return 0
+
+    return run_command(parser.prog, body, interrupted="interrupted (resume from the last checkpoint with --resume)")

@@ -25,8 +25,6 @@ WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 
 def initial_reference_lora(unet, rank: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """Published-layout LoRA: down as peft initialises lora_A (Kaiming-uniform), up zero (so it starts as a no-op)."""
-    from torch import nn
-
     from retarget.models.adapters import LORA_TARGETS, self_attention_paths
 
     modules = dict(unet.named_modules())
