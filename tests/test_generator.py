@@ -276,3 +276,17 @@ def test_torch_compile_gives_the_same_images(files):
     pipe.enable_compile()
     compiled = pipe.generate(ctx, exp, settings, output="pt")
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
+
+
+def test_half_precision_path_matches_fp32_within_tolerance(files):
+    """bf16 on the CPU exercises the reduced-precision path (casts in the processors, LoRA, reference features);
+    fp16 itself needs CUDA and is not checked here."""
+    exp = expressions(2, 16)
+    images = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        pipe = RetargetPipeline.from_files(files, dtype=dtype)
+        assert pipe.unet.dtype == dtype and pipe.vae.dtype == dtype
+        images[dtype] = pipe.generate(pipe.prepare_identity(unit_vectors(1, 0)[0], reference_photo(0)), exp,
+                                      GenerationSettings(**FAST), output="pt")
+    diff = (images[torch.float32] - images[torch.bfloat16]).abs()
+    assert diff.mean() < 0.01 and diff.max() < 0.05
