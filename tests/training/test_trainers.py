@@ -117,12 +117,18 @@ def test_reference_overfits_two_samples(dataset_dir, blendshape_models_dir, tmp_
     assert np.mean(values[-5:]) < 0.5 * np.mean(values[:5]), values
 
 
-def test_resume_matches_a_straight_run(dataset_dir, blendshape_models_dir, tmp_path):
-    common = ("--batch-size", 2, "--lr", 1e-3, "--save-every", 10)
+def _straight_and_resumed(train, dataset_dir, models_dir, tmp_path, steps, *common):
+    """Train `steps` straight, and `steps // 2` then resumed to `steps`; returns both output folders."""
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    assert _expression(dataset_dir, blendshape_models_dir, straight, "--max-steps", 20, *common) == 0
-    assert _expression(dataset_dir, blendshape_models_dir, stopped, "--max-steps", 10, *common) == 0
-    assert _expression(dataset_dir, blendshape_models_dir, stopped, "--max-steps", 20, "--resume", *common) == 0
+    assert train(dataset_dir, models_dir, straight, "--max-steps", steps, *common) == 0
+    assert train(dataset_dir, models_dir, stopped, "--max-steps", steps // 2, *common) == 0
+    assert train(dataset_dir, models_dir, stopped, "--max-steps", steps, "--resume", *common) == 0
+    return straight, stopped
+
+
+def test_resume_matches_a_straight_run(dataset_dir, blendshape_models_dir, tmp_path):
+    straight, stopped = _straight_and_resumed(_expression, dataset_dir, blendshape_models_dir, tmp_path, 20,
+                                              "--batch-size", 2, "--lr", 1e-3, "--save-every", 10)
     a = torch.load(straight / "exp_adapter.bin", weights_only=True)
     b = torch.load(stopped / "exp_adapter.bin", weights_only=True)
     ten = torch.load(stopped / "checkpoint-10" / "exp_adapter.bin", weights_only=True)
@@ -134,11 +140,8 @@ def test_resume_matches_a_straight_run(dataset_dir, blendshape_models_dir, tmp_p
 
 
 def test_reference_resume_matches_a_straight_run(dataset_dir, blendshape_models_dir, tmp_path):
-    common = ("--batch-size", 1, "--lr", 1e-3, "--save-every", 3)
-    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    assert _reference(dataset_dir, blendshape_models_dir, straight, "--max-steps", 6, *common) == 0
-    assert _reference(dataset_dir, blendshape_models_dir, stopped, "--max-steps", 3, *common) == 0
-    assert _reference(dataset_dir, blendshape_models_dir, stopped, "--max-steps", 6, "--resume", *common) == 0
+    straight, stopped = _straight_and_resumed(_reference, dataset_dir, blendshape_models_dir, tmp_path, 6,
+                                              "--batch-size", 1, "--lr", 1e-3, "--save-every", 3)
     a, b = load_file(straight / "pytorch_lora_weights.safetensors"), load_file(stopped / "pytorch_lora_weights.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
