@@ -8,7 +8,8 @@ attention processors), sampled with DPM-Solver++ and classifier-free guidance.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from retarget.assets import ModelFiles
 from retarget.errors import MissingWeightsError, RetargetError
 from retarget.models.adapters import EXPRESSION_KINDS, load_expression_adapter, load_reference_lora
 from retarget.models.id_encoder import Arc2FaceIdEncoder
-from retarget.models.reference_attention import ReferenceBank, install_reference_processors
+from retarget.models.reference_attention import ATTEND, RECORD, ReferenceCall, install_reference_processors, project_reference
 from retarget.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ class IdentityContext:
     reference: dict[str, torch.Tensor] | None  # self-attention inputs of the reference pass, (I, N, C) each
     # The identity photo's own 52 blendshapes: the neutral that relative driving maps onto.
     blendshapes: np.ndarray | None = None
+    # The reference tokens' keys/values depend only on the identity and the LoRA state, so at
+    # inference they are projected once per identity and LoRA state, not at every step and frame.
+    projections: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def num_identities(self) -> int:
@@ -70,7 +74,13 @@ def initial_noise(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 class RetargetPipeline:
-    """Arc2Face with the Expression and Reference Adapters; one instance per loaded model set."""
+    """Arc2Face with the Expression and Reference Adapters; one instance per loaded model set.
+
+    Per-identity state lives in the IdentityContext and per-call state is passed to the attention
+    processors with each UNet call, so nothing carries over from one call to the next. The
+    adapters' scales are the UNet modules' own settings, so calls from several threads take turns
+    (a lock), never interleave.
+    """
 
     def __init__(self, sd_pipeline, exp_dim: int | None, has_reference: bool, is_test_model: bool = False):
         self.sd = sd_pipeline
@@ -81,8 +91,9 @@ class RetargetPipeline:
         self.exp_dim = exp_dim
         self.has_reference = has_reference
         self.is_test_model = is_test_model
-        self.bank = ReferenceBank()
-        install_reference_processors(self.unet, self.bank)
+        install_reference_processors(self.unet)
+        self._lock = threading.RLock()
+        self._lora_state: tuple | None = None  # (reference scale, LCM on) the UNet's LoRAs are set to
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.reference_passes = 0
         self.tiny_vae = None  # TAESD decoder, when chosen for speed
@@ -181,16 +192,17 @@ class RetargetPipeline:
     def prepare_identity(self, id_embeddings, reference_images=None) -> IdentityContext:
         """ArcFace vector(s) (I, 512) and, for the Reference Adapter, FFHQ-aligned photo(s) -> context."""
         ids = torch.as_tensor(np.asarray(id_embeddings, dtype=np.float32)).reshape(-1, 512)
-        prompt_embeds = self.id_encoder.encode(ids)
-        uncond_embeds = self.id_encoder.encode_unconditional()
-        reference = None
-        if reference_images is not None and self.has_reference:
-            images = np.asarray(reference_images)
-            if images.ndim == 3:
-                images = images[None]
-            if len(images) != len(ids):
-                raise ValueError(f"{len(images)} reference images for {len(ids)} identities")
-            reference = self._record_reference(prompt_embeds, self.encode_reference(images))
+        with self._lock:
+            prompt_embeds = self.id_encoder.encode(ids)
+            uncond_embeds = self.id_encoder.encode_unconditional()
+            reference = None
+            if reference_images is not None and self.has_reference:
+                images = np.asarray(reference_images)
+                if images.ndim == 3:
+                    images = images[None]
+                if len(images) != len(ids):
+                    raise ValueError(f"{len(images)} reference images for {len(ids)} identities")
+                reference = self.reference_features(prompt_embeds, self.encode_reference(images))
         return IdentityContext(prompt_embeds, uncond_embeds, reference)
 
     def encode_reference(self, images: np.ndarray) -> torch.Tensor:
@@ -202,42 +214,51 @@ class RetargetPipeline:
         x = x.to(self.device, self.dtype)
         return self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
 
-    def _record_reference(self, prompt_embeds: torch.Tensor, latents: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The reference UNet pass: the frozen Arc2Face UNet (no LoRA, no expression) at t=0, no noise."""
-        self.reference_passes += 1
-        bank = self.bank
-        bank.mode, bank.features = ReferenceBank.RECORD, {}
-        try:
-            self.unet.disable_adapters()
-            self._set_expression_scale(0.0)
-            timestep = torch.zeros(latents.shape[0], device=self.device, dtype=torch.long)
-            no_expression = torch.zeros(latents.shape[0], self.exp_dim or 1, device=self.device, dtype=self.dtype)
-            self.unet(latents, timestep, encoder_hidden_states=prompt_embeds, **self._expression_kwargs(no_expression))
-            return dict(bank.features)
-        finally:
-            self.unet.enable_adapters()
-            bank.lora_state = None
-            bank.mode, bank.features = ReferenceBank.OFF, {}
+    def reference_features(self, prompt_embeds: torch.Tensor, latents: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The reference UNet pass: the frozen Arc2Face UNet (no LoRA, no expression) at t=0, no noise.
+
+        Scaled VAE latents of the aligned photo(s) and their prompt embeddings -> the hidden
+        states feeding each self-attention layer, (I, N, C) per layer (IdentityContext.reference).
+        """
+        with self._lock:
+            self.reference_passes += 1
+            call = ReferenceCall(RECORD)
+            try:
+                self.unet.disable_adapters()
+                self.set_expression_scale(0.0)
+                timestep = torch.zeros(latents.shape[0], device=self.device, dtype=torch.long)
+                no_expression = torch.zeros(latents.shape[0], self.exp_dim or 1, device=self.device, dtype=self.dtype)
+                self.unet(latents, timestep, encoder_hidden_states=prompt_embeds,
+                          cross_attention_kwargs={"reference": call}, **self.expression_inputs(no_expression))
+                return call.features
+            finally:
+                self.unet.enable_adapters()
+                self._lora_state = None
 
     # ------------------------------------------------------------------ adapters' knobs
-    def _expression_kwargs(self, expressions: torch.Tensor) -> dict:
+    def expression_inputs(self, expressions: torch.Tensor) -> dict:
+        """UNet keyword arguments that feed (B, E) expression vectors to the Expression Adapter."""
         if self.exp_dim is None:
             return {}
         # (B, E) -> (B, 1 image, E): diffusers' multi-image IP-Adapter layout
         return {"added_cond_kwargs": {"image_embeds": [expressions[:, None, :]]}}
 
-    def _set_expression_scale(self, scale: float) -> None:
+    def set_expression_scale(self, scale: float) -> None:
+        """The Expression Adapter's scale in every cross-attention layer (0 = no expression)."""
         if self.exp_dim is None:
             return
         for processor in self.unet.attn_processors.values():
             if hasattr(processor, "to_k_ip"):
                 processor.scale = [scale]
 
-    def _set_adapter_weights(self, ref_scale: float, lcm: bool) -> None:
-        """Activate the LoRAs a frame needs: the Reference Adapter at its scale, the LCM-LoRA for the lcm sampler."""
+    def set_adapter_weights(self, ref_scale: float, lcm: bool) -> tuple:
+        """Activate the LoRAs a frame needs: the Reference Adapter at its scale, the LCM-LoRA for the lcm sampler.
+
+        Returns the LoRA state, which also keys the reference keys/values projected through them.
+        """
         state = (ref_scale if self.has_reference else 0.0, lcm and self.has_lcm)
-        if state == self.bank.lora_state or not (self.has_reference or self.has_lcm):
-            return
+        if state == self._lora_state or not (self.has_reference or self.has_lcm):
+            return state
         names, weights = [], []
         if state[0] > 0:
             names.append(REFERENCE_ADAPTER)
@@ -250,7 +271,8 @@ class RetargetPipeline:
             self.unet.set_adapters(names, weights=weights)
         else:
             self.unet.disable_adapters()
-        self.bank.lora_state = state  # also keys the cached reference keys/values, which carry the LoRAs
+        self._lora_state = state
+        return state
 
     def load_lcm_lora(self, source: str | Path = LCM_LORA_HUB_ID) -> None:
         """The LCM-LoRA for SD 1.5 (hub id, folder or file), used by the `lcm` sampler."""
@@ -262,7 +284,7 @@ class RetargetPipeline:
             reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
             raise MissingWeightsError(f"cannot load the LCM-LoRA from {source} ({reason}); fetch {LCM_LORA_HUB_ID} once with internet") from None
         self.has_lcm = True
-        self.bank.lora_state = None
+        self._lora_state = None
 
     # ------------------------------------------------------------------ sampling
     def noise_for(self, settings: GenerationSettings, batch: int, frame_indices=None) -> torch.Tensor:
@@ -313,15 +335,13 @@ class RetargetPipeline:
         if noise is None:
             noise = self.noise_for(settings, batch, frame_indices)
         latents = noise.to(self.device, torch.float32) * scheduler.init_noise_sigma
-        conditioning = self.conditioning(context, expressions, settings)
-        try:
+        with self._lock:
+            conditioning = self.conditioning(context, expressions, settings)
             for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
                 uncond_eps, cond_eps = self.noise_prediction(scheduler.scale_model_input(latents, t), t, conditioning)
                 eps = cond_eps if uncond_eps is None else uncond_eps + settings.cfg * (cond_eps - uncond_eps)
                 latents = scheduler.step(eps, t, latents).prev_sample
-        finally:
-            self.bank.mode, self.bank.features = ReferenceBank.OFF, {}
-        return self.decode(latents, output)
+            return self.decode(latents, output)
 
     def conditioning(self, context: IdentityContext, expressions: torch.Tensor, settings: GenerationSettings) -> dict:
         """Text and expression inputs for a batch, in diffusers' CFG layout [uncond; cond], and the adapters' knobs set."""
@@ -336,26 +356,38 @@ class RetargetPipeline:
             exp_batch = torch.cat([torch.zeros_like(expressions), expressions])
         else:
             text, exp_batch = cond, expressions
-        self._set_expression_scale(settings.exp_scale)
-        self._set_adapter_weights(settings.ref_scale if use_reference else 0.0, settings.sampler == "lcm")
+        self.set_expression_scale(settings.exp_scale)
+        lora_state = self.set_adapter_weights(settings.ref_scale if use_reference else 0.0, settings.sampler == "lcm")
+        reference_call = None
+        if use_reference:
+            reference_call = ReferenceCall(ATTEND, context.reference, cond_start=batch if guided else 0,
+                                           projections=self._reference_projections(context, lora_state))
         return {
             "text": text,
-            "extra": self._expression_kwargs(exp_batch),
+            "extra": self.expression_inputs(exp_batch),
             "guided": guided,
             "reference": context.reference if use_reference else None,
+            "reference_call": reference_call,
             "batch": batch,
         }
 
+    def _reference_projections(self, context: IdentityContext, lora_state: tuple):
+        """The reference tokens' keys/values, projected once per identity and LoRA state (None while
+        gradients flow: training projects them in the call, through the LoRA being trained)."""
+        if torch.is_grad_enabled():
+            return None
+        if lora_state not in context.projections:
+            context.projections[lora_state] = project_reference(self.unet, context.reference)
+        return context.projections[lora_state]
+
     def noise_prediction(self, latents: torch.Tensor, t, conditioning: dict):
         """One UNet call for the whole batch (both CFG halves); returns (uncond eps or None, cond eps)."""
-        guided, batch = conditioning["guided"], conditioning["batch"]
-        if conditioning["reference"] is not None:
-            self.bank.mode, self.bank.features = ReferenceBank.ATTEND, conditioning["reference"]
-            self.bank.cond_start = batch if guided else 0
-        else:
-            self.bank.mode = ReferenceBank.OFF
+        guided = conditioning["guided"]
+        reference_call = conditioning["reference_call"]
+        attention_kwargs = {"reference": reference_call} if reference_call is not None else None
         model_input = torch.cat([latents, latents]) if guided else latents
-        eps = self.unet(model_input.to(self.dtype), t, encoder_hidden_states=conditioning["text"], **conditioning["extra"]).sample
+        eps = self.unet(model_input.to(self.dtype), t, encoder_hidden_states=conditioning["text"],
+                        cross_attention_kwargs=attention_kwargs, **conditioning["extra"]).sample
         eps = eps.float()
         if guided:
             uncond_eps, cond_eps = eps.chunk(2)

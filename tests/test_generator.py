@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from retarget.assets import resolve_models
-from retarget.models.reference_attention import ReferenceBank
+from retarget.models.reference_attention import ATTEND, RECORD, ReferenceAttnProcessor
 from retarget.pipeline import RetargetPipeline
 from retarget.settings import GenerationSettings
 
@@ -91,9 +93,15 @@ def test_identity_changes_the_image(pipe):
     assert not np.array_equal(pipe.generate(a, exp, settings), pipe.generate(b, exp, settings))
 
 
+def reference_mode(unet_kwargs: dict) -> str:
+    """The reference mode a UNet call was given (its per-call attention argument), or "off"."""
+    call = (unet_kwargs.get("cross_attention_kwargs") or {}).get("reference")
+    return "off" if call is None else call.mode
+
+
 def count_reference_passes(pipe):
     calls = []
-    handle = pipe.unet.register_forward_pre_hook(lambda m, a: calls.append(pipe.bank.mode))
+    handle = pipe.unet.register_forward_pre_hook(lambda m, a, kw: calls.append(reference_mode(kw)), with_kwargs=True)
     return calls, handle
 
 
@@ -105,8 +113,8 @@ def test_reference_unet_runs_once_per_identity(pipe):
             pipe.generate(ctx, expressions(2, 1), GenerationSettings(steps=4))
     finally:
         handle.remove()
-    assert calls.count(ReferenceBank.RECORD) == 1
-    assert calls.count(ReferenceBank.ATTEND) == 3 * 4
+    assert calls.count(RECORD) == 1
+    assert calls.count(ATTEND) == 3 * 4
 
 
 def test_reference_scale_zero_equals_plain_self_attention(pipe, files, context):
@@ -197,22 +205,64 @@ def test_wrong_expression_width_is_a_clear_error(pipe, context):
         pipe.generate(context, np.zeros((1, 52), np.float32), GenerationSettings(**FAST))
 
 
-def test_cached_reference_projections_are_exact_and_reused(pipe, context):
+def test_cached_reference_projections_are_exact_and_reused(pipe, context, monkeypatch):
     exp = expressions(3, 9)
     settings = GenerationSettings(**FAST)
-    pipe.bank.cache_projections = False
-    uncached = pipe.generate(context, exp, settings, output="pt")
-    pipe.bank.cache_projections = True
-    pipe.bank.clear_cache()
+    context = dataclasses.replace(context, projections={})
+    with monkeypatch.context() as patch:  # project inside every attention call instead
+        patch.setattr(pipe, "_reference_projections", lambda ctx, state: None)
+        uncached = pipe.generate(context, exp, settings, output="pt")
+    assert context.projections == {}
     cached = pipe.generate(context, exp, settings, output="pt")
     torch.testing.assert_close(cached, uncached, rtol=1e-5, atol=1e-5)
-    first = {name: entry[2] for name, entry in pipe.bank._projections.items()}
-    assert len(first) == len(context.reference)
+    assert len(context.projections) == 1
+    (first,) = context.projections.values()
+    assert set(first) == set(context.reference)
     pipe.generate(context, expressions(2, 10), settings)
-    assert all(pipe.bank._projections[name][2] is tensor for name, tensor in first.items())  # projected once per identity
+    (again,) = context.projections.values()
+    assert all(again[name][0] is k for name, (k, _) in first.items())  # projected once per identity
     # another LoRA scale re-projects (the LoRA lives in to_k/to_v)
     pipe.generate(context, expressions(1, 11), GenerationSettings(ref_scale=0.5, **FAST))
-    assert all(pipe.bank._projections[name][2] is not tensor for name, tensor in first.items())
+    assert len(context.projections) == 2
+
+
+def test_nothing_is_left_in_the_processors_between_calls(pipe, context):
+    pipe.generate(context, expressions(2, 13), GenerationSettings(**FAST))
+    processors = [p for p in pipe.unet.attn_processors.values() if isinstance(p, ReferenceAttnProcessor)]
+    assert len(processors) == len(context.reference)
+    for processor in processors:
+        state = vars(processor)
+        assert set(state) == {"name", "plain"}, state.keys()
+
+
+def test_two_threads_share_one_pipeline(pipe, files):
+    """Calls from two threads on one pipeline give what each gives alone (they take turns, state is per call)."""
+    import threading
+
+    jobs = [
+        (pipe.prepare_identity(unit_vectors(1, 20)[0], reference_photo(20)), expressions(2, 21), GenerationSettings(**FAST)),
+        (pipe.prepare_identity(unit_vectors(1, 22)[0], reference_photo(22)), expressions(1, 23),
+         GenerationSettings(ref_scale=0.5, exp_scale=0.7, **FAST)),
+    ]
+    alone = [pipe.generate(*job) for job in jobs]
+    results: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            for _ in range(2):
+                results[i] = pipe.generate(*jobs[i])
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for i, expected in enumerate(alone):
+        np.testing.assert_array_equal(results[i], expected)
 
 
 def test_channels_last_gives_the_same_images(files, context):

@@ -102,7 +102,7 @@ def test_every_loaded_tensor_changes_the_output(full_size):
     context = type("Ctx", (), {})()
     from retarget.pipeline import IdentityContext
 
-    context = IdentityContext(prompt, pipe.id_encoder.encode_unconditional(), pipe._record_reference(prompt, latents))
+    context = IdentityContext(prompt, pipe.id_encoder.encode_unconditional(), pipe.reference_features(prompt, latents))
     for p in adapter_params.values():
         p.requires_grad_(True)
     try:

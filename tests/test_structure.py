@@ -9,7 +9,7 @@ import pytest
 
 from retarget.assets import resolve_models
 from retarget.engine import OfflineRenderer, RenderOptions
-from retarget.models.reference_attention import ReferenceBank
+from retarget.models.reference_attention import RECORD
 from retarget.retargeter import Retargeter
 from retarget.settings import GenerationSettings
 from tests.conftest import cut_clip, needs_shared
@@ -30,11 +30,11 @@ def test_work_per_identity_batch_and_frame(tmp_path, blendshape_models_dir, shar
         pipe = retargeter.pipeline
         pipe.id_encoder.text_encoder.register_forward_pre_hook(lambda m, a: calls.__setitem__("text", calls["text"] + 1))
 
-        def count_unet(module, args):
-            key = "record" if pipe.bank.mode == ReferenceBank.RECORD else "denoise"
-            calls[key] += 1
+        def count_unet(module, args, kwargs):
+            call = (kwargs.get("cross_attention_kwargs") or {}).get("reference")
+            calls["record" if call is not None and call.mode == RECORD else "denoise"] += 1
 
-        pipe.unet.register_forward_pre_hook(count_unet)
+        pipe.unet.register_forward_pre_hook(count_unet, with_kwargs=True)
         from retarget.face.image_io import load_image
 
         context = retargeter.identity_from_image(load_image(shared_dir / "media" / "identity_hepburn_small.png"))

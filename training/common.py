@@ -146,14 +146,12 @@ class AdapterTrainer:
     def export(self, path: Path) -> None:
         raise NotImplementedError
 
-    def before_forward(self, batch: dict, prompt: torch.Tensor) -> None:
-        """Set up per-step state (the reference pass); undone in after_backward."""
-
-    def after_backward(self) -> None:
-        pass
+    def before_forward(self, batch: dict, prompt: torch.Tensor) -> dict:
+        """Per-step work before the UNet call (the reference pass); returns extra UNet keyword arguments."""
+        return {}
 
     def restore_after_sampling(self) -> None:
-        self.pipeline._set_expression_scale(1.0)
+        self.pipeline.set_expression_scale(1.0)
 
     # -- shared
     @property
@@ -167,7 +165,7 @@ class AdapterTrainer:
         return {n: p.detach().float().cpu().contiguous() for n, p in self.trainable_named_parameters()}
 
     def expression_kwargs(self, expressions: torch.Tensor) -> dict:
-        return self.pipeline._expression_kwargs(expressions)
+        return self.pipeline.expression_inputs(expressions)
 
     def compute_loss(self, model, batch: dict, gen: torch.Generator, weight_dtype: torch.dtype) -> torch.Tensor:
         pipe, args = self.pipeline, self.args
@@ -205,9 +203,9 @@ class AdapterTrainer:
                 target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
             else:
                 target = noise
-        self.before_forward(batch, prompt)
+        extra = self.before_forward(batch, prompt)
         pred = model(noisy.to(weight_dtype), timesteps, encoder_hidden_states=prompt.to(weight_dtype),
-                     **self.expression_kwargs(expressions)).sample
+                     **self.expression_kwargs(expressions), **extra).sample
         return F.mse_loss(pred.float(), target.float())
 
     def sample_images(self, dataset, step: int, out: Path) -> Path:
@@ -379,13 +377,10 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
         f"x batch {args.batch_size}, steps {start}->{args.max_steps}, {sum(p.numel() for _, p in params):,} trainable parameters")
     for batch in loader:
         gen = torch.Generator().manual_seed((args.seed * 1_000_003 + step * 7919 + accelerator.process_index * 104_729 + 17) % 2**63)
-        try:
-            loss = trainer.compute_loss(model, batch, gen, weight_dtype)
-            if not torch.isfinite(loss):
-                raise RetargetError(f"the loss became {loss.item()} at step {step}; lower --lr or use --mixed-precision bf16/no")
-            accelerator.backward(loss)
-        finally:
-            trainer.after_backward()
+        loss = trainer.compute_loss(model, batch, gen, weight_dtype)
+        if not torch.isfinite(loss):
+            raise RetargetError(f"the loss became {loss.item()} at step {step}; lower --lr or use --mixed-precision bf16/no")
+        accelerator.backward(loss)
         if accelerator.sync_gradients and args.max_grad_norm > 0:
             accelerator.clip_grad_norm_([p for _, p in params], args.max_grad_norm)
         optimizer.step()

@@ -98,7 +98,7 @@ class ExpressionTrainer(AdapterTrainer):
                                              is_test_model=files.is_test_model)
         if args.exp_kind and pipeline.expression_kind != args.exp_kind:
             raise RetargetError(f"--init {init} takes {pipeline.exp_dim} values ({pipeline.expression_kind}), not {args.exp_kind}")
-        pipeline._set_expression_scale(1.0)
+        pipeline.set_expression_scale(1.0)
         return pipeline
 
     def is_trainable(self, name: str) -> bool:

@@ -1,6 +1,6 @@
 """`python -m training.train_reference`: train the Reference Adapter (rank-128 LoRA on self-attention).
 
-The reference pass is the frozen UNet with the LoRA disabled: exactly RetargetPipeline._record_reference.
+The reference pass is the frozen UNet with the LoRA disabled: exactly RetargetPipeline.reference_features.
 The main UNet's self-attention (with the LoRA) attends to the reference frame's recorded tokens;
 the target frame (another frame of the same clip) is conditioned on its own expression through
 the frozen Expression Adapter and on the reference's identity (as at inference). A zero-initialised
@@ -95,7 +95,7 @@ class ReferenceTrainer(AdapterTrainer):
             save_reference_lora(initial_reference_lora(unet, args.rank, args.seed), lora)
         pipeline = RetargetPipeline.assemble(unet, vae, text_encoder, tokenizer, sampler, exp_adapter=exp_adapter,
                                              ref_lora=lora, is_test_model=files.is_test_model)
-        pipeline._set_expression_scale(1.0)
+        pipeline.set_expression_scale(1.0)
         return pipeline
 
     def is_trainable(self, name: str) -> bool:
@@ -104,8 +104,8 @@ class ReferenceTrainer(AdapterTrainer):
     def export(self, path: Path) -> None:
         save_reference_lora(reference_lora_state_of(self.unet), path)
 
-    def before_forward(self, batch: dict, prompt: torch.Tensor) -> None:
-        from retarget.models.reference_attention import ReferenceBank
+    def before_forward(self, batch: dict, prompt: torch.Tensor) -> dict:
+        from retarget.models.reference_attention import ATTEND, ReferenceCall
 
         pipe = self.pipeline
         with torch.no_grad():
@@ -113,27 +113,18 @@ class ReferenceTrainer(AdapterTrainer):
             ref_latents = pipe.vae.encode(ref_pixels).latent_dist.mean * pipe.vae.config.scaling_factor
             ref_prompt = pipe.id_encoder.encode(batch["ref_arcface"].float())
             # The frozen UNet, LoRA disabled, no expression, t=0: the pipeline's own reference pass.
-            features = pipe._record_reference(ref_prompt.to(pipe.dtype), ref_latents.to(pipe.dtype))
-        pipe._set_expression_scale(1.0)
+            features = pipe.reference_features(ref_prompt.to(pipe.dtype), ref_latents.to(pipe.dtype))
+        pipe.set_expression_scale(1.0)
         for _, p in self.trainable_named_parameters():  # peft's disable/enable toggles requires_grad
             p.requires_grad_(True)
-        # Stays on through backward: gradient checkpointing re-runs the attention there.
-        pipe.bank.mode, pipe.bank.features, pipe.bank.cond_start = ReferenceBank.ATTEND, features, 0
-
-    def after_backward(self) -> None:
-        from retarget.models.reference_attention import ReferenceBank
-
-        self.pipeline.bank.mode, self.pipeline.bank.features = ReferenceBank.OFF, {}
+        # Every row is conditional; the reference keys/values are projected in the call, through
+        # the LoRA being trained (gradient checkpointing re-runs the call with the same arguments).
+        return {"cross_attention_kwargs": {"reference": ReferenceCall(ATTEND, features, cond_start=0)}}
 
     def restore_after_sampling(self) -> None:
-        from retarget.pipeline import REFERENCE_ADAPTER
-
         pipe = self.pipeline
-        pipe._set_expression_scale(1.0)
-        pipe.unet.enable_adapters()
-        pipe.unet.set_adapters([REFERENCE_ADAPTER], weights=[1.0])
-        pipe._lora_scale = None
-        self.after_backward()
+        pipe.set_expression_scale(1.0)
+        pipe.set_adapter_weights(1.0, lcm=False)  # the LoRA at full strength, as it is trained
         for _, p in self.trainable_named_parameters():
             p.requires_grad_(True)
 
