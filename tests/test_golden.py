@@ -22,6 +22,7 @@ GOLDEN = Path(__file__).parent / "golden" / "generator_tiny.npz"
 def _inputs(exp_dim: int, image_size: int):
     rng = np.random.default_rng(1234)
     identity = rng.standard_normal(512).astype(np.float32)
+    identity /= np.linalg.norm(identity)  # ArcFace vectors are unit length
     reference = rng.integers(0, 256, size=(image_size, image_size, 3), dtype=np.uint8)
     still = rng.standard_normal(exp_dim).astype(np.float32)
     batch = rng.standard_normal((4, exp_dim)).astype(np.float32)
