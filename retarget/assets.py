@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retarget.errors import MissingWeightsError, RetargetError
+from retarget.face.detector import find_antelopev2_detector
 
 ARC2FACE_REPO = "FoivosPar/Arc2Face"
 BASE_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -55,6 +56,7 @@ class ModelFiles:
     landmarker: Path | None
     is_test_model: bool
     description: str
+    detector: Path | None = None  # insightface's antelopev2 SCRFD (scrfd_10g_bnkps.onnx)
 
 
 def _optional(path: Path) -> Path | None:
@@ -76,6 +78,7 @@ def _from_layout(arc2face_root: Path, base_root: Path, extras_root: Path | None,
         landmarker=_optional(extras_root / "face_landmarker.task"),
         is_test_model=is_test,
         description=description,
+        detector=find_antelopev2_detector(extras_root),
     )
 
 
@@ -149,7 +152,8 @@ def _hub_models(local_files_only: bool | None) -> ModelFiles:
             f"the published weights ({ARC2FACE_REPO} + {BASE_REPO}) are not in the Hugging Face cache "
             f"and could not be downloaded ({type(err).__name__}: {reason[:160]}); {FETCH_HINT}"
         ) from None
-    files = _from_layout(arc2face_root, base_root, None, False, f"hub ({ARC2FACE_REPO})")
+    # The files that are not on the hub (SMIRK, antelopev2, the landmarker) live in our own cache.
+    files = _from_layout(arc2face_root, base_root, user_cache_dir(), False, f"hub ({ARC2FACE_REPO})")
     _check_required(files, "the Hugging Face cache")
     return files
 

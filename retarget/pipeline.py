@@ -181,6 +181,11 @@ class RetargetPipeline:
     def prepare_identity(self, id_embeddings, reference_images=None) -> IdentityContext:
         """ArcFace vector(s) (I, 512) and, for the Reference Adapter, FFHQ-aligned photo(s) -> context."""
         ids = torch.as_tensor(np.asarray(id_embeddings, dtype=np.float32)).reshape(-1, 512)
+        # The official demo L2-normalises, so a raw insightface embedding gives the same result as a unit one.
+        norms = torch.norm(ids, dim=1, keepdim=True)
+        if not torch.isfinite(ids).all() or (norms == 0).any():
+            raise ValueError("identity embeddings must be finite and non-zero 512-d vectors")
+        ids = ids / norms
         prompt_embeds = self.id_encoder.encode(ids)
         uncond_embeds = self.id_encoder.encode_unconditional()
         reference = None

@@ -41,7 +41,8 @@ class Retargeter:
         )
         self.landmarker_path = find_landmarker_model(landmarker_path or files.landmarker)
         self.landmarker = FaceLandmarker(self.landmarker_path, mode="image")
-        self.identity_embedder = IdentityEmbedder(ArcFaceEncoder(files.arcface), self.landmarker)
+        self.identity_embedder = IdentityEmbedder(ArcFaceEncoder(files.arcface), self.landmarker,
+                                                  detector_path=files.detector, warn_without_detector=not files.is_test_model)
         self.smirk = None
         self.smirk_path = None
         if self.pipeline.expression_kind == "flame55":
