@@ -36,6 +36,8 @@ class IdentityContext:
     reference: dict[str, torch.Tensor] | None  # self-attention inputs of the reference pass, (I, N, C) each
     # The identity photo's own 52 blendshapes: the neutral that relative driving maps onto.
     blendshapes: np.ndarray | None = None
+    # Its 55 FLAME values (SMIRK on the photo), for relative driving of the FLAME-55 adapter.
+    flame: np.ndarray | None = None
 
     @property
     def num_identities(self) -> int:
