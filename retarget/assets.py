@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retarget.errors import MissingWeightsError, RetargetError
+from retarget.face.detector import find_antelopev2_detector
 
 ARC2FACE_REPO = "FoivosPar/Arc2Face"
 BASE_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -35,7 +36,8 @@ BASE_FILES = (
     "tokenizer/vocab.json",
     "scheduler/scheduler_config.json",
 )
-SMIRK_HELP = "SMIRK_em1.pt (from the SMIRK authors' release, georgeretsi/smirk) placed at MODELS/smirk/SMIRK_em1.pt or given with --smirk"
+SMIRK_HELP = ("SMIRK_em1.pt (from the SMIRK authors' release, georgeretsi/smirk) placed at MODELS/smirk/SMIRK_em1.pt "
+              "or given with --smirk; `retarget download --to DIR` fetches it")
 FETCH_HINT = "run `retarget download --to DIR` on a machine with internet, then pass --models DIR"
 
 
@@ -55,6 +57,7 @@ class ModelFiles:
     landmarker: Path | None
     is_test_model: bool
     description: str
+    detector: Path | None = None  # insightface's antelopev2 SCRFD (scrfd_10g_bnkps.onnx)
 
 
 def _optional(path: Path) -> Path | None:
@@ -76,6 +79,7 @@ def _from_layout(arc2face_root: Path, base_root: Path, extras_root: Path | None,
         landmarker=_optional(extras_root / "face_landmarker.task"),
         is_test_model=is_test,
         description=description,
+        detector=find_antelopev2_detector(extras_root),
     )
 
 
@@ -126,7 +130,7 @@ def _random_models(size: str, progress) -> ModelFiles:
     return files
 
 
-def _hub_models(local_files_only: bool | None) -> ModelFiles:
+def _hub_models(local_files_only: bool | None, progress=print) -> ModelFiles:
     from huggingface_hub import snapshot_download
 
     def fetch(repo: str, patterns: tuple[str, ...], offline: bool) -> Path:
@@ -138,20 +142,35 @@ def _hub_models(local_files_only: bool | None) -> ModelFiles:
             # The cache first, so a machine that fetched once never needs the network again.
             arc2face_root = fetch(ARC2FACE_REPO, ARC2FACE_FILES, True)
             base_root = fetch(BASE_REPO, BASE_FILES, True)
+            first_run = False
         except Exception:
             if offline:
                 raise
             arc2face_root = fetch(ARC2FACE_REPO, ARC2FACE_FILES, False)
             base_root = fetch(BASE_REPO, BASE_FILES, False)
+            first_run = True
     except Exception as err:  # huggingface_hub raises many kinds; all mean "not available here"
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise MissingWeightsError(
             f"the published weights ({ARC2FACE_REPO} + {BASE_REPO}) are not in the Hugging Face cache "
             f"and could not be downloaded ({type(err).__name__}: {reason[:160]}); {FETCH_HINT}"
         ) from None
-    files = _from_layout(arc2face_root, base_root, None, False, f"hub ({ARC2FACE_REPO})")
+    # The files that are not on the hub (SMIRK, antelopev2, the landmarker) live in our own cache.
+    if first_run:
+        _fetch_extras(user_cache_dir(), progress)
+    files = _from_layout(arc2face_root, base_root, user_cache_dir(), False, f"hub ({ARC2FACE_REPO})")
     _check_required(files, "the Hugging Face cache")
     return files
+
+
+def _fetch_extras(folder: Path, progress) -> None:
+    """First `hub` run: the non-hub files too; a failure here is a note, since each file's own check explains later."""
+    from retarget.downloads import extras, fetch
+
+    try:
+        fetch(extras(), folder, progress)
+    except MissingWeightsError as err:
+        progress(f"note: {err}")
 
 
 def resolve_models(spec: str = "hub", local_files_only: bool | None = None, progress=print) -> ModelFiles:
@@ -159,7 +178,7 @@ def resolve_models(spec: str = "hub", local_files_only: bool | None = None, prog
     from retarget.testmodels import is_test_model
 
     if spec == "hub":
-        return _hub_models(local_files_only)
+        return _hub_models(local_files_only, progress)
     if spec.startswith("random:"):
         return _random_models(spec.split(":", 1)[1], progress)
     folder = Path(spec).expanduser()
@@ -173,28 +192,9 @@ def resolve_models(spec: str = "hub", local_files_only: bool | None = None, prog
 
 
 def download_models(to: Path, progress=print) -> Path:
-    """Fetch the published set into a models folder (huggingface_hub shows progress bars)."""
-    from huggingface_hub import hf_hub_download
-
-    from retarget.face.landmarker import find_landmarker_model
+    """Fetch every file of the published pipeline into a models folder (see retarget.downloads)."""
+    from retarget.downloads import everything, fetch
 
     to = Path(to).expanduser()
-    to.mkdir(parents=True, exist_ok=True)
-    try:
-        for name in ARC2FACE_FILES:
-            progress(f"{ARC2FACE_REPO}/{name}")
-            hf_hub_download(ARC2FACE_REPO, name, local_dir=to)
-        for name in BASE_FILES:
-            progress(f"{BASE_REPO}/{name}")
-            hf_hub_download(BASE_REPO, name, local_dir=to / "sd15")
-    except Exception as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise MissingWeightsError(f"download failed ({type(err).__name__}: {reason[:160]}); check the network and run again (finished files are kept)") from None
-    landmarker_target = to / "face_landmarker.task"
-    if not landmarker_target.exists():
-        progress("face_landmarker.task (MediaPipe)")
-        cached = find_landmarker_model(download=True)
-        shutil.copyfile(cached, landmarker_target)
-    if not (to / "smirk" / "SMIRK_em1.pt").exists():
-        progress(f"note: the published Expression Adapter is driven by FLAME-55 from SMIRK, which is not on the hub: {SMIRK_HELP}")
+    fetch(everything(), to, progress)
     return to

@@ -85,8 +85,9 @@ def headless_parser() -> argparse.ArgumentParser:
     mapping.add_argument("--neutral-frame", type=int, help="relative mode: this driver frame is the neutral face (default: the median of the first second)")
     mapping.add_argument("--intensity", type=float, default=1.0, help="overall expression intensity (default 1.0)")
     mapping.add_argument("--gain", action="append", default=[], metavar="NAME=VALUE",
-                         help="gain for a blendshape or a region (brows, eyes, mouth, jaw, cheeks, nose); repeatable")
-    mapping.add_argument("--mirror", action="store_true", help="swap left and right (selfie cameras)")
+                         help="gain for a blendshape or a region (brows, eyes, mouth, jaw, cheeks, nose); repeatable. "
+                              "The FLAME-55 adapter takes eyes (eyelids), jaw and expression (its 50 coefficients together)")
+    mapping.add_argument("--mirror", action="store_true", help="swap left and right (selfie cameras); FLAME-55: the driver image is flipped before SMIRK")
     return parser
 
 
@@ -148,7 +149,11 @@ def bench_parser() -> argparse.ArgumentParser:
 
 
 def download_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="retarget download", description="Fetch the published weights into a models folder.")
+    parser = argparse.ArgumentParser(
+        prog="retarget download",
+        description="Fetch every file of the published pipeline into a models folder: the FoivosPar/Arc2Face repo, "
+                    "the SD 1.5 VAE/tokenizer/scheduler, SMIRK_em1.pt and the antelopev2 detector (Google Drive, via gdown) "
+                    "and MediaPipe's face_landmarker.task. Files already there are skipped; interrupted downloads resume.")
     parser.add_argument("--to", type=Path, required=True, help="models folder to fill (created if needed)")
     return parser
 
@@ -261,16 +266,17 @@ def run_headless(args: argparse.Namespace) -> int:
             retargeter.pipeline.load_lcm_lora(args.lcm_lora)
         context = retargeter.identity_from_image(identity_image, source=str(args.identity))
         if still:
-            expression = retargeter.expression_from_image(driver_image, source=str(drivers[0]))
+            expression = retargeter.expression_from_image(driver_image, source=str(drivers[0]), mapping=mapping,
+                                                          identity_neutral=context.blendshapes)
             image = retargeter.render(context, expression[None], settings, progress=sys.stderr.isatty())[0]
             _write_image(image, args.out)
             size = f"{image.shape[1]}x{image.shape[0]}"
             print(f"wrote {args.out} ({size}) in {time.perf_counter() - started:.1f} s on {device} with {files.description}")
             return 0
-        neutral = _neutral_from_frame(retargeter, str(drivers[0]), args.neutral_frame) if args.neutral_frame is not None else None
+        neutral = _neutral_from_frame(retargeter, str(drivers[0]), args.neutral_frame, mapping.mirror) if args.neutral_frame is not None else None
 
         def make_analyzer():
-            analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes)
+            analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes, identity_flame=context.flame)
             if neutral is not None:
                 analyzer.set_neutral_from(neutral)
             return analyzer
@@ -280,7 +286,7 @@ def run_headless(args: argparse.Namespace) -> int:
         return _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, args, files, state, started)
 
 
-def _neutral_from_frame(retargeter, driver: str, index: int):
+def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = False):
     from retarget.media.sources import open_source
 
     with open_source(driver) as source:
@@ -290,7 +296,7 @@ def _neutral_from_frame(retargeter, driver: str, index: int):
                     if frame.blendshapes is None:
                         raise BadInputError(f"--neutral-frame {index}: {driver} has no face in that row")
                     return frame.blendshapes
-                return retargeter.observe(frame.image, f"frame {index} of {driver}").blendshapes
+                return retargeter.driver_neutral(frame.image, f"frame {index} of {driver}", mirror)
     raise BadInputError(f"--neutral-frame {index}: {driver} has fewer frames")
 
 

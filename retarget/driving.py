@@ -2,8 +2,9 @@
 
 Image frames go through MediaPipe (VIDEO mode: it tracks between frames) and then either the
 blendshape mapping (smoothing, relative mode, gains, mirroring) for blendshape adapters, or the
-SMIRK encoder (FLAME-55, One Euro smoothed) for the published adapter. Blendshape CSV frames
-skip the landmarker. A frame with no face holds the last expression.
+SMIRK encoder for the published adapter, whose 55 FLAME values get the same controls in FLAME
+space (retarget.expression.flame; mirroring flips the image before SMIRK). Blendshape CSV
+frames skip the landmarker. A frame with no face holds the last expression.
 """
 
 from __future__ import annotations
@@ -15,9 +16,19 @@ import numpy as np
 
 from retarget.errors import BadInputError
 from retarget.expression.blendshapes import mirror_blendshapes
-from retarget.expression.mapping import ExpressionMapper, MappingSettings, OneEuroFilter
+from retarget.expression.flame import NUM_FLAME, FlameHistory, FlameMapper
+from retarget.expression.mapping import ExpressionMapper, MappingSettings
 from retarget.face.landmarker import FaceLandmarker
 from retarget.media.sources import Frame
+
+
+def driver_flame(smirk, image: np.ndarray, landmarks: np.ndarray, mirror: bool) -> np.ndarray:
+    """SMIRK's 55 values for a driver image; with mirror, of the flipped image (exact, not a coefficient swap)."""
+    if mirror:
+        image = image[:, ::-1]
+        landmarks = np.array(landmarks, dtype=np.float64, copy=True)
+        landmarks[:, 0] = image.shape[1] - 1 - landmarks[:, 0]
+    return smirk.encode(np.ascontiguousarray(image), landmarks)
 
 
 @dataclass
@@ -30,6 +41,7 @@ class DrivenFrame:
     face_found: bool
     capture_time: float | None = None  # monotonic seconds, for live latency
     raw_blendshapes: np.ndarray | None = None  # what the landmarker saw (None: no face); "Set neutral" uses it
+    raw_flame: np.ndarray | None = None  # FLAME-55 adapter: SMIRK's values before the controls (None: no face)
 
 
 class DriverAnalyzer:
@@ -43,24 +55,31 @@ class DriverAnalyzer:
         identity_neutral: np.ndarray | None = None,
         smirk_path: Path | None = None,
         device: str = "cpu",
+        identity_flame: np.ndarray | None = None,
+        flame_history: FlameHistory | None = None,
+        smirk=None,
     ):
+        """identity_neutral: the identity's 52 blendshapes; identity_flame: its 55 FLAME values (relative mode).
+
+        smirk: an already loaded SmirkExtractor to share (else one is loaded from smirk_path).
+        """
         self.expression_kind = expression_kind
         self.mapping = mapping or MappingSettings()
-        self.mapper = ExpressionMapper(self.mapping, identity_neutral)
         self._landmarker_path = landmarker_path
         self._landmarker: FaceLandmarker | None = None
         self._last_timestamp_ms = -1
         self.smirk = None
-        self._flame_filter = None
-        self._last_flame = np.zeros(55, np.float32)
         if expression_kind == "flame55":
             from retarget.face.smirk import SmirkExtractor
 
-            if smirk_path is None:
+            self.mapping.validate()
+            self.mapper = FlameMapper(self.mapping, identity_flame)
+            self.flame_history = flame_history if flame_history is not None else FlameHistory()
+            if smirk is None and smirk_path is None:
                 raise BadInputError("the FLAME-55 Expression Adapter needs the SMIRK encoder (SMIRK_em1.pt)")
-            self.smirk = SmirkExtractor(smirk_path, device=device)
-            if self.mapping.smoothing:
-                self._flame_filter = OneEuroFilter(self.mapping.min_cutoff, self.mapping.beta)
+            self.smirk = smirk if smirk is not None else SmirkExtractor(smirk_path, device=device)
+        else:
+            self.mapper = ExpressionMapper(self.mapping, identity_neutral)
         self.frames_without_face = 0
 
     @property
@@ -80,9 +99,28 @@ class DriverAnalyzer:
     def __exit__(self, *exc):
         self.close()
 
-    def set_neutral_from(self, blendshapes: np.ndarray) -> None:
-        """Relative mode: this (raw) driver vector is the driver's neutral face."""
-        self.mapper.set_neutral(blendshapes)
+    def set_neutral_from(self, values: np.ndarray) -> None:
+        """Relative mode: this raw driver frame is the driver's neutral face.
+
+        values: the frame's raw blendshapes (DrivenFrame.raw_blendshapes) or, for the FLAME-55
+        adapter, its raw FLAME values (DrivenFrame.raw_flame); raw blendshapes of a frame that a
+        FLAME analyzer of the same Retargeter has seen are looked up.
+        """
+        if self.expression_kind != "flame55":
+            self.mapper.set_neutral(values)
+            return
+        values = np.asarray(values, dtype=np.float32).reshape(-1)
+        if values.size == NUM_FLAME:
+            self.mapper.set_neutral(values)
+            return
+        flame = self.flame_history.flame_for(values)
+        if flame is None:
+            raise BadInputError("set neutral: that frame's FLAME values are not known any more; set the neutral "
+                                "again while the driver shows the neutral face")
+        self.mapper.set_neutral(flame)
+
+    def raw_flame(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        return driver_flame(self.smirk, image, landmarks, self.mapping.mirror)
 
     def _timestamp_ms(self, t: float) -> int:
         # MediaPipe's VIDEO mode needs strictly increasing integer milliseconds.
@@ -103,19 +141,14 @@ class DriverAnalyzer:
         if not face_found:
             self.frames_without_face += 1
         if self.expression_kind == "flame55":
+            raw_flame = self.raw_flame(frame.image, landmarks) if face_found else None
             if face_found:
-                image = frame.image[:, ::-1] if self.mapping.mirror else frame.image
-                if self.mapping.mirror:
-                    landmarks = landmarks.copy()
-                    landmarks[:, 0] = frame.image.shape[1] - 1 - landmarks[:, 0]
-                flame = self.smirk.encode(np.ascontiguousarray(image), landmarks)
-                if self._flame_filter is not None:
-                    flame = self._flame_filter(flame, frame.time)
-                self._last_flame = np.asarray(flame, np.float32)
+                self.flame_history.remember(raw, raw_flame)
+            expression = self.mapper(raw_flame, frame.time)
             shown = raw if face_found else np.zeros(52, np.float32)
             if face_found and self.mapping.mirror:
                 shown = mirror_blendshapes(shown)
-            return DrivenFrame(frame.index, frame.time, frame.image, self._last_flame.copy(), shown, face_found, capture_time, raw)
+            return DrivenFrame(frame.index, frame.time, frame.image, expression, shown, face_found, capture_time, raw, raw_flame)
         mapped = self.mapper(raw, frame.time)
         expression = mapped[1:] if self.expression_kind == "blendshapes51" else mapped
         return DrivenFrame(frame.index, frame.time, frame.image, expression, mapped, face_found, capture_time, raw)

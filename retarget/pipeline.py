@@ -37,6 +37,8 @@ class IdentityContext:
     reference: dict[str, torch.Tensor] | None  # self-attention inputs of the reference pass, (I, N, C) each
     # The identity photo's own 52 blendshapes: the neutral that relative driving maps onto.
     blendshapes: np.ndarray | None = None
+    # Its 55 FLAME values (SMIRK on the photo), for relative driving of the FLAME-55 adapter.
+    flame: np.ndarray | None = None
     # The reference tokens' keys/values depend only on the identity and the LoRA state, so at
     # inference they are projected once per identity and LoRA state, not at every step and frame.
     projections: dict = field(default_factory=dict, repr=False, compare=False)
@@ -192,6 +194,11 @@ class RetargetPipeline:
     def prepare_identity(self, id_embeddings, reference_images=None) -> IdentityContext:
         """ArcFace vector(s) (I, 512) and, for the Reference Adapter, FFHQ-aligned photo(s) -> context."""
         ids = torch.as_tensor(np.asarray(id_embeddings, dtype=np.float32)).reshape(-1, 512)
+        # The official demo L2-normalises, so a raw insightface embedding gives the same result as a unit one.
+        norms = torch.norm(ids, dim=1, keepdim=True)
+        if not torch.isfinite(ids).all() or (norms == 0).any():
+            raise ValueError("identity embeddings must be finite and non-zero 512-d vectors")
+        ids = ids / norms
         with self._lock:
             prompt_embeds = self.id_encoder.encode(ids)
             uncond_embeds = self.id_encoder.encode_unconditional()

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from retarget.assets import SMIRK_HELP, ModelFiles
-from retarget.errors import MissingWeightsError, NoFaceError
+from retarget.errors import BadInputError, MissingWeightsError, NoFaceError
 from retarget.face.align import align_ffhq
 from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder
 from retarget.face.landmarker import FaceLandmarker, FaceObservation, find_landmarker_model
@@ -41,10 +41,16 @@ class Retargeter:
         )
         self.landmarker_path = find_landmarker_model(landmarker_path or files.landmarker)
         self.landmarker = FaceLandmarker(self.landmarker_path, mode="image")
-        self.identity_embedder = IdentityEmbedder(ArcFaceEncoder(files.arcface), self.landmarker)
+        self.identity_embedder = IdentityEmbedder(ArcFaceEncoder(files.arcface), self.landmarker,
+                                                  detector_path=files.detector, warn_without_detector=not files.is_test_model)
         self.smirk = None
         self.smirk_path = None
+        self.identity_flame: np.ndarray | None = None  # the latest identity's FLAME values (relative mode)
+        self.flame_history = None
         if self.pipeline.expression_kind == "flame55":
+            from retarget.expression.flame import FlameHistory
+
+            self.flame_history = FlameHistory()  # shared by this Retargeter's analyzers, for "Set neutral"
             from retarget.face.smirk import SmirkExtractor
 
             path = smirk_path or files.smirk
@@ -79,12 +85,23 @@ class Retargeter:
             embedding = self.identity_embedder.embed_with_landmarks(image, observation.landmarks)
         context = self.pipeline.prepare_identity(embedding, aligned)
         context.blendshapes = observation.blendshapes
+        if self.smirk is not None:
+            context.flame = self.smirk.encode(image, observation.landmarks)
+            self.identity_flame = context.flame
         return context
 
-    def driver_analyzer(self, mapping=None, identity_neutral: np.ndarray | None = None):
+    def control_support(self) -> dict[str, str | None]:
+        """Which expression controls apply to the loaded adapter: name -> None, or the reason it does not apply."""
+        from retarget.expression.flame import control_support
+
+        return control_support(self.pipeline.expression_kind)
+
+    def driver_analyzer(self, mapping=None, identity_neutral: np.ndarray | None = None,
+                        identity_flame: np.ndarray | None = None):
         """A fresh per-stream analyzer speaking this generator's expression format.
 
-        identity_neutral: the identity photo's blendshapes (IdentityContext.blendshapes), for relative mode.
+        identity_neutral: the identity photo's blendshapes (IdentityContext.blendshapes), for relative mode;
+        identity_flame: its FLAME values (IdentityContext.flame; default: the latest identity's), FLAME-55 only.
         """
         from retarget.driving import DriverAnalyzer
 
@@ -95,9 +112,13 @@ class Retargeter:
             identity_neutral=identity_neutral,
             smirk_path=self.smirk_path,
             device=str(self.pipeline.device),
+            identity_flame=identity_flame if identity_flame is not None else self.identity_flame,
+            flame_history=self.flame_history,
+            smirk=self.smirk,
         )
 
     def expression_from_observation(self, image: np.ndarray, observation: FaceObservation) -> np.ndarray:
+        """The raw vector this adapter takes (no controls applied): SMIRK's FLAME-55 or the blendshapes."""
         kind = self.pipeline.expression_kind
         if kind == "flame55":
             return self.smirk.encode(image, observation.landmarks)
@@ -105,8 +126,33 @@ class Retargeter:
             return observation.blendshapes[1:]
         return observation.blendshapes
 
-    def expression_from_image(self, image: np.ndarray, source: str = "the driver") -> np.ndarray:
-        return self.expression_from_observation(image, self.observe(image, source))
+    def driver_neutral(self, image: np.ndarray, source: str, mirror: bool = False) -> np.ndarray:
+        """A driver image's raw vector for DriverAnalyzer.set_neutral_from: FLAME (mirrored first if asked) or blendshapes."""
+        observation = self.observe(image, source)
+        if self.smirk is not None:
+            from retarget.driving import driver_flame
+
+            return driver_flame(self.smirk, image, observation.landmarks, mirror)
+        return observation.blendshapes
+
+    def expression_from_image(self, image: np.ndarray, source: str = "the driver", mapping=None,
+                              identity_neutral: np.ndarray | None = None, neutral: np.ndarray | None = None) -> np.ndarray:
+        """One still driver -> the vector fed to the adapter, through the same controls as a video's frames.
+
+        neutral: the driver's raw neutral (relative mode); a single image has no first second to take it from.
+        """
+        if mapping is not None and mapping.relative and neutral is None:
+            raise BadInputError("--relative needs the driver's neutral face, which a single image does not have; "
+                                "drop --relative, or drive with a video (its first second is the neutral)")
+        from retarget.media.sources import Frame
+
+        with self.driver_analyzer(mapping, identity_neutral=identity_neutral) as analyzer:
+            if neutral is not None:
+                analyzer.set_neutral_from(neutral)
+            driven = analyzer(Frame(0, 0.0, image))
+        if not driven.face_found:
+            raise NoFaceError(f"no face found in {source}")
+        return driven.expression
 
     def render(self, context: IdentityContext, expressions, settings: GenerationSettings, progress: bool = False) -> np.ndarray:
         return self.pipeline.generate(context, expressions, settings, progress=progress)

@@ -340,3 +340,12 @@ def test_half_precision_path_matches_fp32_within_tolerance(files):
                                       GenerationSettings(**FAST), output="pt")
     diff = (images[torch.float32] - images[torch.bfloat16]).abs()
     assert diff.mean() < 0.01 and diff.max() < 0.05
+
+
+def test_prepare_identity_normalises_any_vector(pipe):
+    unit = unit_vectors(1, 4)
+    raw = unit * 23.7  # an insightface embedding before normalisation
+    assert torch.allclose(pipe.prepare_identity(raw).prompt_embeds, pipe.prepare_identity(unit).prompt_embeds, atol=1e-5)
+    for bad in (np.zeros((1, 512), np.float32), np.full((1, 512), np.nan, np.float32)):
+        with pytest.raises(ValueError, match="finite and non-zero"):
+            pipe.prepare_identity(bad)

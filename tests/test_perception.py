@@ -14,7 +14,7 @@ from retarget.errors import BadInputError, MissingWeightsError, NoFaceError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES, MIRROR_PERMUTATION, NUM_BLENDSHAPES, mirror_blendshapes
 from retarget.face import landmarker as landmarker_module
 from retarget.face.align import (
-    ARCFACE_TEMPLATE, align_arcface, align_ffhq, eye_centres, five_points_from_landmarks, transform_points,
+    ARCFACE_TEMPLATE, align_arcface, align_ffhq, ffhq_anchors, five_points_from_landmarks, transform_points,
 )
 from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder, write_random_arcface_onnx
 from retarget.face.image_io import load_image
@@ -295,11 +295,11 @@ def test_align_ffhq_puts_eyes_on_the_template(face_landmarker, media):
         observation = observe(face_landmarker, image)
         aligned, matrix = align_ffhq(image, observation.landmarks, size=512)
         assert aligned.shape == (512, 512, 3) and aligned.dtype == np.uint8 and matrix.shape == (2, 3)
-        eyes = transform_points(np.stack(eye_centres(observation.landmarks, use_iris=False)), matrix)
+        eyes = transform_points(ffhq_anchors(observation.landmarks)[:2], matrix)
         eye_positions.append(eyes)
         # The aligned picture really shows that face at those positions.
         again = observe(face_landmarker, aligned)
-        seen = np.stack(eye_centres(again.landmarks, use_iris=False))
+        seen = ffhq_anchors(again.landmarks)[:2]
         assert np.abs(seen - eyes).max() < 8
     # Eyes level and symmetric about the centre; the same template spot in both photos.
     for eyes in eye_positions:

@@ -29,6 +29,8 @@ _REGION_PREFIXES = {
 REGIONS: dict[str, tuple[str, ...]] = {
     region: tuple(n for n in BLENDSHAPE_NAMES if n.startswith(prefixes)) for region, prefixes in _REGION_PREFIXES.items()
 }
+# Gains that only the FLAME-55 adapter has (retarget.expression.flame); blendshape mapping refuses them.
+FLAME_ONLY_GAINS = ("expression",)
 
 
 class OneEuroFilter:
@@ -98,9 +100,12 @@ class MappingSettings:
                     gains[BLENDSHAPE_NAMES.index(name)] = float(value)
             elif k.lower() in lower and lower[k.lower()] != NEUTRAL_INDEX:
                 named[lower[k.lower()]] = float(value)
+            elif k.lower() in FLAME_ONLY_GAINS:
+                continue  # checked against the loaded adapter (refused by ExpressionMapper unless it is 1)
             else:
                 raise RetargetError(
-                    f"unknown gain '{key}': use a blendshape name such as jawOpen or a region ({', '.join(REGIONS)})"
+                    f"unknown gain '{key}': use a blendshape name such as jawOpen, a region ({', '.join(REGIONS)}) "
+                    "or, for the FLAME-55 adapter, expression"
                 )
         for index, value in named.items():
             gains[index] = value
@@ -136,6 +141,10 @@ class ExpressionMapper:
     def __init__(self, settings: MappingSettings | None = None, identity_neutral: np.ndarray | None = None):
         self.settings = settings or MappingSettings()
         self.settings.validate()
+        for key, value in self.settings.gains.items():
+            if key.strip().lower() in FLAME_ONLY_GAINS and float(value) != 1.0:
+                raise RetargetError(f"--gain {key}: scales FLAME's 50 expression coefficients, which only the FLAME-55 "
+                                    "adapter takes; this adapter takes blendshapes (use a region or a blendshape name)")
         self.identity_neutral = (
             np.zeros(NUM, dtype=np.float64) if identity_neutral is None else _vector(identity_neutral, "identity_neutral")
         )

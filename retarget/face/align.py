@@ -88,42 +88,136 @@ def align_arcface(image_rgb: np.ndarray, five_points: np.ndarray, size: int = 11
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
-    """FFHQ's oriented crop square (4x2: top-left, bottom-left, bottom-right, top-right) in image pixels."""
+# The 68-point convention's six contour points of each eye, as MediaPipe FaceMesh indices (outer
+# corner, two upper-lid points, inner corner, two lower-lid points; the usual EAR correspondence):
+# 68-point 36-41 (image-left eye) -> 33, 160, 158, 133, 153, 144;
+# 68-point 42-47 (image-right eye) -> 362, 385, 387, 263, 373, 380.
+# The mouth corners 48 and 54 are MediaPipe's 61 and 291.
+FFHQ_LEFT_EYE = (33, 160, 158, 133, 153, 144)
+FFHQ_RIGHT_EYE = (362, 385, 387, 263, 373, 380)
+FFHQ_MOUTH_CORNERS = (RIGHT_MOUTH_CORNER, LEFT_MOUTH_CORNER)
+# The recipe warps at 4x the output resolution and then Lanczos-resamples down (1024 from 4096).
+FFHQ_TRANSFORM_FACTOR = 4
+
+
+def ffhq_anchors(landmarks: np.ndarray) -> np.ndarray:
+    """(4, 2) FFHQ anchors from MediaPipe landmarks: image-left/right eye centres, image-left/right mouth corners."""
     xy = _xy(landmarks)
-    # The FFHQ recipe used dlib's eye-contour means, so use the contours here rather than the irises.
-    eye_left, eye_right = eye_centres(landmarks, use_iris=False)
+    return np.stack([
+        xy[list(FFHQ_LEFT_EYE)].mean(0), xy[list(FFHQ_RIGHT_EYE)].mean(0),
+        xy[FFHQ_MOUTH_CORNERS[0]], xy[FFHQ_MOUTH_CORNERS[1]],
+    ])
+
+
+def _checked_anchors(anchors) -> np.ndarray:
+    anchors = np.asarray(anchors, dtype=np.float64)
+    if anchors.shape != (4, 2):
+        raise ValueError(f"FFHQ anchors must be a (4, 2) array [left eye, right eye, left mouth, right mouth], got {anchors.shape}")
+    if not np.isfinite(anchors).all():
+        raise ValueError("FFHQ anchors contain NaN or infinite values")
+    if np.hypot(*(anchors[1] - anchors[0])) < 1e-6:
+        raise ValueError("FFHQ anchors: the two eye centres coincide")
+    return anchors
+
+
+def ffhq_quad_from_anchors(anchors) -> np.ndarray:
+    """FFHQ's oriented square (4x2: top-left, bottom-left, bottom-right, top-right corners) in image pixels."""
+    eye_left, eye_right, mouth_left, mouth_right = _checked_anchors(anchors)
     eye_avg = (eye_left + eye_right) * 0.5
     eye_to_eye = eye_right - eye_left
-    mouth_avg = (xy[RIGHT_MOUTH_CORNER] + xy[LEFT_MOUTH_CORNER]) * 0.5
-    eye_to_mouth = mouth_avg - eye_avg
-
-    x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
+    eye_to_mouth = (mouth_left + mouth_right) * 0.5 - eye_avg
+    # The square's x axis: eye-to-eye direction blended with the eye-to-mouth direction turned 90 degrees.
+    x = eye_to_eye - np.array([-eye_to_mouth[1], eye_to_mouth[0]])
     x /= np.hypot(*x)
     x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
-    y = np.flipud(x) * [-1, 1]
+    y = np.array([-x[1], x[0]])
     centre = eye_avg + eye_to_mouth * 0.1
     return np.stack([centre - x - y, centre - x + y, centre + x + y, centre + x - y])
 
 
-def align_ffhq(image_rgb: np.ndarray, landmarks: np.ndarray, size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """FFHQ-aligned size x size crop (reflected border) and the 2x3 matrix from input to aligned pixels."""
-    quad = ffhq_quad(landmarks).astype(np.float32)
-    corners = np.array([[0, 0], [0, size], [size, size]], dtype=np.float32)
-    matrix = cv2.getAffineTransform(quad[:3], corners)
-    # Downscaling by a large factor in one bilinear step aliases; pre-shrink like FFHQ's script does.
-    image = np.ascontiguousarray(image_rgb)
-    scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
-    shrink = int(np.floor(1.0 / scale / 2.0)) if scale < 0.5 else 1
+def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
+    """The FFHQ square for MediaPipe landmarks (see ffhq_anchors)."""
+    return ffhq_quad_from_anchors(ffhq_anchors(landmarks))
+
+
+def ffhq_matrix(anchors, size: int = 512) -> np.ndarray:
+    """2x3 affine from input pixels to ffhq_align's output pixels (both with pixel centres at whole numbers).
+
+    The quad's corners land on the outer edges of the output, i.e. at -0.5 and size - 0.5.
+    """
+    quad = ffhq_quad_from_anchors(anchors).astype(np.float32)
+    edges = np.array([[-0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]], dtype=np.float32)
+    return cv2.getAffineTransform(quad[:3], edges).astype(np.float64)
+
+
+def _pad_blended(image: np.ndarray, pad: tuple[int, int, int, int], qsize: float) -> np.ndarray:
+    """Reflect-pad (left, top, right, bottom), then fade the padding into a blur and the median colour."""
+    left, top, right, bottom = pad
+    padded = np.pad(image.astype(np.float32), ((top, bottom), (left, right), (0, 0)), mode="reflect")
+    height, width = padded.shape[:2]
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    # 0 on the original picture's edge, rising to 1 at the padding's outer edge (negative inside).
+    mask_x = 1.0 - np.minimum(xs / max(left, 1), (width - 1 - xs) / max(right, 1))
+    mask_y = 1.0 - np.minimum(ys / max(top, 1), (height - 1 - ys) / max(bottom, 1))
+    mask = np.maximum(mask_x, mask_y)[..., None]
+    sigma = qsize * 0.02
+    # A sampled Gaussian truncated at 4 sigma with mirrored edges (what scipy's gaussian_filter does), via OpenCV for speed.
+    radius = int(4.0 * sigma + 0.5)
+    blurred = cv2.GaussianBlur(padded, (2 * radius + 1, 2 * radius + 1), sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+    padded += (blurred - padded) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
+    padded += (np.median(padded, axis=(0, 1)) - padded) * np.clip(mask, 0.0, 1.0)
+    return np.clip(np.rint(padded), 0, 255).astype(np.uint8)
+
+
+def ffhq_align(image_rgb: np.ndarray, anchors, size: int = 512) -> np.ndarray:
+    """The FFHQ-aligned size x size uint8 crop for anchors [left eye, right eye, left mouth, right mouth] (pixels).
+
+    Steps of the FFHQ recipe: integer pre-shrink with antialiasing when the face is much larger
+    than the output; crop to the quad plus a border; reflect padding blended with a Gaussian blur
+    and the median colour where the quad leaves the picture; the quad warped to 4x the output
+    size; Lanczos down to size.
+    """
+    from PIL import Image
+
+    image = np.asarray(image_rgb)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
+    # Work in pixel-edge coordinates (a pixel's centre at +0.5), as the quad warp does.
+    quad = ffhq_quad_from_anchors(anchors) + 0.5
+    qsize = np.hypot(*(quad[3] - quad[0]))
+    picture = Image.fromarray(image)
+
+    shrink = int(np.floor(qsize / size * 0.5))
     if shrink > 1:
-        small = cv2.resize(image, (max(1, image.shape[1] // shrink), max(1, image.shape[0] // shrink)),
-                           interpolation=cv2.INTER_AREA)
-        factors = np.array([image.shape[1] / small.shape[1], image.shape[0] / small.shape[0]])
-        warp = matrix.copy()
-        # Compose with the map from small-image pixels back to full-size pixel centres.
-        warp[:, :2] = matrix[:, :2] * factors
-        warp[:, 2] = matrix[:, 2] + matrix[:, :2] @ ((factors - 1.0) / 2.0)
-        aligned = cv2.warpAffine(small, warp, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    else:
-        aligned = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    return aligned, matrix
+        small = (int(round(picture.width / shrink)), int(round(picture.height / shrink)))
+        quad = quad * (np.array(small) / np.array(picture.size))
+        qsize = qsize * small[0] / picture.width
+        picture = picture.resize(small, Image.Resampling.LANCZOS)
+
+    border = max(int(round(qsize * 0.1)), 3)
+    low, high = np.floor(quad.min(0)).astype(int), np.ceil(quad.max(0)).astype(int)
+    crop = (max(low[0] - border, 0), max(low[1] - border, 0),
+            min(high[0] + border, picture.width), min(high[1] + border, picture.height))
+    if crop[2] - crop[0] < picture.width or crop[3] - crop[1] < picture.height:
+        picture = picture.crop(crop)
+        quad = quad - crop[:2]
+
+    low, high = np.floor(quad.min(0)).astype(int), np.ceil(quad.max(0)).astype(int)
+    pad = (max(-low[0] + border, 0), max(-low[1] + border, 0),
+           max(high[0] - picture.width + border, 0), max(high[1] - picture.height + border, 0))
+    if max(pad) > border - 4:
+        pad = tuple(max(p, int(round(qsize * 0.3))) for p in pad)
+        picture = Image.fromarray(_pad_blended(np.asarray(picture), pad, qsize))
+        quad = quad + pad[:2]
+
+    working = size * FFHQ_TRANSFORM_FACTOR
+    picture = picture.transform((working, working), Image.Transform.QUAD, tuple(quad.flatten()), Image.Resampling.BILINEAR)
+    picture = picture.resize((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(picture)
+
+
+def align_ffhq(image_rgb: np.ndarray, landmarks: np.ndarray, size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """FFHQ-aligned size x size crop from MediaPipe landmarks, and the 2x3 matrix from input to aligned pixels."""
+    anchors = ffhq_anchors(landmarks)
+    return ffhq_align(image_rgb, anchors, size), ffhq_matrix(anchors, size)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import warnings
+import logging
 from pathlib import Path
 
 import cv2
@@ -14,6 +13,7 @@ from retarget.face.align import align_arcface, five_points_from_landmarks
 
 ARCFACE_INPUT_SIZE = 112
 EMBEDDING_DIM = 512
+logger = logging.getLogger(__name__)
 
 
 def _one_line(err: BaseException) -> str:
@@ -37,6 +37,7 @@ class ArcFaceEncoder:
         import onnxruntime as ort
 
         path = Path(onnx_path)
+        self.path = path
         if not path.is_file():
             raise MissingWeightsError(f"ArcFace model not found at {path} (arcface.onnx from FoivosPar/Arc2Face)")
         try:
@@ -88,74 +89,78 @@ class ArcFaceEncoder:
         return vectors / np.maximum(norms, 1e-12)
 
 
-def _antelopev2_detector_path() -> Path | None:
-    """SCRFD from insightface's antelopev2 pack, only if insightface is installed and the file is already on disk."""
-    try:
-        import insightface  # noqa: F401
-    except ImportError:
-        return None
-    root = Path(os.environ.get("INSIGHTFACE_HOME", "~/.insightface")).expanduser() / "models" / "antelopev2"
-    # The published zip unpacks either flat or into a nested antelopev2/ folder.
-    for candidate in (root / "scrfd_10g_bnkps.onnx", root / "antelopev2" / "scrfd_10g_bnkps.onnx"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _iou(a, b) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 class IdentityEmbedder:
-    """Largest face -> 5 keypoints (SCRFD when available, as Arc2Face does; else MediaPipe) -> ArcFace vector."""
+    """Largest face -> 5 keypoints -> 112x112 crop -> ArcFace vector, as Arc2Face's release does it.
 
-    def __init__(self, arcface: ArcFaceEncoder, landmarker, use_insightface: bool = True):
+    The keypoints come from insightface's SCRFD (antelopev2) when its file is present (pass
+    detector_path, or it is looked up in insightface's model root); otherwise from MediaPipe,
+    with one warning line, since the embedding then differs slightly from the published recipe's.
+    """
+
+    def __init__(self, arcface: ArcFaceEncoder, landmarker, use_insightface: bool = True,
+                 detector_path: Path | None = None, warn_without_detector: bool = True):
+        from retarget.assets import user_cache_dir
+        from retarget.face.detector import find_antelopev2_detector
+
         self.arcface = arcface
         self.landmarker = landmarker  # must run in image mode
-        self._scrfd_path = _antelopev2_detector_path() if use_insightface else None
-        self._scrfd = None
+        self.detector = None
+        if use_insightface:
+            # A models folder keeps antelopev2/ beside arcface.onnx; `hub` runs keep it in our cache.
+            path = detector_path or find_antelopev2_detector(arcface.path.parent, user_cache_dir())
+            if path is not None:
+                self.detector = _load_detector(path)
+            elif warn_without_detector:
+                from retarget.face.detector import FETCH_DETECTOR_HINT
+
+                logger.warning(
+                    "identity keypoints come from MediaPipe because insightface's antelopev2 detector "
+                    f"(scrfd_10g_bnkps.onnx) is not on disk, so the embedding will differ slightly; {FETCH_DETECTOR_HINT}"
+                )
+        self.last_keypoints: np.ndarray | None = None  # the 5 points of the latest crop (for checks and display)
+
+    @property
+    def uses_scrfd(self) -> bool:
+        return self.detector is not None
 
     def embed(self, image_rgb: np.ndarray, source: str = "image") -> np.ndarray:
         """(512,) unit vector of the largest face; NoFaceError when there is none."""
-        observation = self.landmarker.detect(image_rgb)
-        if observation is None:
-            raise NoFaceError(f"no face found in {source}")
-        return self.embed_with_landmarks(image_rgb, observation.landmarks)
+        points = self._detector_points(image_rgb)
+        if points is None:
+            observation = self.landmarker.detect(image_rgb) if self.landmarker is not None else None
+            if observation is None:
+                raise NoFaceError(f"no face found in {source}")
+            points = five_points_from_landmarks(observation.landmarks)
+        return self._embed_points(image_rgb, points)
 
     def embed_with_landmarks(self, image_rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """(512,) unit vector of the face that these MediaPipe landmarks (pixels) describe."""
-        points = self._scrfd_points(image_rgb, landmarks)
+        """(512,) unit vector: SCRFD's largest face when the detector is loaded, else the face these landmarks describe."""
+        points = self._detector_points(image_rgb)
         if points is None:
             points = five_points_from_landmarks(landmarks)
+        return self._embed_points(image_rgb, points)
+
+    def _embed_points(self, image_rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
+        self.last_keypoints = np.asarray(points, dtype=np.float32)
         face = align_arcface(image_rgb, points, size=self.arcface.input_size[0])
         return self.arcface.embed_aligned(face)[0]
 
-    def _scrfd_points(self, image_rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
-        """SCRFD keypoints of the detection that overlaps the landmarks' face, or None to use MediaPipe's."""
-        if self._scrfd_path is None:
-            return None
-        try:
-            if self._scrfd is None:
-                from insightface.model_zoo import get_model
+    def _detector_points(self, image_rgb: np.ndarray) -> np.ndarray | None:
+        return None if self.detector is None else self.detector.largest_face_keypoints(image_rgb)
 
-                self._scrfd = get_model(str(self._scrfd_path), providers=["CPUExecutionProvider"])
-                self._scrfd.prepare(ctx_id=-1, det_size=(640, 640))
-            bboxes, kpss = self._scrfd.detect(np.ascontiguousarray(image_rgb[:, :, ::-1]))  # SCRFD reads BGR
-        except Exception as err:  # optional accelerator of quality: never fatal
-            warnings.warn(f"insightface SCRFD failed ({_one_line(err)}); using MediaPipe keypoints", stacklevel=2)
-            self._scrfd_path = None
-            return None
-        if kpss is None or len(bboxes) == 0:
-            return None
-        xy = np.asarray(landmarks)[:, :2]
-        box = (xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max(), xy[:, 1].max())
-        overlaps = [_iou(box, b[:4]) for b in bboxes]
-        best = int(np.argmax(overlaps))
-        return np.asarray(kpss[best], dtype=np.float32) if overlaps[best] > 0.3 else None
+
+def _load_detector(path: Path):
+    try:
+        from retarget.face.detector import ScrfdFaceDetector
+
+        return ScrfdFaceDetector(path)
+    except ImportError:
+        raise MissingWeightsError(
+            f"the antelopev2 detector is at {path} but insightface is not installed; "
+            "run `pip install --no-deps \"insightface>=2.1\"`"
+        ) from None
+    except Exception as err:  # onnxruntime/insightface raise assorted types for unusable files
+        raise BadInputError(f"{path}: not a usable SCRFD detector ({_one_line(err)})") from None
 
 
 def write_random_arcface_onnx(path, seed: int = 0) -> Path:

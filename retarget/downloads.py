@@ -1,0 +1,176 @@
+"""`retarget download`: every file the published pipeline needs, from the four places the release names.
+
+The hub repo and the SD 1.5 parts come through huggingface_hub, SMIRK_em1.pt and the antelopev2
+archive from Google Drive through gdown, MediaPipe's face_landmarker.task from its model storage.
+All of them resume an interrupted transfer (huggingface_hub and gdown keep partial files; the
+landmarker is small and fetched whole). Files already present are skipped; a failure is one line
+naming the file and how to get it by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from retarget.assets import ARC2FACE_FILES, ARC2FACE_REPO, BASE_FILES, BASE_REPO
+from retarget.errors import MissingWeightsError
+from retarget.face.detector import ANTELOPEV2_DETECTOR, ANTELOPEV2_DIR
+
+SMIRK_DRIVE_ID = "1T65uEd9dVLHgVw5KiUYL66NUee-MCzoE"
+ANTELOPEV2_DRIVE_ID = "18wEUfMNohBJ4K3Ly5wpTejPfDzp-8fI8"
+SMIRK_TARGET = "smirk/SMIRK_em1.pt"
+DETECTOR_TARGET = f"{ANTELOPEV2_DIR}/{ANTELOPEV2_DETECTOR}"
+LANDMARKER_TARGET = "face_landmarker.task"
+PARTIAL_DIR = ".partial"  # archives and unfinished transfers; resumed from here
+
+# Third-party files and their terms, named once per run before the first such file is fetched.
+LICENCES = {
+    "arc2face": f"{ARC2FACE_REPO}: MIT (its model card)",
+    "sd15": f"{BASE_REPO}: CreativeML OpenRAIL-M",
+    "smirk": "SMIRK_em1.pt (georgeretsi/smirk): MIT (its repository)",
+    "insightface": "antelopev2 (insightface): non-commercial research use only (insightface's model licence)",
+    "mediapipe": "face_landmarker.task (MediaPipe): Apache-2.0",
+}
+
+
+class Network:
+    """The network boundary: every byte fetched from outside goes through one of these methods."""
+
+    def hub_file(self, repo: str, filename: str, folder: Path) -> None:
+        from huggingface_hub import hf_hub_download
+
+        hf_hub_download(repo, filename, local_dir=folder)  # progress bar; resumes its .incomplete file
+
+    def drive_file(self, file_id: str, output: Path) -> None:
+        import gdown
+
+        # gdown keeps a partial file beside the output and renames it only when complete.
+        if gdown.download(id=file_id, output=str(output), resume=True, quiet=False) is None:
+            raise OSError("Google Drive gave no file (quota or permission)")
+
+    def url_file(self, url: str, output: Path, sha256: str) -> None:
+        from retarget.face.landmarker import _download
+
+        _download(url, output, sha256)  # checksummed, temp file renamed when complete
+
+
+@dataclass(frozen=True)
+class Download:
+    label: str
+    target: str  # relative to the models folder; present means done
+    licence: str  # key into LICENCES
+    manual: str  # the step that gets the file by hand, for the error line
+    fetch: Callable[[Network, Path], None]
+
+
+def _hub(repo: str, name: str, prefix: str, licence: str) -> Download:
+    target = f"{prefix}{name}"
+    return Download(
+        label=f"{repo}/{name}", target=target, licence=licence,
+        manual=f"download https://huggingface.co/{repo}/resolve/main/{name} to MODELS/{target}",
+        fetch=lambda net, to: net.hub_file(repo, name, to / prefix if prefix else to),
+    )
+
+
+def _fetch_smirk(net: Network, to: Path) -> None:
+    target = to / SMIRK_TARGET
+    target.parent.mkdir(parents=True, exist_ok=True)
+    net.drive_file(SMIRK_DRIVE_ID, target)
+
+
+def _fetch_antelopev2(net: Network, to: Path) -> None:
+    archive = to / PARTIAL_DIR / "antelopev2.zip"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    if not archive.is_file():
+        net.drive_file(ANTELOPEV2_DRIVE_ID, archive)
+    unpack_detector(archive, to / ANTELOPEV2_DIR)
+    archive.unlink()  # ours: fetched above; only the detector is kept
+
+
+def unpack_detector(archive: Path, folder: Path) -> Path:
+    """Extract the SCRFD detector from the antelopev2 archive (flat or nested) into folder; the rest stays packed.
+
+    glintr100.onnx is not needed: the Arc2Face release replaces it with arcface.onnx.
+    """
+    try:
+        with zipfile.ZipFile(archive) as pack:
+            members = [m for m in pack.namelist() if Path(m).name == ANTELOPEV2_DETECTOR]
+            if not members:
+                raise MissingWeightsError(f"{archive}: no {ANTELOPEV2_DETECTOR} in the antelopev2 archive")
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / ANTELOPEV2_DETECTOR
+            temp = folder / f".{ANTELOPEV2_DETECTOR}.partial"
+            with pack.open(members[0]) as source, open(temp, "wb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
+            os.replace(temp, target)
+            return target
+    except zipfile.BadZipFile:
+        archive.unlink()  # ours and useless: the next run fetches it again
+        raise MissingWeightsError(f"{archive.name}: not a zip archive (the download was damaged); run the command again") from None
+
+
+def _fetch_landmarker(net: Network, to: Path) -> None:
+    from retarget.face.landmarker import LANDMARKER_SHA256, LANDMARKER_URL
+
+    net.url_file(LANDMARKER_URL, to / LANDMARKER_TARGET, LANDMARKER_SHA256)
+
+
+def extras() -> list[Download]:
+    """The files that are not on the Hugging Face hub."""
+    from retarget.face.landmarker import LANDMARKER_URL
+
+    return [
+        Download("SMIRK_em1.pt (SMIRK expression encoder)", SMIRK_TARGET, "smirk",
+                 f"run `gdown --id {SMIRK_DRIVE_ID}` and put the file at MODELS/{SMIRK_TARGET}", _fetch_smirk),
+        Download("antelopev2 face detector (insightface)", DETECTOR_TARGET, "insightface",
+                 f"run `gdown --id {ANTELOPEV2_DRIVE_ID}`, unzip it and put {ANTELOPEV2_DETECTOR} at MODELS/{DETECTOR_TARGET}",
+                 _fetch_antelopev2),
+        Download("face_landmarker.task (MediaPipe)", LANDMARKER_TARGET, "mediapipe",
+                 f"download {LANDMARKER_URL} to MODELS/{LANDMARKER_TARGET}", _fetch_landmarker),
+    ]
+
+
+def everything() -> list[Download]:
+    """What `retarget download --to DIR` puts into DIR, in order."""
+    return ([_hub(ARC2FACE_REPO, name, "", "arc2face") for name in ARC2FACE_FILES]
+            + [_hub(BASE_REPO, name, "sd15/", "sd15") for name in BASE_FILES]
+            + extras())
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(getattr(err, "reason", None) or err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def fetch(items: list[Download], to: Path, progress: Callable[[str], None] = print, network: Network | None = None) -> list[str]:
+    """Fetch each missing item into `to`; returns the targets fetched. The first failure raises one line."""
+    network = network or Network()
+    to = Path(to).expanduser()
+    to.mkdir(parents=True, exist_ok=True)
+    missing = [item for item in items if not (to / item.target).exists()]
+    if len(missing) < len(items):
+        progress(f"{len(items) - len(missing)} of {len(items)} files already in {to}; skipped")
+    named: set[str] = set()
+    for number, item in enumerate(missing, 1):
+        if item.licence not in named:
+            named.add(item.licence)
+            progress(f"licence: {LICENCES[item.licence]}")
+        progress(f"[{number}/{len(missing)}] {item.label}")
+        try:
+            item.fetch(network, to)
+        except Exception as err:  # every transport has its own error types; all end the same way
+            raise MissingWeightsError(
+                f"could not download {item.label} ({type(err).__name__}: {_one_line(err)}); "
+                f"{item.manual.replace('MODELS', str(to))}, or run the command again (finished files are kept)"
+            ) from None
+        if not (to / item.target).exists():
+            raise MissingWeightsError(f"could not download {item.label} (nothing arrived at {to / item.target}); "
+                                      f"{item.manual.replace('MODELS', str(to))}")
+    partial = to / PARTIAL_DIR
+    if partial.is_dir() and not any(partial.iterdir()):
+        partial.rmdir()
+    return [item.target for item in missing]

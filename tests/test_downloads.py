@@ -1,0 +1,158 @@
+"""`retarget download`: what is fetched to where, skipping, unpacking, failures (everything up to the network)."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from retarget.assets import ARC2FACE_FILES, ARC2FACE_REPO, BASE_FILES, BASE_REPO
+from retarget.downloads import (
+    ANTELOPEV2_DRIVE_ID, LICENCES, SMIRK_DRIVE_ID, Network, everything, extras, fetch,
+)
+from retarget.errors import MissingWeightsError
+from retarget.face.detector import ScrfdFaceDetector, find_antelopev2_detector, write_random_scrfd_onnx
+from retarget.face.landmarker import LANDMARKER_URL
+
+ANTELOPEV2_MEMBERS = ("1k3d68.onnx", "2d106det.onnx", "genderage.onnx", "glintr100.onnx", "scrfd_10g_bnkps.onnx")
+
+
+def antelopev2_archive(path: Path, nested: bool = True) -> Path:
+    """A zip with the published archive's layout (antelopev2/<five models>), a random SCRFD as the detector."""
+    scrfd = write_random_scrfd_onnx(path.parent / "scrfd_src.onnx")
+    with zipfile.ZipFile(path, "w") as pack:
+        for name in ANTELOPEV2_MEMBERS:
+            arcname = f"antelopev2/{name}" if nested else name
+            if name == "scrfd_10g_bnkps.onnx":
+                pack.write(scrfd, arcname)
+            else:
+                pack.writestr(arcname, f"stand-in for {name}")
+    return path
+
+
+class LocalNetwork(Network):
+    """Serves the files from local stand-ins and records each request: the boundary, nothing inside it."""
+
+    def __init__(self, drive: dict[str, Path], fail: dict[str, Exception] | None = None):
+        self.drive, self.fail, self.calls = drive, fail or {}, []
+
+    def _maybe_fail(self, key: str):
+        if key in self.fail:
+            raise self.fail[key]
+
+    def hub_file(self, repo, filename, folder):
+        self.calls.append(("hub", repo, filename, Path(folder)))
+        self._maybe_fail(filename)
+        target = Path(folder) / filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"{repo}/{filename}")
+
+    def drive_file(self, file_id, output):
+        self.calls.append(("drive", file_id, Path(output)))
+        self._maybe_fail(file_id)
+        shutil.copyfile(self.drive[file_id], output)
+
+    def url_file(self, url, output, sha256):
+        self.calls.append(("url", url, Path(output)))
+        self._maybe_fail(url)
+        Path(output).write_text("landmarker")
+
+
+@pytest.fixture
+def drive(tmp_path):
+    source = tmp_path / "drive"
+    source.mkdir()
+    smirk = source / "SMIRK_em1.pt"
+    smirk.write_bytes(b"smirk weights")
+    return {SMIRK_DRIVE_ID: smirk, ANTELOPEV2_DRIVE_ID: antelopev2_archive(source / "antelopev2.zip")}
+
+
+def test_every_file_goes_where_the_loaders_look(tmp_path, drive):
+    to = tmp_path / "models"
+    network, lines = LocalNetwork(drive), []
+    fetched = fetch(everything(), to, lines.append, network)
+    assert len(fetched) == len(ARC2FACE_FILES) + len(BASE_FILES) + 3
+    hub = [(repo, name, folder) for kind, repo, name, folder in (c for c in network.calls if c[0] == "hub")]
+    assert hub == [(ARC2FACE_REPO, n, to) for n in ARC2FACE_FILES] + [(BASE_REPO, n, to / "sd15") for n in BASE_FILES]
+    assert [c[1] for c in network.calls if c[0] == "drive"] == [SMIRK_DRIVE_ID, ANTELOPEV2_DRIVE_ID]
+    assert [c[1:] for c in network.calls if c[0] == "url"] == [(LANDMARKER_URL, to / "face_landmarker.task")]
+    for name in ARC2FACE_FILES:
+        assert (to / name).read_text() == f"{ARC2FACE_REPO}/{name}"
+    for name in BASE_FILES:
+        assert (to / "sd15" / name).read_text() == f"{BASE_REPO}/{name}"
+    assert (to / "smirk" / "SMIRK_em1.pt").read_bytes() == b"smirk weights"
+    # The archive: only the detector is kept, unpacked to antelopev2/, and it loads.
+    assert sorted(p.name for p in (to / "antelopev2").iterdir()) == ["scrfd_10g_bnkps.onnx"]
+    assert find_antelopev2_detector(to) == to / "antelopev2" / "scrfd_10g_bnkps.onnx"
+    ScrfdFaceDetector(to / "antelopev2" / "scrfd_10g_bnkps.onnx")
+    assert not (to / ".partial").exists()  # the archive we fetched is gone
+    # Each licence named exactly once, before its files.
+    licence_lines = [line for line in lines if line.startswith("licence: ")]
+    assert sorted(licence_lines) == sorted(f"licence: {text}" for text in LICENCES.values())
+    assert sum(line.startswith("[") for line in lines) == len(fetched)  # one progress line per file
+
+
+def test_present_files_are_skipped(tmp_path, drive):
+    to = tmp_path / "models"
+    fetch(everything(), to, lambda line: None, LocalNetwork(drive))
+    again, lines = LocalNetwork(drive), []
+    assert fetch(everything(), to, lines.append, again) == []
+    assert again.calls == [] and lines == [f"{len(everything())} of {len(everything())} files already in {to}; skipped"]
+    # Remove two: only those are fetched again (and only their licences named).
+    (to / "smirk" / "SMIRK_em1.pt").unlink()
+    (to / "sd15" / "vae" / "config.json").unlink()
+    third, lines = LocalNetwork(drive), []
+    assert sorted(fetch(everything(), to, lines.append, third)) == ["sd15/vae/config.json", "smirk/SMIRK_em1.pt"]
+    assert len(third.calls) == 2
+    assert [line for line in lines if line.startswith("licence")] == [f"licence: {LICENCES['sd15']}", f"licence: {LICENCES['smirk']}"]
+
+
+def test_a_flat_archive_unpacks_the_same_way(tmp_path, drive):
+    drive[ANTELOPEV2_DRIVE_ID] = antelopev2_archive(tmp_path / "flat.zip", nested=False)
+    fetch(extras(), tmp_path / "m", lambda line: None, LocalNetwork(drive))
+    assert sorted(p.name for p in (tmp_path / "m" / "antelopev2").iterdir()) == ["scrfd_10g_bnkps.onnx"]
+
+
+@pytest.mark.parametrize("key, named, manual", [
+    (SMIRK_DRIVE_ID, "SMIRK_em1.pt", f"gdown --id {SMIRK_DRIVE_ID}"),
+    (ANTELOPEV2_DRIVE_ID, "antelopev2", f"gdown --id {ANTELOPEV2_DRIVE_ID}"),
+    (LANDMARKER_URL, "face_landmarker.task", LANDMARKER_URL),
+    ("vae/diffusion_pytorch_model.safetensors", f"{BASE_REPO}/vae/diffusion_pytorch_model.safetensors",
+     f"https://huggingface.co/{BASE_REPO}/resolve/main/vae/diffusion_pytorch_model.safetensors"),
+])
+def test_a_failed_download_is_one_line_naming_the_file_and_the_manual_step(tmp_path, drive, key, named, manual):
+    to = tmp_path / "models"
+    error = ConnectionError("Max retries exceeded with url\nsecond line of detail")
+    with pytest.raises(MissingWeightsError) as caught:
+        fetch(everything(), to, lambda line: None, LocalNetwork(drive, fail={key: error}))
+    message = str(caught.value)
+    assert "\n" not in message and named in message and manual in message and "Max retries exceeded" in message
+    assert str(to) in message  # the manual step says where the file goes
+
+
+def test_a_damaged_archive_is_removed_and_reported(tmp_path, drive):
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"an html page from Google Drive, not a zip")
+    drive[ANTELOPEV2_DRIVE_ID] = broken
+    to = tmp_path / "models"
+    with pytest.raises(MissingWeightsError, match="not a zip archive") as caught:
+        fetch(extras(), to, lambda line: None, LocalNetwork(drive))
+    assert "\n" not in str(caught.value)
+    assert not (to / ".partial" / "antelopev2.zip").exists() and not (to / "antelopev2" / "scrfd_10g_bnkps.onnx").exists()
+
+
+def test_cli_download_reports_a_failure_in_one_line(tmp_path, monkeypatch, capsys):
+    from retarget import downloads
+    from retarget.cli import main
+
+    def offline(self, repo, filename, folder):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(downloads.Network, "hub_file", offline)
+    code = main(["download", "--to", str(tmp_path / "models")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert err[-1].count("could not download") == 1 and f"{ARC2FACE_REPO}/arc2face/config.json" in err[-1]
+    assert "Traceback" not in "\n".join(err)
