@@ -172,8 +172,9 @@ def resolve_models(spec: str = "hub", local_files_only: bool | None = None, prog
     return files
 
 
-def download_models(to: Path, progress=print) -> Path:
-    """Fetch the published set into a models folder (huggingface_hub shows progress bars)."""
+def download_models(to: Path, progress=print, tqdm_class=None) -> Path:
+    """Fetch the published set into a models folder (huggingface_hub shows progress bars, or reports
+    each file's bytes to `tqdm_class`: the app's download dialog)."""
     from huggingface_hub import hf_hub_download
 
     from retarget.face.landmarker import find_landmarker_model
@@ -183,10 +184,10 @@ def download_models(to: Path, progress=print) -> Path:
     try:
         for name in ARC2FACE_FILES:
             progress(f"{ARC2FACE_REPO}/{name}")
-            hf_hub_download(ARC2FACE_REPO, name, local_dir=to)
+            hf_hub_download(ARC2FACE_REPO, name, local_dir=to, tqdm_class=tqdm_class)
         for name in BASE_FILES:
             progress(f"{BASE_REPO}/{name}")
-            hf_hub_download(BASE_REPO, name, local_dir=to / "sd15")
+            hf_hub_download(BASE_REPO, name, local_dir=to / "sd15", tqdm_class=tqdm_class)
     except Exception as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise MissingWeightsError(f"download failed ({type(err).__name__}: {reason[:160]}); check the network and run again (finished files are kept)") from None

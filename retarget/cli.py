@@ -379,14 +379,18 @@ def run_testmodels(argv: list[str]) -> int:
     return 0
 
 
-def run_app() -> int:
+# Options the desktop app takes too: `retarget --models DIR` opens the window on those models.
+APP_OPTIONS = ("--models", "--landmarker", "--device", "--smirk", "--lcm-lora", "--identity", "--driver")
+
+
+def run_app(argv: list[str] | None = None) -> int:
     try:
         from gui.app import main as app_main
     except ImportError as err:
         raise RetargetError(
             f"the desktop app is not available ({err}); install it with `pip install -e .[gui]` or use `retarget --headless ...`"
         ) from None
-    return app_main()
+    return app_main(argv or [])
 
 
 def run_extract(argv: list[str]) -> int:
@@ -455,7 +459,12 @@ def dispatch(argv: list[str]) -> int:
         return run_app()
     args = headless_parser().parse_args(argv)
     if not args.headless:
-        raise RetargetError("options given without --headless; add --headless to render from the command line, or run `retarget` alone for the app")
+        given = {token.split("=", 1)[0] for token in argv if token.startswith("--")}
+        headless_only = sorted(given - set(APP_OPTIONS))
+        if not headless_only:
+            return run_app(argv)
+        raise RetargetError(f"{', '.join(headless_only)} need --headless (render from the command line); the app takes only "
+                            f"{', '.join(APP_OPTIONS)}")
     return run_headless(args)
 
 
