@@ -86,6 +86,8 @@ def models_download(to: Path) -> Callable[[ProgressCounter], Path]:
         from retarget.assets import download_models
 
         def file_started(line: str) -> None:
+            if line.startswith("note:"):  # advice, not a file (SMIRK is not on the hub)
+                return
             with counter.lock:
                 counter.files += 1
             counter.begin(line, None)
