@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 
@@ -290,3 +291,60 @@ def test_missing_landmarker_offers_choose_download_retry(qtbot, qsettings, tmp_p
         window.banner.actions["Retry"].click()
     assert window.banner.text() == ""
     window.close()
+
+
+class RecordingVirtualCamera:
+    """A pyvirtualcam backend registered for tests (no virtual camera device exists on the build
+    machines): it implements pyvirtualcam's Backend interface and keeps the frames it is sent."""
+
+    instances: list = []
+
+    def __init__(self, *, width, height, fps, fourcc, device, **kw):
+        self.width, self.height, self.frames = width, height, []
+        RecordingVirtualCamera.instances.append(self)
+
+    def close(self):
+        self.closed = True
+
+    def send(self, frame):
+        self.frames.append(frame.copy())
+
+    def device(self):
+        return "test-camera"
+
+    def native_fourcc(self):
+        return None
+
+
+def test_virtual_camera_ticked_while_loading_stays_on_and_receives_frames(qtbot, qsettings, tiny_models_dir,
+                                                                         landmarker_path, media):
+    pyvirtualcam = pytest.importorskip("pyvirtualcam", reason="the vcam extra (pip install -e .[vcam]) is not installed")
+    from gui.main_window import MainWindow
+
+    pyvirtualcam.register_backend("retarget-test", RecordingVirtualCamera)
+    RecordingVirtualCamera.instances.clear()
+    window = MainWindow(models=str(tiny_models_dir), landmarker_path=landmarker_path, settings=qsettings, probe_cameras=False)
+    qtbot.addWidget(window)
+    window.vcam_backend = "retarget-test"
+    window.panel.set_preset("fast")
+    window.panel.steps.setValue(2)
+    assert window.retargeter is None  # still loading
+    window.vcam_check.setChecked(True)
+    assert window.vcam_check.isChecked()  # not silently unticked
+    qtbot.waitUntil(lambda: bool(RecordingVirtualCamera.instances), timeout=60000)
+    cam = RecordingVirtualCamera.instances[0]
+    size = window.retargeter.pipeline.image_size
+    assert (cam.width, cam.height) == (size, size)
+    with qtbot.waitSignal(window.identity_loaded, timeout=30000):
+        window.load_identity(media / "identity_hepburn_small.png")
+    window.add_video_driver(media / "driver_d0.mp4")
+    with qtbot.waitSignal(window.stream_started, timeout=20000):
+        window.start_stream()
+    qtbot.waitUntil(lambda: len(cam.frames) >= 2, timeout=60000)
+    # pyvirtualcam's Camera checked the (h, w, 3) RGB frame and hands backends the flat bytes.
+    assert cam.frames[0].shape == (size * size * 3,) and cam.frames[0].dtype == np.uint8
+    assert cam.frames[-1].reshape(size, size, 3).std() > 0  # an image, not a blank buffer
+    window.vcam_check.setChecked(False)
+    assert getattr(cam, "closed", False)
+    _stop(qtbot, window)
+    assert window.vcam_check.isEnabled() and not window.error_messages
