@@ -82,13 +82,14 @@ class LiveControls:
         def failed(err):
             self._set_busy(None)
             self.stream_state = "idle"
+            self.stop_recording()  # one kept across a loop's restart ends here
             self.show_error(f"Could not start {spec}: {error_text(err)}", kind="stream",
                             actions=[("Retry", self.start_stream), ("Refresh cameras", self.refresh_cameras)])
             self._update_buttons()
 
         self._run(open_driver, opened, failed, "open-driver")
 
-    def stop_stream(self, reason: str = "stopped", then=None) -> None:
+    def stop_stream(self, reason: str = "stopped", then=None, keep_recording: bool = False) -> None:
         """Stop on a worker thread (joining the engine can take a frame's time); `then` runs on the UI thread after."""
         if self.stream_state == "starting":
             self.stream_state = "idle"  # opened() sees this and closes what it opened
@@ -103,7 +104,8 @@ class LiveControls:
             return
         self.stream_state = "stopping"
         session, bridge = self.session, self.bridge
-        self.stop_recording()
+        if not keep_recording:  # a looping video keeps recording across its restart
+            self.stop_recording()
         self._update_buttons()
 
         def stop():
@@ -164,7 +166,7 @@ class LiveControls:
                     self.stop_stream("failed")
                 elif self.loop_check.isChecked() and not getattr(session.source, "live", False):
                     self.statusBar().showMessage("The driver video ended; playing it again (Loop)", 3000)
-                    self.stop_stream("ended", then=self.start_stream)
+                    self.stop_stream("ended", then=self.start_stream, keep_recording=True)
                 else:
                     self.statusBar().showMessage("The driver video ended; stream stopped", 8000)
                     self.stop_stream("ended")

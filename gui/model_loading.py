@@ -135,7 +135,7 @@ class ModelLoading:
         from gui.downloads import DownloadDialog, models_download
         from retarget.assets import ARC2FACE_FILES, BASE_FILES
 
-        if to is None:
+        if not isinstance(to, (str, Path)):  # None, or the `checked` flag of a button or menu item
             to = QFileDialog.getExistingDirectory(self, "Download the models into this folder", str(Path.home()))
             if not to:
                 return

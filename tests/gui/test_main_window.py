@@ -348,3 +348,26 @@ def test_virtual_camera_ticked_while_loading_stays_on_and_receives_frames(qtbot,
     assert getattr(cam, "closed", False)
     _stop(qtbot, window)
     assert window.vcam_check.isEnabled() and not window.error_messages
+
+
+def test_changing_the_device_mid_stream_restarts_the_stream(qtbot, make_window, media):
+    window = make_window(media / "identity_hepburn_small.png")
+    window.add_video_driver(media / "driver_d0.mp4")
+    window.loop_check.setChecked(True)
+    with qtbot.waitSignal(window.stream_started, timeout=20000):
+        window.start_stream()
+    old = window.retargeter
+    target = "cpu" if window.panel.device_name() != "cpu" else "auto"
+    with qtbot.waitSignals([window.stream_stopped, window.models_loaded, window.stream_started], order="strict",
+                           timeout=120000):
+        window.panel.device.setCurrentIndex(window.panel.device.findData(target))
+    assert window.retargeter is not old and window.stream_state == "running"
+    assert not window.error_messages
+    _stop(qtbot, window)
+
+
+def test_bench_figures():
+    from gui.bench import gap_figures
+
+    worst, p99 = gap_figures([20.0] * 99 + [80.0])
+    assert worst == 80.0 and 20.0 <= p99 <= 80.0
