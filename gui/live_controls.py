@@ -141,6 +141,7 @@ class LiveControls:
         self.last_frame = frame
         if frame.driver is not None:
             self.driver_view.set_image(frame.driver)
+            self.driver_view.set_points(frame.landmarks if self.landmark_overlay else None)
         self.output_view.set_image(frame.output)
         if self.view_mode == "blend":
             self.output_view.set_underlay(frame.driver)

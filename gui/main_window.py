@@ -85,6 +85,7 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
         self._neutral_raw = None
         self._driver_fps = 25.0
         self._restart_after_load = False
+        self.landmark_overlay = False
         self._cameras: list[int] | None = None
         self._mapping_timer = QTimer(self, singleShot=True, interval=250)  # gain spin boxes change in bursts
         self._mapping_timer.timeout.connect(self._apply_mapping)
@@ -266,6 +267,7 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
                     pass
         self.set_settings_visible(str(self.store.value("window/settings_visible", "true")).lower() in ("true", "1"))
         self.set_view_mode(str(self.store.value("window/view_mode", "side")))
+        self.set_landmark_overlay(str(self.store.value("window/landmarks", "false")).lower() in ("true", "1"))
 
     def _save_layout(self) -> None:
         self.store.setValue("window/geometry", self.saveGeometry())
@@ -274,6 +276,7 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
         self.store.setValue("window/views_splitter", self.views.saveState())
         self.store.setValue("window/settings_visible", not self.settings_scroll.isHidden())
         self.store.setValue("window/view_mode", self.view_mode)
+        self.store.setValue("window/landmarks", self.landmark_overlay)
 
     # ------------------------------------------------------------------ view
     def set_view_mode(self, mode: str) -> None:
@@ -287,6 +290,15 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
             action.setChecked(True)
         frame = self.last_frame
         self.output_view.set_underlay(frame.driver if (mode == "blend" and frame is not None) else None)
+
+    def set_landmark_overlay(self, on: bool) -> None:
+        """Draw the 478 face landmarks MediaPipe found over the driver pane."""
+        self.landmark_overlay = bool(on)
+        action = getattr(self, "actions_by_name", {}).get("landmarks")
+        if action is not None:
+            action.setChecked(self.landmark_overlay)
+        frame = self.last_frame
+        self.driver_view.set_points(frame.landmarks if (on and frame is not None) else None)
 
     def set_settings_visible(self, visible: bool) -> None:
         self.settings_scroll.setVisible(bool(visible))
@@ -521,7 +533,7 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
         for analyzer, _ in self._retired_analyzers:
             analyzer.close()
         if sink is not None:
-            sink.close(end_time=stopped_at)
+            self._finish_recording_on_exit(sink, stopped_at)
         if cam is not None:
             cam.close()
         for task in list(self._tasks):

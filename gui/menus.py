@@ -21,6 +21,7 @@ SHORTCUTS = [
     ("Ctrl+O", "Open an identity photo"),
     ("Ctrl+Shift+O", "Open a driver video"),
     ("F5", "Refresh the camera list"),
+    ("Ctrl+L", "Face landmarks on the driver pane"),
     ("F9", "Show / hide the settings panel"),
     ("F11", "Full screen"),
     ("Ctrl+Q", "Quit"),
@@ -100,6 +101,8 @@ def build_menus(window) -> dict[str, QAction]:
         actions[f"view_{mode}"] = action
     actions["view_side"].setChecked(True)
     view.addSeparator()
+    actions["landmarks"] = _action(window, view, "Face landmarks on the driver", window.set_landmark_overlay, "Ctrl+L",
+                                   checkable=True)
     actions["settings"] = _action(window, view, "Settings panel", window.set_settings_visible, "F9", checkable=True)
     actions["settings"].setChecked(True)
     actions["fullscreen"] = _action(window, view, "Full screen", window.set_full_screen, "F11", checkable=True)

@@ -97,6 +97,20 @@ class RecordingControls:
 
         self._run(close, saved, failed, "recording")
 
+    def _finish_recording_on_exit(self, sink, stopped_at: float) -> None:
+        """Closing the window: save what was recorded; a recording with no frame leaves no file at all."""
+        if sink.frames_written == 0:
+            sink.abort()
+            if sink.path.is_file() and sink.path.stat().st_size == 0:
+                sink.path.unlink()  # our placeholder
+            return
+        try:
+            sink.close(end_time=stopped_at)
+        except Exception as err:  # closing anyway: say so on stderr, never hang or crash the exit
+            import sys
+
+            print(f"retarget: recording to {sink.path} failed: {error_text(err)}", file=sys.stderr)
+
     def take_snapshot(self) -> Path | None:
         """The current output as a new PNG in the recordings folder (never replacing a file)."""
         if self.last_frame is None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from PyQt6.QtCore import QRectF, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QImage, QPainter
+from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QImage, QPainter, QPolygonF
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 REGION_COLOURS = {
@@ -29,6 +29,7 @@ class ImageView(QWidget):
         super().__init__(parent)
         self._image: QImage | None = None
         self._under: QImage | None = None  # blend mode: drawn first, the image at half opacity over it
+        self._points: np.ndarray | None = None  # face landmarks (x, y in image pixels) drawn over the image
         self.placeholder = placeholder
         self.frames_shown = 0
         self.setMinimumSize(160, 160)
@@ -46,6 +47,11 @@ class ImageView(QWidget):
     def set_underlay(self, image: QImage | None) -> None:
         """Blend view: `image` (the driver) under the output at half opacity; None for the output alone."""
         self._under = image
+        self.update()
+
+    def set_points(self, points: np.ndarray | None) -> None:
+        """Landmarks to draw over the image (the driver pane's overlay); None for none."""
+        self._points = points
         self.update()
 
     def clear(self) -> None:
@@ -69,6 +75,12 @@ class ImageView(QWidget):
             painter.drawImage(target, self._under)
             painter.setOpacity(0.5)
         painter.drawImage(target, self._image)
+        if self._points is not None and len(self._points):
+            painter.setOpacity(1.0)
+            painter.setPen(QColor(80, 255, 140))
+            xs = target.x() + self._points[:, 0] * scale
+            ys = target.y() + self._points[:, 1] * scale
+            painter.drawPoints(QPolygonF([QPointF(float(x), float(y)) for x, y in zip(xs, ys)]))
 
 
 class BlendshapeChart(QWidget):

@@ -28,6 +28,16 @@ def test_live_video_driver_shows_output_frames(qtbot, make_window, media):
     assert window.driver_view.image() is not None
     assert window.output_view.image().width() == window.retargeter.pipeline.image_size
     assert window.chart.values.shape == (52,)
+    # The landmark overlay: MediaPipe's 478 points over the driver pane, inside the driver frame.
+    window.actions_by_name["landmarks"].trigger()
+    shown = window.driver_view.frames_shown
+    qtbot.waitUntil(lambda: window.driver_view.frames_shown > shown and window.driver_view._points is not None, timeout=30000)
+    points = window.driver_view._points
+    image = window.driver_view.image()
+    assert points.shape == (478, 2)
+    assert 0 <= points[:, 0].min() and points[:, 0].max() < image.width() and points[:, 1].max() < image.height()
+    window.set_landmark_overlay(False)
+    assert window.driver_view._points is None
     assert window.snapshot(window.store.fileName() + ".png")
     # Mapping changes apply live: a new analyzer is swapped in without restarting the stream.
     first = window.session.analyzer
