@@ -381,3 +381,21 @@ def test_bench_figures():
 
     worst, p99 = gap_figures([20.0] * 99 + [80.0])
     assert worst == 80.0 and 20.0 <= p99 <= 80.0
+
+
+def test_a_finished_download_loads_that_folder(qtbot, qsettings, tmp_path, tiny_models_dir, landmarker_path, monkeypatch):
+    """The window's Download: the dialog's job finishes, the window switches to the folder and loads it.
+    (No network here: the transfer itself is replaced by one that finds the folder already complete.)"""
+    import gui.downloads
+    from gui.main_window import MainWindow
+
+    monkeypatch.setattr(gui.downloads, "models_download", lambda to: (lambda counter: to))
+    window = MainWindow(models=str(tmp_path / "nowhere"), landmarker_path=landmarker_path, settings=qsettings,
+                        probe_cameras=False)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.banner.kind == "models", timeout=60000)
+    with qtbot.waitSignal(window.models_loaded, timeout=120000):
+        window.download_models(tiny_models_dir)
+    assert window.models_spec == str(tiny_models_dir) and window.download_dialog.outcome == "done"
+    assert window.banner.text() == ""
+    window.close()
