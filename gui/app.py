@@ -1,4 +1,4 @@
-"""`retarget` with no arguments: the desktop app."""
+"""`retarget` with no arguments (or only the options below): the desktop app."""
 
 from __future__ import annotations
 
@@ -13,9 +13,22 @@ def parser() -> argparse.ArgumentParser:
                    help="hub (default), a models folder, or random:tiny (TEST models: output is noise); "
                         "also from $RETARGET_MODELS")
     p.add_argument("--landmarker", default=None, help="MediaPipe face_landmarker.task (default: $RETARGET_FACE_LANDMARKER, cache, download)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: the last one used, else auto)")
+    p.add_argument("--smirk", default=None, help="SMIRK_em1.pt for FLAME-55 adapters (default: MODELS/smirk/SMIRK_em1.pt)")
+    p.add_argument("--lcm-lora", default=None, metavar="SRC",
+                   help="load the LCM-LoRA (latent-consistency/lcm-lora-sdv1-5, a folder or file): offers the 'Fast live (LCM)' preset")
     p.add_argument("--identity", default=None, help="identity photo to load at start")
     p.add_argument("--driver", default=None, help="driver video to select at start")
     return p
+
+
+def follow_system_colour_scheme(app) -> None:
+    """A dark desktop gets a dark window: the Fusion style draws every control from the system's palette."""
+    from PyQt6.QtCore import Qt
+
+    hints = app.styleHints()
+    if hasattr(hints, "colorScheme") and hints.colorScheme() == Qt.ColorScheme.Dark:
+        app.setStyle("Fusion")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setOrganizationName("retarget")
     app.setApplicationName("retarget")
-    window = MainWindow(models=args.models, landmarker_path=args.landmarker)
+    follow_system_colour_scheme(app)
+    window = MainWindow(models=args.models, landmarker_path=args.landmarker, device=args.device, smirk_path=args.smirk,
+                        lcm_lora=args.lcm_lora)
     if args.identity:
         window.load_identity(args.identity)
     if args.driver:

@@ -1,4 +1,10 @@
-"""`python -m gui.screenshot OUT.png [--models random:tiny]`: the window live on the shared media, grabbed to a PNG."""
+"""`python -m gui.screenshot OUT.png [--scene main|recording|small|error|download] [--models random:tiny]`.
+
+Scenes: main (the window live on the shared media), recording (the same, recording: red dot,
+elapsed time, file name), small (live at 1024x768), error (a missing MediaPipe model: the banner
+with its fix buttons), download (the download dialog; its progress is SIMULATED, as the build
+machines have no network). Each grabs the window (or the dialog) to a PNG.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,34 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+SCENES = ("main", "recording", "small", "error", "download")
+
+
+def _simulated_download(counter):
+    """Reports like huggingface_hub does, without a network: for the download dialog's screenshot only."""
+    bar_class = counter.tqdm_class()
+    with counter.lock:
+        counter.files = 2
+    with bar_class(desc="FoivosPar/Arc2Face/arc2face/diffusion_pytorch_model.safetensors", total=3_438_167_536) as bar:
+        for _ in range(10_000):
+            time.sleep(0.01)
+            bar.update(2_500_000)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gui.screenshot", description=__doc__)
     p.add_argument("out", type=Path)
+    p.add_argument("--scene", choices=SCENES, default="main")
     p.add_argument("--models", default=os.environ.get("RETARGET_MODELS", "hub"))
     p.add_argument("--landmarker", default=None)
     p.add_argument("--identity", type=Path, default=MEDIA / "identity_hepburn_small.png")
     p.add_argument("--driver", type=Path, default=MEDIA / "driver_d0.mp4")
     p.add_argument("--frames", type=int, default=6, help="output frames to wait for before the grab")
-    p.add_argument("--timeout", type=float, default=180.0, help="seconds before giving up")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds before giving up")
     args = p.parse_args(argv)
 
     from PyQt6.QtCore import QSettings, QTimer
@@ -28,41 +48,68 @@ def main(argv: list[str] | None = None) -> int:
     from gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    # A throwaway settings file: a screenshot shows defaults and never touches the user's settings.
-    store = QSettings(str(Path(tempfile.mkdtemp()) / "screenshot.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(models=args.models, landmarker_path=args.landmarker, settings=store, probe_cameras=False)
+    # A throwaway settings file and recordings folder: a screenshot never touches the user's.
+    scratch = Path(tempfile.mkdtemp())
+    store = QSettings(str(scratch / "screenshot.ini"), QSettings.Format.IniFormat)
+    store.setValue("files/record_dir", str(scratch))
+    landmarker = str(scratch / "face_landmarker.task") if args.scene == "error" else args.landmarker
+    window = MainWindow(models=args.models, landmarker_path=landmarker, settings=store, probe_cameras=False,
+                        autoload=args.scene != "download")
     window.panel.set_preset("fast")
-    window.resize(1400, 800)
+    window.resize(*((1024, 768) if args.scene == "small" else (1400, 820)))
     window.show()
     result = {"code": 1}
+
+    def save(widget) -> None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        if widget.grab().save(str(args.out)):
+            print(f"wrote {args.out}")
+            result["code"] = 0
+            app.exit(0)
+        else:
+            fail(f"cannot write {args.out}")
 
     def fail(text: str) -> None:
         print(f"screenshot: {text}", file=sys.stderr)
         app.exit(1)
 
-    def grab_when_ready() -> None:
-        if window.output_view.frames_shown >= args.frames and window.driver_view.frames_shown > 0:
-            poll.stop()
-            window.stop_recording()
-            app.processEvents()
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            if window.grab().save(str(args.out)):
-                print(f"wrote {args.out}")
-                result["code"] = 0
-                app.exit(0)
-            else:
-                fail(f"cannot write {args.out}")
+    QTimer.singleShot(int(args.timeout * 1000), lambda: fail("timed out"))
 
-    poll = QTimer(interval=100)
-    poll.timeout.connect(grab_when_ready)
-    window.error_shown.connect(fail)
-    window.models_loaded.connect(lambda: window.load_identity(args.identity))
-    window.add_video_driver(args.driver)
-    window.identity_loaded.connect(lambda _: (window.start_stream(), poll.start()))
-    # The first frames on a cold CPU are slow and a short driver can end before enough arrive: loop it.
-    window.stream_stopped.connect(lambda reason: reason == "ended" and poll.isActive() and window.start_stream())
-    QTimer.singleShot(int(args.timeout * 1000), lambda: fail("timed out waiting for frames"))
+    if args.scene == "error":
+        window.error_shown.connect(lambda _: QTimer.singleShot(300, lambda: save(window)))
+    elif args.scene == "download":
+        from gui.downloads import DownloadDialog
+
+        dialog = DownloadDialog("Downloading the models into ~/retarget-models", _simulated_download, total_files=15, parent=window)
+        dialog.show()
+        dialog.start()
+        QTimer.singleShot(2500, lambda: save(dialog))
+    else:
+        def grab_when_ready() -> None:
+            if args.scene == "recording" and window.stream_state == "running" and window.outputs.recorder is None:
+                window.start_recording()  # as soon as the stream runs: a few seconds on the clock by the grab
+            session = window.session
+            live = window.stream_state == "running" and session is not None and session.stats.rendered >= 1
+            if live and window.output_view.frames_shown >= args.frames and window.driver_view.frames_shown > 0:
+                recorder = window.outputs.recorder
+                if args.scene == "recording" and (recorder is None or recorder.frames_written < 1
+                                                  or window.outputs.elapsed() < 3.0):
+                    return
+                poll.stop()
+                app.processEvents()
+                save(window)
+
+        poll = QTimer(interval=100)
+        poll.timeout.connect(grab_when_ready)
+        window.error_shown.connect(fail)
+        window.models_loaded.connect(lambda: window.load_identity(args.identity))
+        window.add_video_driver(args.driver)
+        window.loop_check.setChecked(True)  # the first frames on a cold CPU are slow and the clip is short
+        window.identity_loaded.connect(lambda _: (window.start_stream(), poll.start()))
     code = app.exec()
+    if args.scene == "download":
+        dialog.cancel()
+        dialog.wait()
     window.close()
     return result["code"] if code == 0 else code
 

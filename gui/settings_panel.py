@@ -17,6 +17,9 @@ PRESETS = [
     for p in LIBRARY_PRESETS.values()
     if p.sampler == "dpmsolver++"
 ] + [("custom", "Custom", None, None)]
+# Offered only while an LCM-LoRA is loaded (retarget --lcm-lora SRC): the LCM sampler, not DPM-Solver++.
+_LCM = LIBRARY_PRESETS["lcm"]
+LCM_PRESET = ("lcm", f"Fast live (LCM): {_LCM.steps} steps, guidance {_LCM.cfg:g} ({_LCM.trade})", _LCM.steps, _LCM.cfg)
 REGIONS = ("brows", "eyes", "mouth", "jaw")
 
 
@@ -132,9 +135,20 @@ class SettingsPanel(QWidget):
         self.device.currentIndexChanged.connect(lambda _: self.device_changed.emit(self.device_name()))
 
     # ------------------------------------------------------------------ presets
+    def set_lcm_available(self, available: bool) -> None:
+        """Offer "Fast live (LCM)" only while the loaded pipeline has the LCM-LoRA."""
+        index = self.preset.findData(LCM_PRESET[0])
+        if available and index < 0:
+            self.preset.insertItem(len(PRESETS) - 1, LCM_PRESET[1], LCM_PRESET[0])
+            self.preset.setItemData(len(PRESETS) - 1, LCM_PRESET[1], Qt.ItemDataRole.ToolTipRole)
+        elif not available and index >= 0:
+            if self.preset.currentIndex() == index:
+                self.set_preset("fast")
+            self.preset.removeItem(index)
+
     def _preset_chosen(self) -> None:
         name = self.preset.currentData()
-        for key, _, steps, cfg in PRESETS:
+        for key, _, steps, cfg in PRESETS + [LCM_PRESET]:
             if key == name and steps is not None:
                 self._applying_preset = True  # one change signal, not "custom" half-way
                 self.steps.setValue(steps)
@@ -145,6 +159,7 @@ class SettingsPanel(QWidget):
     def _steps_or_cfg_edited(self) -> None:
         if self._applying_preset:
             return
+        # Editing steps/CFG leaves the LCM sampler's preset for a DPM-Solver++ one (or custom).
         match = next((k for k, _, s, c in PRESETS if s == self.steps.value() and c == self.cfg.value()), "custom")
         self.set_preset(match, apply=False)
         self.generation_changed.emit()
@@ -165,6 +180,7 @@ class SettingsPanel(QWidget):
         return GenerationSettings(
             steps=self.steps.value(), cfg=self.cfg.value(), ref_scale=self.ref_scale.value(),
             exp_scale=self.exp_scale.value(), use_reference=self.use_reference.isChecked(), seed=self.seed.value(),
+            sampler=LIBRARY_PRESETS["lcm"].sampler if self.preset.currentData() == LCM_PRESET[0] else "dpmsolver++",
         )
 
     def mapping_settings(self) -> MappingSettings:
@@ -175,6 +191,15 @@ class SettingsPanel(QWidget):
 
     def device_name(self) -> str:
         return self.device.currentData() or "auto"
+
+    def select_device(self, name: str) -> bool:
+        """Select a device without a device_changed signal (the --device option); False when it is not offered here."""
+        index = self.device.findData(name)
+        if index >= 0:
+            self.device.blockSignals(True)
+            self.device.setCurrentIndex(index)
+            self.device.blockSignals(False)
+        return index >= 0
 
     # ------------------------------------------------------------------ persistence
     def save(self, store: QSettings) -> None:

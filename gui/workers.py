@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from typing import Callable
 
+import numpy as np
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
 from gui.views import rgb_to_qimage
@@ -55,7 +56,7 @@ class Task(QThread):
 class LiveFrame:
     """What the UI needs from one rendered frame, prepared on the engine's render thread."""
 
-    __slots__ = ("driver", "output", "output_rgb", "blendshapes", "raw_blendshapes", "stats", "time", "face_found")
+    __slots__ = ("driver", "output", "output_rgb", "blendshapes", "raw_blendshapes", "stats", "time", "face_found", "landmarks")
 
     def __init__(self, driven, image, stats):
         self.driver = rgb_to_qimage(driven.image) if driven.image is not None else None
@@ -66,6 +67,8 @@ class LiveFrame:
         self.stats = replace(stats)  # a snapshot: the engine keeps mutating its own
         self.time = driven.time
         self.face_found = driven.face_found
+        landmarks = getattr(driven, "landmarks", None)
+        self.landmarks = None if landmarks is None else np.asarray(landmarks)[:, :2].copy()  # x, y pixels for the overlay
 
 
 class LiveBridge(QObject):

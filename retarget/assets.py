@@ -191,10 +191,13 @@ def resolve_models(spec: str = "hub", local_files_only: bool | None = None, prog
     return files
 
 
-def download_models(to: Path, progress=print) -> Path:
-    """Fetch every file of the published pipeline into a models folder (see retarget.downloads)."""
-    from retarget.downloads import everything, fetch
+def download_models(to: Path, progress=print, tqdm_class=None) -> Path:
+    """Fetch every file of the published pipeline into a models folder (see retarget.downloads).
+
+    huggingface_hub shows progress bars, or reports each file's bytes to `tqdm_class` (the app's
+    download dialog)."""
+    from retarget.downloads import Network, everything, fetch
 
     to = Path(to).expanduser()
-    fetch(everything(), to, progress)
+    fetch(everything(), to, progress, network=Network(tqdm_class=tqdm_class))
     return to

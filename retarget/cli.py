@@ -320,18 +320,27 @@ def _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, a
 
 
 def _run_live(retargeter, context, analyzer, settings, driver: str, out: Path, min_change: float = 0.0) -> int:
-    """Webcam without a window: render the newest frame continuously and record it until Ctrl-C."""
+    """Webcam without a window: render the newest frame continuously and record it until Ctrl-C.
+
+    The recording is written with each frame's capture time (TimedVideoSink), so it plays in real
+    time however fast the generator is.
+    """
     from retarget.engine import LiveSession
-    from retarget.media.sinks import VideoSink
+    from retarget.media.sinks import TimedVideoSink
     from retarget.media.sources import open_source
 
     if out.suffix.lower() not in (".mp4", ".mkv", ".mov"):
         raise BadInputError(f"--out {out}: live recording writes a video (.mp4)")
-    source = open_source(driver)
     size = retargeter.pipeline.image_size
-    sink = VideoSink(out, source.fps or 25.0, (size, size))
+    sink = TimedVideoSink(out, (size, size))  # before the camera: a sink that cannot open leaves no camera open
+    try:
+        source = open_source(driver)
+    except BaseException:
+        sink.abort()
+        raise
     session = LiveSession(retargeter.pipeline, context, analyzer, settings, source,
-                          on_output=lambda driven, image, stats: sink.write(image), min_change=min_change)
+                          on_output=lambda driven, image, stats: sink.write(image, driven.capture_time),
+                          min_change=min_change)
     session.start()
     try:
         while not session.wait(timeout=1.0):
@@ -340,13 +349,17 @@ def _run_live(retargeter, context, analyzer, settings, driver: str, out: Path, m
     except KeyboardInterrupt:
         pass
     finally:
+        stopped_at = time.monotonic()
         session.stop()
         print(file=sys.stderr)
     if session.error is not None and not isinstance(session.error, StopIteration):
         sink.abort()
         raise session.error if isinstance(session.error, RetargetError) else RetargetError(f"live stream stopped: {session.error}")
-    sink.close()
-    print(f"recorded {session.stats.rendered} frames to {out}")
+    if sink.frames_written == 0:
+        sink.abort()
+        raise RetargetError(f"no frame was rendered before the stream stopped, so {out} was not written")
+    sink.close(end_time=stopped_at)
+    print(f"recorded {sink.frames_written} frames ({sink.seconds:.1f} s) to {out}")
     return 0
 
 
@@ -372,14 +385,18 @@ def run_testmodels(argv: list[str]) -> int:
     return 0
 
 
-def run_app() -> int:
+# Options the desktop app takes too: `retarget --models DIR` opens the window on those models.
+APP_OPTIONS = ("--models", "--landmarker", "--device", "--smirk", "--lcm-lora", "--identity", "--driver")
+
+
+def run_app(argv: list[str] | None = None) -> int:
     try:
         from gui.app import main as app_main
     except ImportError as err:
         raise RetargetError(
             f"the desktop app is not available ({err}); install it with `pip install -e .[gui]` or use `retarget --headless ...`"
         ) from None
-    return app_main()
+    return app_main(argv or [])
 
 
 def run_extract(argv: list[str]) -> int:
@@ -448,7 +465,12 @@ def dispatch(argv: list[str]) -> int:
         return run_app()
     args = headless_parser().parse_args(argv)
     if not args.headless:
-        raise RetargetError("options given without --headless; add --headless to render from the command line, or run `retarget` alone for the app")
+        given = {token.split("=", 1)[0] for token in argv if token.startswith("--")}
+        headless_only = sorted(given - set(APP_OPTIONS))
+        if not headless_only:
+            return run_app(argv)
+        raise RetargetError(f"{', '.join(headless_only)} need --headless (render from the command line); the app takes only "
+                            f"{', '.join(APP_OPTIONS)}")
     return run_headless(args)
 
 

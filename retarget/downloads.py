@@ -40,10 +40,14 @@ LICENCES = {
 class Network:
     """The network boundary: every byte fetched from outside goes through one of these methods."""
 
+    def __init__(self, tqdm_class=None):
+        self.tqdm_class = tqdm_class  # huggingface_hub's progress reporting (None: its own bars)
+
     def hub_file(self, repo: str, filename: str, folder: Path) -> None:
         from huggingface_hub import hf_hub_download
 
-        hf_hub_download(repo, filename, local_dir=folder)  # progress bar; resumes its .incomplete file
+        # progress bar; resumes its .incomplete file
+        hf_hub_download(repo, filename, local_dir=folder, tqdm_class=self.tqdm_class)
 
     def drive_file(self, file_id: str, output: Path) -> None:
         import gdown

@@ -42,6 +42,7 @@ class DrivenFrame:
     capture_time: float | None = None  # monotonic seconds, for live latency
     raw_blendshapes: np.ndarray | None = None  # what the landmarker saw (None: no face); "Set neutral" uses it
     raw_flame: np.ndarray | None = None  # FLAME-55 adapter: SMIRK's values before the controls (None: no face)
+    landmarks: np.ndarray | None = None  # (478, 3) in the driver image's pixels (None: no face); the app's overlay
 
 
 class DriverAnalyzer:
@@ -137,6 +138,7 @@ class DriverAnalyzer:
             observation = self.landmarker.detect(frame.image, timestamp_ms=self._timestamp_ms(frame.time))
             raw = None if observation is None else observation.blendshapes
             landmarks = None if observation is None else observation.landmarks
+        seen = landmarks  # as found in frame.image (the FLAME branch mirrors its own copy)
         face_found = raw is not None
         if not face_found:
             self.frames_without_face += 1
@@ -148,7 +150,8 @@ class DriverAnalyzer:
             shown = raw if face_found else np.zeros(52, np.float32)
             if face_found and self.mapping.mirror:
                 shown = mirror_blendshapes(shown)
-            return DrivenFrame(frame.index, frame.time, frame.image, expression, shown, face_found, capture_time, raw, raw_flame)
+            return DrivenFrame(frame.index, frame.time, frame.image, expression, shown, face_found, capture_time, raw, raw_flame,
+                               landmarks=seen)
         mapped = self.mapper(raw, frame.time)
         expression = mapped[1:] if self.expression_kind == "blendshapes51" else mapped
-        return DrivenFrame(frame.index, frame.time, frame.image, expression, mapped, face_found, capture_time, raw)
+        return DrivenFrame(frame.index, frame.time, frame.image, expression, mapped, face_found, capture_time, raw, landmarks=seen)

@@ -429,12 +429,15 @@ class LiveSession:
             thread.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self) -> None:
+        """Stop and wait for both threads to end: when this returns, no generate() of this session is
+        running, so the pipeline is free for the next stream, and the source is closed under no reader.
+        The threads check the stop flag between frames, so this waits at most one generate()."""
         self._stop.set()
         self._slot.close()
         for thread in self._threads:
             if thread is not threading.current_thread():
-                thread.join(timeout=timeout)
+                thread.join()
         self.source.close()
 
     def wait(self, timeout: float | None = None) -> bool:

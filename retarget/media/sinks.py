@@ -110,6 +110,9 @@ class VideoSink(_Sink):
         self._closed = False
 
     def write(self, rgb: np.ndarray) -> None:
+        self._encode(rgb, self.frames_written)
+
+    def _encode(self, rgb: np.ndarray, pts: int) -> None:
         import av
 
         image = _as_rgb(rgb)
@@ -121,7 +124,7 @@ class VideoSink(_Sink):
         if (self._stream.width, self._stream.height) != (w, h):
             image = np.pad(image, ((0, self._stream.height - h), (0, self._stream.width - w), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        frame.pts = self.frames_written
+        frame.pts = pts
         frame.time_base = self._stream.codec_context.time_base
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
@@ -165,6 +168,61 @@ class VideoSink(_Sink):
             pass
         _remove(self.partial)
         _remove(_temp_path(self.path, "muxing"))
+
+
+class TimedVideoSink(VideoSink):
+    """A live recording: each frame is written at its capture time, so the file plays in real time.
+
+    Live output arrives at whatever rate the generator manages (2 frames/s on a slow GPU, 30 on a
+    fast one), never at the camera's nominal rate. Frames therefore carry their own timestamps in
+    a millisecond time base (variable frame rate, which MP4 holds natively): nothing is duplicated
+    or dropped, the file stays as small as the frames it has, and a frame is shown exactly as long
+    as it was on screen. close() repeats the last frame at the stop time so the file lasts until
+    Record was stopped, not just until the last new frame.
+    """
+
+    TIME_BASE = Fraction(1, 1000)
+
+    def __init__(self, path, size: tuple[int, int], nominal_fps: float = 30.0, crf: int = 18, preset: str = "veryfast"):
+        # nominal_fps only guides the encoder's rate control; timestamps decide the timing.
+        super().__init__(path, nominal_fps, size, crf=crf, preset=preset)
+        self._stream.codec_context.time_base = self.TIME_BASE
+        # No B-frames: packets then leave in display order, so every sample's duration is exactly
+        # the gap to the next timestamp (B-frame reordering shortened the file's last second).
+        self._stream.codec_context.max_b_frames = 0
+        self._start: float | None = None
+        self._last_pts = -1
+        self._last_image: np.ndarray | None = None
+        self.last_time: float | None = None
+
+    def write(self, rgb: np.ndarray, timestamp: float | None = None) -> None:
+        """timestamp: seconds on any monotonic clock (time.monotonic() when omitted)."""
+        import time
+
+        t = time.monotonic() if timestamp is None else float(timestamp)
+        if self._start is None:
+            self._start = t
+        # Strictly increasing pts: two frames captured within the same millisecond are one apart.
+        pts = max(int(round((t - self._start) * 1000)), self._last_pts + 1)
+        self._encode(rgb, pts)
+        self._last_pts, self._last_image, self.last_time = pts, rgb, t
+
+    @property
+    def seconds(self) -> float:
+        return max(self._last_pts, 0) / 1000.0
+
+    def close(self, end_time: float | None = None) -> None:
+        """end_time: the stop time on the writers' clock (default now); the last frame is held until then."""
+        import time
+
+        if not self._closed and self._last_image is not None:
+            end = time.monotonic() if end_time is None else float(end_time)
+            end_pts = int(round((end - self._start) * 1000))
+            if end_pts > self._last_pts:
+                self._encode(self._last_image, end_pts)
+                self.frames_written -= 1  # a repeat that ends the file, not a new frame
+                self._last_pts = end_pts
+        super().close()
 
 
 def _probe_audio(path: Path) -> str | None:

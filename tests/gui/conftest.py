@@ -37,7 +37,7 @@ def make_window(qtbot, qsettings, tiny_models_dir, landmarker_path):
         window.panel.set_preset("fast")
         window.panel.steps.setValue(2)  # tiny models: speed over everything
         window.show()
-        qtbot.waitUntil(lambda: window.retargeter is not None or bool(window.error_messages), timeout=60000)
+        qtbot.waitUntil(lambda: window.retargeter is not None or bool(window.error_messages), timeout=180000)  # a loaded CI machine
         assert not window.error_messages, window.error_messages
         if identity is not None:
             with qtbot.waitSignal(window.identity_loaded, timeout=30000):

@@ -1,0 +1,225 @@
+"""The window's live stream: start, stop (waiting for the frame in progress), frames to the views, live settings.
+
+The stream counts as stopped only once LiveSession.stop has joined its threads, so no second
+generate() can start on the pipeline while one still runs (a restart, a reload, a render).
+"""
+
+from __future__ import annotations
+
+from gui.recording import elapsed_text
+from gui.workers import LiveBridge, error_text, memory_in_use
+
+
+class LiveControls:
+    """MainWindow's live stream commands (a mixin over the window's state)."""
+
+    def toggle_stream(self) -> None:
+        if self.stream_state == "running":
+            self.stop_stream()
+        elif self.stream_state == "idle":
+            self.start_stream()
+
+    def start_stream(self) -> None:
+        if self.stream_state != "idle":
+            return
+        spec = self._driver_spec()
+        if self.retargeter is None:
+            self.show_error("The models are still loading; start again when they are ready", kind="models-loading")
+            return
+        if self.context is None:
+            self.show_error("Choose an identity photo first (button or drop one on the window)", kind="identity",
+                            actions=[("Choose photo...", self._choose_identity)])
+            return
+        if spec is None:
+            self.show_error("No driver: no camera was found; choose a video file", kind="driver",
+                            actions=[("Video file...", self._choose_video), ("Refresh cameras", self.refresh_cameras)])
+            return
+        if self._render_task is not None:
+            self.show_error("An offline render is running; cancel it or wait for it to finish", kind="render-running",
+                            actions=[("Cancel render", self.cancel_render)])
+            return
+        retargeter, context, mapping = self.retargeter, self.context, self.panel.mapping_settings()
+        self.stream_state = "starting"
+        self._set_busy(f"Opening {spec}...")
+        self._update_buttons()
+
+        def open_driver():
+            from retarget.media.sources import open_source
+
+            source = open_source(spec)  # a busy or missing camera, or a broken video, fails here
+            try:
+                analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes)
+            except BaseException:
+                source.close()
+                raise
+            return source, analyzer
+
+        def opened(result):
+            from retarget.engine import LiveSession
+
+            self._set_busy(None)
+            source, analyzer = result
+            if self.stream_state != "starting" or retargeter is not self.retargeter:
+                source.close()
+                analyzer.close()
+                return
+            self._driver_fps = float(getattr(source, "fps", None) or 25.0)
+            self.outputs.rows = []
+            self.bridge = LiveBridge(self.outputs.write)
+            self.bridge.frame_ready.connect(self._on_frame_ready)
+            self.bridge.failed.connect(self._on_stream_failed)
+            self.session = LiveSession(retargeter.pipeline, context, analyzer, self.panel.generation_settings(), source,
+                                       on_output=self.bridge.on_output, on_error=self.bridge.on_error)
+            if self._neutral_raw is not None and mapping.relative:
+                analyzer.set_neutral_from(self._neutral_raw)
+            self.session.start()
+            self.stream_state = "running"
+            self.banner.clear("stream", "identity", "driver", "models-loading", "render-running")
+            self.statusBar().showMessage(f"Live: {spec}", 3000)
+            self._update_buttons()
+            self.stream_started.emit()
+
+        def failed(err):
+            self._set_busy(None)
+            self.stream_state = "idle"
+            self.stop_recording()  # one kept across a loop's restart ends here
+            self.show_error(f"Could not start {spec}: {error_text(err)}", kind="stream",
+                            actions=[("Retry", self.start_stream), ("Refresh cameras", self.refresh_cameras)])
+            self._update_buttons()
+
+        self._run(open_driver, opened, failed, "open-driver")
+
+    def stop_stream(self, reason: str = "stopped", then=None, keep_recording: bool = False) -> None:
+        """Stop on a worker thread (joining the engine can take a frame's time); `then` runs on the UI thread after."""
+        if self.stream_state == "starting":
+            self.stream_state = "idle"  # opened() sees this and closes what it opened
+            self._set_busy(None)
+            self._update_buttons()
+            if then:
+                then()
+            return
+        if self.stream_state != "running":
+            if then and self.stream_state == "idle":
+                then()
+            return
+        self.stream_state = "stopping"
+        session, bridge = self.session, self.bridge
+        if not keep_recording:  # a looping video keeps recording across its restart
+            self.stop_recording()
+        self._update_buttons()
+
+        def stop():
+            session.stop()  # returns once the render thread's last generate() is over: the pipeline is free
+            session.analyzer.close()
+            return session
+
+        def stopped(_):
+            if bridge is not None:
+                bridge.frame_ready.disconnect(self._on_frame_ready)
+            for analyzer, _ in self._retired_analyzers:
+                analyzer.close()
+            self._retired_analyzers = []
+            self.session = None
+            self.stream_state = "idle"
+            self._show_stats(None)  # no numbers frozen from the last stream
+            self._update_buttons()
+            self.stream_stopped.emit(reason)
+            if then:
+                then()
+
+        def failed(err):
+            stopped(None)
+            self.show_error(f"Stopping the stream: {error_text(err)}", kind="stream")
+
+        self._run(stop, stopped, failed, "stop-stream")
+
+    def _on_frame_ready(self) -> None:
+        """UI thread, once per shown frame: hand ready-made QImages to the views; nothing heavy here."""
+        frame = self.bridge.take() if self.bridge is not None else None
+        if frame is None:
+            return
+        self.last_frame = frame
+        if frame.driver is not None:
+            self.driver_view.set_image(frame.driver)
+            self.driver_view.set_points(frame.landmarks if self.landmark_overlay else None)
+        self.output_view.set_image(frame.output)
+        if self.view_mode == "blend":
+            self.output_view.set_underlay(frame.driver)
+        self.chart.set_values(frame.blendshapes)
+        if not self.snapshot_button.isEnabled() or not self.export_button.isEnabled():
+            self._update_buttons()
+
+    def _on_stream_failed(self, err) -> None:
+        if isinstance(err, StopIteration):
+            return  # the end of a file, handled by _tick
+        self.show_error(f"The live stream stopped: {error_text(err)}", kind="stream", actions=[("Restart", self.start_stream)])
+        self.stop_stream("failed")
+
+    def _tick(self) -> None:
+        """Four times a second: status bar, end-of-stream detection, retired analyzers."""
+        session = self.session
+        if session is not None and self.stream_state == "running":
+            self._show_stats(session.stats)
+            if session.finished.is_set() and (session.error is None or isinstance(session.error, StopIteration)):
+                broken = getattr(session.source, "decode_error", None)
+                if broken:
+                    self.show_error(f"The driver stopped: {broken}", kind="stream")
+                    self.stop_stream("failed")
+                elif self.loop_check.isChecked() and not getattr(session.source, "live", False):
+                    self.statusBar().showMessage("The driver video ended; playing it again (Loop)", 3000)
+                    self.stop_stream("ended", then=self.start_stream, keep_recording=True)
+                else:
+                    self.statusBar().showMessage("The driver video ended; stream stopped", 8000)
+                    self.stop_stream("ended")
+            frames = self.bridge.frames if self.bridge else 0
+            keep = []
+            for analyzer, at in self._retired_analyzers:
+                # The render thread reads session.analyzer once per frame: two frames later the old one is free.
+                (analyzer.close() if frames > at + 1 else keep.append((analyzer, at)))
+            self._retired_analyzers = keep
+        self.memory_label.setText(memory_in_use())
+        if self.outputs.recorder is not None:
+            name = self.recording_path.name if self.recording_path else ""
+            self.rec_label.setText(f"\u25cf REC {elapsed_text(self.outputs.elapsed())}  {name}")
+        if self.outputs.vcam_error:
+            error, self.outputs.vcam_error = self.outputs.vcam_error, None
+            self._set_vcam_checked(False)
+            self.show_error(f"The virtual camera stopped: {error}", kind="vcam")
+
+    # ------------------------------------------------------------------ live settings
+    def _apply_generation(self) -> None:
+        if self.session is not None:
+            # LiveSession reads .settings every frame; a new object swaps atomically.
+            self.session.settings = self.panel.generation_settings()
+
+    def _apply_mapping(self) -> None:
+        if self.session is None or self.stream_state != "running" or self.retargeter is None:
+            return
+        retargeter, context, mapping, session = self.retargeter, self.context, self.panel.mapping_settings(), self.session
+
+        def make():
+            return retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes)
+
+        def swap(analyzer):
+            if session is not self.session or self.stream_state != "running":
+                analyzer.close()
+                return
+            if mapping.relative and self._neutral_raw is not None:
+                analyzer.set_neutral_from(self._neutral_raw)
+            old, session.analyzer = session.analyzer, analyzer
+            self._retired_analyzers.append((old, self.bridge.frames if self.bridge else 0))
+
+        self._run(make, swap, name="mapping")
+
+    def set_neutral(self) -> None:
+        if not self.panel.relative.isChecked():
+            self.statusBar().showMessage("Set neutral works in relative mode: tick 'Relative' first", 5000)
+            return
+        frame = self.last_frame
+        if self.session is None or frame is None or frame.raw_blendshapes is None:
+            self.statusBar().showMessage("Set neutral needs a live driver with a face in view", 5000)
+            return
+        self._neutral_raw = frame.raw_blendshapes
+        self.session.analyzer.set_neutral_from(frame.raw_blendshapes)
+        self.statusBar().showMessage("Neutral face set from the current driver frame", 4000)
+
