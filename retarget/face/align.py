@@ -1,8 +1,11 @@
-"""Face alignment from MediaPipe landmarks: ArcFace's 112x112 template and the FFHQ crop."""
+"""Face alignment from MediaPipe landmarks: ArcFace's 112x112 template and the FFHQ crop.
+
+OpenCV is imported where it is used: building random test models (`retarget bench gpu`) needs
+none of it.
+"""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 # insightface's destination points for 112x112 ArcFace crops, in its 5-keypoint order.
@@ -66,6 +69,8 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 def arcface_matrix(five_points: np.ndarray, size: int = 112) -> np.ndarray:
     """Least-squares similarity from the 5 points onto insightface's template (scaled like norm_crop)."""
+    import cv2
+
     if size % 112 == 0:
         template = ARCFACE_TEMPLATE * (size / 112.0)
     else:  # insightface's rule for 128-based sizes
@@ -83,6 +88,8 @@ def arcface_matrix(five_points: np.ndarray, size: int = 112) -> np.ndarray:
 
 def align_arcface(image_rgb: np.ndarray, five_points: np.ndarray, size: int = 112) -> np.ndarray:
     """The size x size ArcFace crop (black border, like insightface's norm_crop)."""
+    import cv2
+
     matrix = arcface_matrix(five_points, size)
     return cv2.warpAffine(np.ascontiguousarray(image_rgb), matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -108,6 +115,8 @@ def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
 
 def align_ffhq(image_rgb: np.ndarray, landmarks: np.ndarray, size: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """FFHQ-aligned size x size crop (reflected border) and the 2x3 matrix from input to aligned pixels."""
+    import cv2
+
     quad = ffhq_quad(landmarks).astype(np.float32)
     corners = np.array([[0, 0], [0, size], [size, size]], dtype=np.float32)
     matrix = cv2.getAffineTransform(quad[:3], corners)

@@ -6,7 +6,6 @@ import os
 import warnings
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from retarget.errors import BadInputError, MissingWeightsError, NoFaceError
@@ -61,6 +60,8 @@ class ArcFaceEncoder:
         )
 
     def _blob(self, faces: list[np.ndarray]) -> np.ndarray:
+        import cv2
+
         batch = []
         for face in faces:
             face = np.asarray(face)
