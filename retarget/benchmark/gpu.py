@@ -13,163 +13,19 @@ import gc
 import tempfile
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from retarget.benchmark import GPU_MEASUREMENTS, measures
-from retarget.benchmark.common import (TimeBudget, best_time, device_description, gpu_driver_version,
-                                       latency_summary, peak_memory_gb, per_call_times, reset_peak_memory, sync,
+from retarget.benchmark import measures
+from retarget.benchmark.common import (TimeBudget, best_time, device_description, gpu_driver_version, per_call_times,
                                        versions)
-from retarget.settings import PRESETS, preset_settings
+from retarget.benchmark.runner import BenchRun, GpuBenchOptions
+from retarget.settings import preset_settings
 
 TINY_VAE_LIVE = "lcm+taesd"  # the live target's configuration: LCM 4 steps, TAESD decode
-
-
-@dataclass
-class GpuBenchOptions:
-    batch_sizes: tuple[int, ...] = (1, 4, 8)
-    offline_frames: int = 16  # per offline measurement (rounded up to whole batches)
-    live_frames: int = 60  # per live latency measurement (at least 50 on a GPU for a p95)
-    baseline_frames: int = 8
-    psnr_seeds: int = 5
-    budget_s: float = 450.0
-    compile_reserve_s: float | None = None  # kept free for each compile measurement; default by device
-    presets: tuple[str, ...] = tuple(PRESETS)
-    lcm_lora: str | None = None
-    tiny_vae: str | None = None
-    driver: Path | None = None
-    landmarker: Path | None = None
-    skip: tuple[str, ...] = ()
-    json_path: Path | None = None  # rewritten after every section, so a killed run keeps what it measured
-
-
-@dataclass
-class _Run:
-    pipe: object
-    files: object
-    device: torch.device
-    options: GpuBenchOptions
-    budget: TimeBudget
-    results: dict
-    log: object
-    context: object = None
-    embedding: np.ndarray | None = None
-    reference_image: np.ndarray | None = None
-    expressions: np.ndarray | None = None
-    taesd: object = None
-    compile_sections_left: int = 2
-
-    @property
-    def compile_reserve(self) -> float:
-        reserve = self.options.compile_reserve_s
-        if reserve is None:
-            reserve = 150.0 if self.device.type == "cuda" else 20.0
-        return reserve * self.compile_sections_left
-
-    def attempt(self, key: str, name: str, needed_s: float, fn, reserve: bool = True):
-        """Run one measurement (`key` from GPU_MEASUREMENTS) if --skip and the budget allow; a failure is recorded, not raised."""
-        assert key in GPU_MEASUREMENTS, key
-        if key in self.options.skip:
-            return self.skipped(name, "--skip")
-        held_back = self.compile_reserve if reserve else 0.0
-        if not self.budget.allows(needed_s + held_back):
-            return self.skipped(name, f"time budget: {self.budget.left:.0f} s left, about {needed_s:.0f} s needed"
-                                      + (f" plus {held_back:.0f} s kept for compilation" if held_back else ""))
-        self.log(f"{name} ...")
-        try:
-            return fn()
-        except Exception as err:  # one broken measurement must not cost the whole GPU run
-            message = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300] if str(err).strip() else ''}"
-            self.log(f"{name} failed: {message}")
-            self.results["errors"].append({"measurement": name, "error": message})
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-            return {"error": message}
-        finally:
-            self.checkpoint()
-
-    def skipped(self, name: str, reason: str) -> dict:
-        self.log(f"{name} skipped: {reason}")
-        self.results["skipped"].append({"measurement": name, "reason": reason})
-        return {"skipped": reason}
-
-    def checkpoint(self) -> None:
-        self.results["budget"]["used_s"] = round(self.budget.used, 1)
-        if self.options.json_path is not None:
-            from retarget.benchmark.common import write_json
-
-            write_json(self.results, self.options.json_path)
-
-    def frames_that_fit(self, seconds_per_unit: float, wanted: int, minimum: int) -> int:
-        """As many units as wanted, fewer when the budget (less the compile reserve) is short, never under minimum."""
-        spare = self.budget.left - self.compile_reserve
-        fit = int(spare / max(seconds_per_unit, 1e-6))
-        return max(min(wanted, fit), min(minimum, wanted))
-
-    # ------------------------------------------------------------------ measurements
-    def generate(self, settings, start: int, count: int):
-        return self.pipe.generate(self.context, self.expressions[start:start + count], settings)
-
-    def live(self, settings, warm_up_calls: int = 1) -> dict:
-        """Latency of one frame at a time (batch 1): expression in, uint8 image on the host out."""
-        n = len(self.expressions)
-        reset_peak_memory(self.device)
-        started = time.perf_counter()
-        for i in range(warm_up_calls):
-            self.generate(settings, i % n, 1)
-        sync(self.device)
-        warm_up_s = time.perf_counter() - started
-        one = min(per_call_times(lambda i: self.generate(settings, i % n, 1), self.device, 1))
-        wanted = self.options.live_frames
-        frames = self.frames_that_fit(one, wanted, minimum=50)
-        summary = latency_summary(per_call_times(lambda i: self.generate(settings, i % n, 1), self.device, frames))
-        summary.update(warm_up_s=warm_up_s, peak_memory_gb=peak_memory_gb(self.device))
-        if frames < wanted:
-            summary["note"] = f"{frames} of {wanted} frames: time budget"
-        return summary
-
-    def offline(self, settings, batch: int, warm_up_calls: int = 1) -> dict:
-        """Frames/s of the generator over whole batches (perception runs on its own threads in the engine)."""
-        reset_peak_memory(self.device)
-        started = time.perf_counter()
-        for _ in range(warm_up_calls):
-            self.generate(settings, 0, batch)
-        sync(self.device)
-        warm_up_s = time.perf_counter() - started
-        wanted = -(-self.options.offline_frames // batch)
-        batches = self.frames_that_fit(warm_up_s / warm_up_calls, wanted, minimum=1)
-        started = time.perf_counter()
-        for b in range(batches):
-            self.generate(settings, (b * batch) % max(1, len(self.expressions) - batch + 1), batch)
-        sync(self.device)
-        elapsed = time.perf_counter() - started
-        return {"fps": batches * batch / elapsed, "frames": batches * batch, "batch": batch, "steps": settings.steps,
-                "warm_up_s": warm_up_s, "peak_memory_gb": peak_memory_gb(self.device)}
-
-    def unet_step(self, batch: int, repeat: int = 3) -> dict:
-        settings = preset_settings("quality")
-        conditioning = self.pipe.conditioning(self.context, torch.from_numpy(self.expressions[:batch]), settings)
-        latents = self.pipe.noise_for(settings, batch).to(self.device)
-        t = torch.tensor(500, device=self.device)
-
-        def step():
-            with torch.no_grad():
-                self.pipe.noise_prediction(latents, t, conditioning)
-
-        seconds = best_time(step, self.device, repeat)
-        flops = self.results["unet"].get("flops_per_frame_step_cfg")
-        figure = {"ms": 1000 * seconds, "frames": batch, "unet_batch": 2 * batch}
-        if flops:
-            achieved = batch * flops / seconds / 1e12
-            figure["achieved_tflops"] = achieved
-            peak = self.results["unet"].get("matmul_peak_tflops")
-            if peak:
-                figure["fraction_of_matmul_peak"] = achieved / peak
-                figure["lower_bound_ms"] = 1000 * batch * flops / (peak * 1e12)
-        return figure
 
 
 def run_gpu_benchmark(models: str, device: torch.device, dtype: torch.dtype, options: GpuBenchOptions,
@@ -235,7 +91,7 @@ def _measure_all(results, work, models, device, dtype, options, budget, log) -> 
     setup["load_pipeline_s"] = time.perf_counter() - started
     setup["image_size"] = pipe.image_size
     full_size = pipe.vae_scale_factor == 8
-    run = _Run(pipe, files, device, options, budget, results, log)
+    run = BenchRun(pipe, files, device, options, budget, results, log)
     run.compile_sections_left = _compile_sections_from(options, 0)
     run.checkpoint()
 
@@ -260,22 +116,24 @@ def _measure_all(results, work, models, device, dtype, options, budget, log) -> 
     run.context = pipe.prepare_identity(run.embedding, run.reference_image)
     run.checkpoint()
 
-    results["perception"] = run.attempt("perception", "perception", 5, lambda: _perception(options), reserve=False)
+    results["perception"] = run.attempt("perception", "perception", 5, lambda: _perception(run), reserve=False)
     _eager(run)
     results["psnr"] = run.attempt("psnr", "fp16 vs fp32 PSNR", 30 if device.type == "cuda" else 5, lambda: _psnr(run, dtype))
     results["channels_last"] = run.attempt("channels_last", "channels_last", 15 if device.type == "cuda" else 2, lambda: _channels_last(run))
     _compiled(run)
 
 
-def _perception(options: GpuBenchOptions) -> dict:
-    """Decode + MediaPipe + mapping frames/s on a real driver video; needs av, mediapipe and --driver."""
+def _perception(run: BenchRun) -> dict:
+    """Decode + MediaPipe + mapping frames/s on a real driver video; needs PyAV, MediaPipe and --driver."""
+    options = run.options
     try:
         import av  # noqa: F401
         import mediapipe  # noqa: F401
     except ImportError as err:
-        return {"skipped": f"{err.name or 'av/mediapipe'} not installed here: live latency below is the generator's alone"}
+        return run.skipped("perception", f"{err.name or 'PyAV/MediaPipe'} is not installed here: live latency is the "
+                                         "generator's alone")
     if options.driver is None:
-        return {"skipped": "no --driver video with a face: live latency below is the generator's alone"}
+        return run.skipped("perception", "no --driver video with a face: live latency is the generator's alone")
     from retarget.driving import DriverAnalyzer
     from retarget.engine import perception_stream
     from retarget.face.landmarker import find_landmarker_model
@@ -289,7 +147,7 @@ def _perception(options: GpuBenchOptions) -> dict:
     return {"fps": fps, "ms_per_frame": 1000 / fps, "frames": frames, "driver": str(options.driver)}
 
 
-def _eager(run: _Run) -> None:
+def _eager(run: BenchRun) -> None:
     results, pipe, options = run.results, run.pipe, run.options
     unet = results["unet"]
     quality = preset_settings("quality")
@@ -348,7 +206,7 @@ def _seconds_per_frame(results: dict, steps: int) -> float:
     return steps * step / 1000 if step else 1.0
 
 
-def _psnr(run: _Run, dtype: torch.dtype) -> dict:
+def _psnr(run: BenchRun, dtype: torch.dtype) -> dict:
     """Reduced precision against fp32 on the same inputs (quality preset, one seed per image)."""
     from retarget.pipeline import RetargetPipeline
 
@@ -375,7 +233,7 @@ def _psnr(run: _Run, dtype: torch.dtype) -> dict:
             "mean_db": float(np.mean(values))}
 
 
-def _channels_last(run: _Run) -> dict:
+def _channels_last(run: BenchRun) -> dict:
     """NHWC for the UNet and VAE: the step and quality offline at the largest batch; then back to the default layout."""
     biggest = max(run.options.batch_sizes)
     run.pipe.enable_channels_last()
@@ -392,7 +250,7 @@ def _compile_sections_from(options: GpuBenchOptions, index: int) -> int:
     return sum(key not in options.skip for key in ("compiled_live", "compiled_offline")[index:])
 
 
-def _compiled(run: _Run) -> None:
+def _compiled(run: BenchRun) -> None:
     """torch.compile (CUDA graphs on CUDA): the live target's configuration first, then quality offline."""
     results, pipe, device = run.results, run.pipe, run.device
     compiled = results["compiled"]

@@ -71,7 +71,7 @@ def evaluate_targets(results: dict) -> list[dict]:
 
 
 def _line(label: str, figure) -> str:
-    if not isinstance(figure, dict):
+    if not isinstance(figure, dict) or not figure:
         return f"  {label:<34} -"
     if "skipped" in figure:
         return f"  {label:<34} skipped: {figure['skipped']}"
