@@ -117,8 +117,9 @@ def _measure_all(results, work, models, device, dtype, options, budget, log) -> 
     run.checkpoint()
 
     results["perception"] = run.attempt("perception", "perception", 5, lambda: _perception(run), reserve=False)
-    _eager(run)
+    _eager(run)  # the UNet, the baseline, quality offline at each batch size
     results["psnr"] = run.attempt("psnr", "fp16 vs fp32 PSNR", 30 if device.type == "cuda" else 5, lambda: _psnr(run, dtype))
+    _presets(run)
     results["channels_last"] = run.attempt("channels_last", "channels_last", 15 if device.type == "cuda" else 2, lambda: _channels_last(run))
     _compiled(run)
 
@@ -182,13 +183,13 @@ def _eager(run: BenchRun) -> None:
     offline["quality"] = {"eager": {f"batch_{b}": run.attempt("offline", f"offline quality batch {b}", 5,
                                                                lambda b=b: run.offline(quality, b))
                                     for b in options.batch_sizes}}
-    biggest = max(options.batch_sizes)
-    for name in options.presets:
-        settings = preset_settings(name)
-        results["live"][name] = {"eager": run.attempt("live", f"live {name}", 5, lambda s=settings: run.live(s))}
-        if name != "quality":
-            offline[name] = {"eager": {f"batch_{biggest}": run.attempt(
-                "offline", f"offline {name} batch {biggest}", 5, lambda s=settings: run.offline(s, biggest))}}
+
+
+def _presets(run: BenchRun) -> None:
+    """Live latency of the live target's configuration, then of every preset, and each preset's offline frames/s."""
+    results, pipe, options = run.results, run.pipe, run.options
+    live, offline = results["live"], results["offline"]
+    live.update({name: {} for name in (*options.presets, TINY_VAE_LIVE)})  # table order
 
     def live_tiny_vae():
         pipe.tiny_vae = run.taesd
@@ -197,7 +198,14 @@ def _eager(run: BenchRun) -> None:
         finally:
             pipe.tiny_vae = None
 
-    results["live"][TINY_VAE_LIVE] = {"eager": run.attempt("live_tiny_vae", "live lcm + TAESD", 5, live_tiny_vae)}
+    live[TINY_VAE_LIVE]["eager"] = run.attempt("live_tiny_vae", "live lcm + TAESD", 5, live_tiny_vae)
+    biggest = max(options.batch_sizes)
+    for name in options.presets:
+        settings = preset_settings(name)
+        live[name]["eager"] = run.attempt("live", f"live {name}", 5, lambda s=settings: run.live(s))
+        if name != "quality":
+            offline[name] = {"eager": {f"batch_{biggest}": run.attempt(
+                "offline", f"offline {name} batch {biggest}", 5, lambda s=settings: run.offline(s, biggest))}}
 
 
 def _seconds_per_frame(results: dict, steps: int) -> float:
@@ -214,16 +222,10 @@ def _psnr(run: BenchRun, dtype: torch.dtype) -> dict:
     pipes = {dtype: run.pipe}
     other = torch.float32 if dtype != torch.float32 else reduced
     pipes[other] = RetargetPipeline.from_files(run.files, run.device, other)
-    images = {}
     try:
-        for precision, pipe in pipes.items():
-            context = pipe.prepare_identity(run.embedding, run.reference_image)
-            with measures.FullPrecision() if precision == torch.float32 else nullcontext():
-                images[precision] = [pipe.generate(context, run.expressions[s:s + 1],
-                                                   replace(preset_settings("quality"), seed=s))[0]
-                                     for s in range(run.options.psnr_seeds)]
+        images = {precision: _seeded_images(run, pipe, precision == torch.float32) for precision, pipe in pipes.items()}
     finally:
-        del pipes[other]
+        del pipes[other]  # the second pipeline's memory goes before anything else is measured
         gc.collect()
         if run.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -231,6 +233,13 @@ def _psnr(run: BenchRun, dtype: torch.dtype) -> dict:
     return {"reduced": str(reduced).replace("torch.", ""), "reference": "float32 (TF32 off)", "preset": "quality",
             "seeds": list(range(run.options.psnr_seeds)), "psnr_db": values, "min_db": min(values),
             "mean_db": float(np.mean(values))}
+
+
+def _seeded_images(run: BenchRun, pipe, full_precision: bool) -> list:
+    context = pipe.prepare_identity(run.embedding, run.reference_image)
+    with measures.FullPrecision() if full_precision else nullcontext():
+        return [pipe.generate(context, run.expressions[s:s + 1], replace(preset_settings("quality"), seed=s))[0]
+                for s in range(run.options.psnr_seeds)]
 
 
 def _channels_last(run: BenchRun) -> dict:
@@ -277,7 +286,7 @@ def _compiled(run: BenchRun) -> None:
             pipe.tiny_vae = None
 
     run.compile_sections_left = _compile_sections_from(run.options, 1)
-    results["live"][TINY_VAE_LIVE]["compiled"] = run.attempt("compiled_live", "compiled live lcm + TAESD", 10, live)
+    results["live"].setdefault(TINY_VAE_LIVE, {})["compiled"] = run.attempt("compiled_live", "compiled live lcm + TAESD", 10, live)
 
     def offline():
         compile_once()
