@@ -92,7 +92,7 @@ def _measure_all(results, work, models, device, dtype, options, budget, log) -> 
     setup["image_size"] = pipe.image_size
     full_size = pipe.vae_scale_factor == 8
     run = BenchRun(pipe, files, device, options, budget, results, log)
-    run.compile_sections_left = _compile_sections_from(options, 0)
+    run.compile_sections_left = _compile_sections(options)
     run.checkpoint()
 
     started = time.perf_counter()
@@ -254,9 +254,9 @@ def _channels_last(run: BenchRun) -> dict:
             module.to(memory_format=torch.contiguous_format)
 
 
-def _compile_sections_from(options: GpuBenchOptions, index: int) -> int:
-    """How many compile measurements from the index-th on are still to run (each keeps time in reserve)."""
-    return sum(key not in options.skip for key in ("compiled_live", "compiled_offline")[index:])
+def _compile_sections(options: GpuBenchOptions) -> int:
+    """How many compile measurements are to run (each keeps time in reserve while the eager ones run)."""
+    return sum(key not in options.skip for key in ("compiled_live", "compiled_offline"))
 
 
 def _compiled(run: BenchRun) -> None:
@@ -285,8 +285,10 @@ def _compiled(run: BenchRun) -> None:
         finally:
             pipe.tiny_vae = None
 
-    run.compile_sections_left = _compile_sections_from(run.options, 1)
-    results["live"].setdefault(TINY_VAE_LIVE, {})["compiled"] = run.attempt("compiled_live", "compiled live lcm + TAESD", 10, live)
+    # The live target's compile comes first: it gets the time held back, the offline one what is left.
+    run.compile_sections_left = 0
+    results["live"].setdefault(TINY_VAE_LIVE, {})["compiled"] = run.attempt(
+        "compiled_live", "compiled live lcm + TAESD", run.per_compile_s, live)
 
     def offline():
         compile_once()
@@ -295,7 +297,6 @@ def _compiled(run: BenchRun) -> None:
         results["unet"].setdefault("step", {})["compiled"] = {f"batch_{biggest}": run.unet_step(biggest)}
         return figure
 
-    run.compile_sections_left = _compile_sections_from(run.options, 2)
     biggest = max(run.options.batch_sizes)
     results["offline"].setdefault("quality", {})["compiled"] = {
-        f"batch_{biggest}": run.attempt("compiled_offline", "compiled offline quality", 10 if device.type == "cuda" else 2, offline)}
+        f"batch_{biggest}": run.attempt("compiled_offline", "compiled offline quality", run.per_compile_s, offline)}

@@ -54,11 +54,14 @@ class BenchRun:
     compile_sections_left: int = 2
 
     @property
-    def compile_reserve(self) -> float:
+    def per_compile_s(self) -> float:
+        """Time one compile measurement needs, warm-up included: SD 1.5's UNet compiles in about 1-2 min on a GPU."""
         reserve = self.options.compile_reserve_s
-        if reserve is None:
-            reserve = 120.0 if self.device.type == "cuda" else 20.0  # SD 1.5's UNet compiles in about 1-2 min
-        return reserve * self.compile_sections_left
+        return reserve if reserve is not None else (120.0 if self.device.type == "cuda" else 20.0)
+
+    @property
+    def compile_reserve(self) -> float:
+        return self.per_compile_s * self.compile_sections_left
 
     def attempt(self, key: str, name: str, needed_s: float, fn, reserve: bool = True):
         """Run one measurement (`key` from GPU_MEASUREMENTS) if --skip and the budget allow; a failure is recorded, not raised."""
