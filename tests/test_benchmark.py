@@ -112,3 +112,36 @@ def test_bench_gpu_rejects_unknown_measurements(capsys):
     assert main(["bench", "gpu", "--models", "random:tiny", "--skip", "everything"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "everything" in err[0] and "compiled_live" in err[0]
+
+
+def test_targets_pass_and_miss_on_gpu_figures():
+    """The target logic on figures shaped like a CUDA run's (none can be measured here): each threshold, both sides."""
+    from retarget.benchmark.report import evaluate_targets, format_gpu_table
+
+    def figures(offline_fps, baseline_fps, live_ms, p95_ms, memory_gb, psnr):
+        live = {"frames": 60, "median_ms": live_ms, "p95_ms": p95_ms, "min_ms": live_ms, "max_ms": p95_ms,
+                "fps_at_median": 1000 / live_ms, "peak_memory_gb": memory_gb}
+        return {
+            "gpu": {"name": "NVIDIA H100 80GB HBM3", "driver": "580"}, "dtype": "float16", "setup": {"image_size": 512},
+            "device": "NVIDIA H100 80GB HBM3", "models": "random:sd15", "notes": [], "skipped": [], "errors": [],
+            "versions": {"torch": "2.11", "cuda": "13.0", "diffusers": "0.42.1", "transformers": "5.17", "peft": "0.17"},
+            "budget": {"seconds": 450, "used_s": 400}, "perception": {"skipped": "not installed"}, "unet": {},
+            "baseline": {"offline_fps": baseline_fps, "frames": 8, "steps": 25, "batch": 1},
+            "offline": {"quality": {"eager": {"batch_1": {"fps": offline_fps / 3, "frames": 16, "batch": 1, "peak_memory_gb": 3.0}},
+                                    "compiled": {"batch_8": {"fps": offline_fps, "frames": 16, "batch": 8, "peak_memory_gb": 9.0}}}},
+            "live": {"quality": {"eager": {**live, "peak_memory_gb": 3.5}}, "lcm+taesd": {"eager": live, "compiled": live}},
+            "psnr": {"reduced": "float16", "reference": "float32 (TF32 off)", "psnr_db": [psnr, psnr + 1], "min_db": psnr, "seeds": [0, 1]},
+            "channels_last": {}, "compiled": {},
+        }
+
+    good = figures(offline_fps=9.0, baseline_fps=2.0, live_ms=30.0, p95_ms=110.0, memory_gb=4.0, psnr=36.0)
+    assert [t["status"] for t in evaluate_targets(good)] == ["PASS"] * 5
+    assert all(t["applies"] for t in evaluate_targets(good))
+    bad = figures(offline_fps=7.0, baseline_fps=2.0, live_ms=45.0, p95_ms=130.0, memory_gb=8.5, psnr=34.0)
+    statuses = {t["target"]: t["status"] for t in evaluate_targets(bad)}
+    assert list(statuses.values()) == ["MISS"] * 5
+    # the batch-8 figure's 9 GB does not count against the batch-1 memory target
+    assert next(t for t in evaluate_targets(good) if "memory" in t["target"])["value"] == "4.00 GB"
+    good["targets"] = evaluate_targets(good)
+    table = format_gpu_table(good)
+    assert "9.00 frames/s (compiled, batch 8)" in table and "4.50x" in table and "PASS" in table and "*" not in table.split("targets")[-1]
