@@ -407,8 +407,14 @@ class RetargetPipeline:
         self.unet.to(memory_format=torch.channels_last)
         self.vae.to(memory_format=torch.channels_last)
 
-    def enable_compile(self) -> None:
-        """torch.compile the UNet in place; on CUDA with CUDA graphs ("reduce-overhead"). First calls are slow."""
+    def enable_compile(self, backend: str | None = None) -> None:
+        """torch.compile the UNet in place; on CUDA with CUDA graphs ("reduce-overhead"). First calls are slow.
+
+        `backend` (e.g. "eager": graph capture without code generation) is for checks that must stay quick.
+        """
+        if backend is not None:
+            self.unet.compile(backend=backend, dynamic=False)
+            return
         mode = "reduce-overhead" if self.device.type == "cuda" else "default"
         self.unet.compile(mode=mode, dynamic=False)
 

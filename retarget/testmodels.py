@@ -244,15 +244,24 @@ def write_tiny_vae(out: Path, size: str = "tiny", seed: int = 0) -> Path:
     return Path(out)
 
 
+# The LCM-LoRA for SD 1.5 (latent-consistency/lcm-lora-sdv1-5) as the LCM distillation script trains
+# it: rank 64 (alpha 64) on every attention, feed-forward, resnet and resampling layer of the UNet.
+LCM_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
+                    "conv1", "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv", "time_emb_proj")
+LCM_LORA_RANK = 64
+
+
 def write_lcm_lora(out: Path, models: Path, rank: int = 4, seed: int = 0) -> Path:
-    """A random LoRA in the LCM-LoRA's file format for the UNet of a test set (tests of the lcm preset)."""
+    """A random LoRA in the LCM-LoRA's layout (its target layers, diffusers' file format) for the UNet of a test set.
+
+    Tests use a small rank; timing uses LCM_LORA_RANK, the published file's.
+    """
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
     unet = UNet2DConditionModel.from_pretrained(Path(models) / "arc2face")
     torch.manual_seed(seed)
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
-                                target_modules=["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out"]))
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(LCM_LORA_TARGETS)))
     StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=get_peft_model_state_dict(unet))
     return Path(out) / "pytorch_lora_weights.safetensors"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 # insightface's destination points for 112x112 ArcFace crops, in its 5-keypoint order.
@@ -66,6 +65,8 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 def arcface_matrix(five_points: np.ndarray, size: int = 112) -> np.ndarray:
     """Least-squares similarity from the 5 points onto insightface's template (scaled like norm_crop)."""
+    import cv2
+
     if size % 112 == 0:
         template = ARCFACE_TEMPLATE * (size / 112.0)
     else:  # insightface's rule for 128-based sizes
@@ -83,6 +84,8 @@ def arcface_matrix(five_points: np.ndarray, size: int = 112) -> np.ndarray:
 
 def align_arcface(image_rgb: np.ndarray, five_points: np.ndarray, size: int = 112) -> np.ndarray:
     """The size x size ArcFace crop (black border, like insightface's norm_crop)."""
+    import cv2
+
     matrix = arcface_matrix(five_points, size)
     return cv2.warpAffine(np.ascontiguousarray(image_rgb), matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -145,6 +148,8 @@ def ffhq_matrix(anchors, size: int = 512) -> np.ndarray:
 
     The quad's corners land on the outer edges of the output, i.e. at -0.5 and size - 0.5.
     """
+    import cv2
+
     quad = ffhq_quad_from_anchors(anchors).astype(np.float32)
     edges = np.array([[-0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]], dtype=np.float32)
     return cv2.getAffineTransform(quad[:3], edges).astype(np.float64)
@@ -152,6 +157,8 @@ def ffhq_matrix(anchors, size: int = 512) -> np.ndarray:
 
 def _pad_blended(image: np.ndarray, pad: tuple[int, int, int, int], qsize: float) -> np.ndarray:
     """Reflect-pad (left, top, right, bottom), then fade the padding into a blur and the median colour."""
+    import cv2
+
     left, top, right, bottom = pad
     padded = np.pad(image.astype(np.float32), ((top, bottom), (left, right), (0, 0)), mode="reflect")
     height, width = padded.shape[:2]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from retarget.errors import BadInputError, MissingWeightsError, NoFaceError
@@ -62,6 +61,8 @@ class ArcFaceEncoder:
         )
 
     def _blob(self, faces: list[np.ndarray]) -> np.ndarray:
+        import cv2
+
         batch = []
         for face in faces:
             face = np.asarray(face)

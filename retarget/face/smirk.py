@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -103,6 +102,8 @@ def smirk_crop_matrix(landmarks: np.ndarray, size: int = SMIRK_INPUT_SIZE, scale
 
 def smirk_crop(image_rgb: np.ndarray, landmarks: np.ndarray, size: int = SMIRK_INPUT_SIZE) -> np.ndarray:
     """size x size float32 RGB crop in [0, 1] around the face, black outside the image."""
+    import cv2
+
     matrix = smirk_crop_matrix(landmarks, size)
     crop = cv2.warpAffine(np.ascontiguousarray(image_rgb), matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)

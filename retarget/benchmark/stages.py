@@ -4,9 +4,6 @@ published demo's structure as a baseline measured in the same run. Figures only;
 
 from __future__ import annotations
 
-import json
-import math
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -14,32 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from retarget.benchmark.common import best_time as _timed
+from retarget.benchmark.common import device_description, versions
 from retarget.settings import PRESETS, GenerationSettings, preset_settings
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device: torch.device, repeat: int = 3, warm_up=...) -> float:
-    """Best wall time of `repeat` runs after a warm-up, in seconds.
-
-    The warm-up is `fn` itself unless a cheaper callable (or None, when an
-    earlier stage already warmed the same code) is given: a whole offline run
-    as warm-up would double the benchmark's time for nothing.
-    """
-    warm_up = fn if warm_up is ... else warm_up
-    if warm_up is not None:
-        warm_up()
-    _sync(device)
-    best = math.inf
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def _synthetic_video(path: Path, frames: int, size: int = 512) -> Path:
@@ -63,6 +37,25 @@ def run_benchmark(files, device: torch.device, dtype: torch.dtype, driver: Path 
                   identity: Path | None = None, landmarker: Path | None = None, frames: int = 8,
                   batch_size: int = 4, presets: list[str] | None = None, repeat: int = 2, log=print,
                   lcm_lora: str | None = None, tiny_vae: str | None = None) -> dict:
+    presets = presets or list(PRESETS)
+    results: dict = {
+        "device": device_description(device),
+        "versions": versions(),
+        "models": files.description,
+        "dtype": str(dtype).replace("torch.", ""),
+        "frames": frames,
+        "batch_size": batch_size,
+        "stages": {},
+        "presets": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="retarget-bench-") as work:  # removed however the run ends
+        _measure(results, Path(work), files, device, dtype, driver, identity, landmarker, frames, batch_size,
+                 presets, repeat, log, lcm_lora, tiny_vae)
+    return results
+
+
+def _measure(results, work, files, device, dtype, driver, identity, landmarker, frames, batch_size, presets, repeat,
+             log, lcm_lora, tiny_vae) -> None:
     from retarget.driving import DriverAnalyzer
     from retarget.engine import perception_stream
     from retarget.expression.mapping import ExpressionMapper
@@ -71,19 +64,7 @@ def run_benchmark(files, device: torch.device, dtype: torch.dtype, driver: Path 
     from retarget.media.sources import open_source
     from retarget.pipeline import RetargetPipeline
 
-    presets = presets or list(PRESETS)
-    results: dict = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU ({torch.get_num_threads()} threads)",
-        "versions": _versions(),
-        "models": files.description,
-        "dtype": str(dtype).replace("torch.", ""),
-        "frames": frames,
-        "batch_size": batch_size,
-        "stages": {},
-        "presets": {},
-    }
     stages = results["stages"]
-    work = Path(tempfile.mkdtemp(prefix="retarget-bench-"))
     video = driver or _synthetic_video(work / "synthetic.mp4", max(frames, 25))
     results["driver"] = str(driver) if driver else "synthetic 512x512 noise video (no face)"
 
@@ -125,7 +106,8 @@ def run_benchmark(files, device: torch.device, dtype: torch.dtype, driver: Path 
     stages["identity_context_ms"] = 1000 * _timed(lambda: pipe.prepare_identity(embedding, reference_image), device, repeat)
     context = pipe.prepare_identity(embedding, reference_image)
     settings = GenerationSettings()
-    conditioning = pipe.conditioning(context, torch.from_numpy(expressions[:batch_size]), settings)
+    with torch.no_grad():  # as in generate: the reference keys/values come from the identity's cache
+        conditioning = pipe.conditioning(context, torch.from_numpy(expressions[:batch_size]), settings)
     latents = pipe.noise_for(settings, batch_size).to(device)
 
     def one_step():
@@ -189,17 +171,6 @@ def run_benchmark(files, device: torch.device, dtype: torch.dtype, driver: Path 
         results["baseline"]["speedup_quality_vs_baseline"] = quality_fps / results["baseline"]["offline_fps"]
     if device.type == "cuda":
         results["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
-    return results
-
-
-def _versions() -> dict:
-    import diffusers
-    import transformers
-
-    import retarget
-
-    return {"retarget": retarget.__version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
-            "transformers": transformers.__version__, "python": platform.python_version()}
 
 
 def format_table(results: dict) -> str:
@@ -230,10 +201,3 @@ def format_table(results: dict) -> str:
     if "peak_gpu_memory_gb" in results:
         lines.append(f"peak GPU memory: {results['peak_gpu_memory_gb']:.2f} GB")
     return "\n".join(lines)
-
-
-def write_json(results: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(results, indent=2))
-    partial.replace(path)
