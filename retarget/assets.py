@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from retarget.errors import MissingWeightsError, RetargetError
+from retarget.errors import MissingWeightsError, RetargetError, first_line
 
 ARC2FACE_REPO = "FoivosPar/Arc2Face"
 BASE_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -144,7 +144,7 @@ def _hub_models(local_files_only: bool | None) -> ModelFiles:
             arc2face_root = fetch(ARC2FACE_REPO, ARC2FACE_FILES, False)
             base_root = fetch(BASE_REPO, BASE_FILES, False)
     except Exception as err:  # huggingface_hub raises many kinds; all mean "not available here"
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         raise MissingWeightsError(
             f"the published weights ({ARC2FACE_REPO} + {BASE_REPO}) are not in the Hugging Face cache "
             f"and could not be downloaded ({type(err).__name__}: {reason[:160]}); {FETCH_HINT}"
@@ -188,7 +188,7 @@ def download_models(to: Path, progress=print) -> Path:
             progress(f"{BASE_REPO}/{name}")
             hf_hub_download(BASE_REPO, name, local_dir=to / "sd15")
     except Exception as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         raise MissingWeightsError(f"download failed ({type(err).__name__}: {reason[:160]}); check the network and run again (finished files are kept)") from None
     landmarker_target = to / "face_landmarker.task"
     if not landmarker_target.exists():
@@ -198,3 +198,43 @@ def download_models(to: Path, progress=print) -> Path:
     if not (to / "smirk" / "SMIRK_em1.pt").exists():
         progress(f"note: the published Expression Adapter is driven by FLAME-55 from SMIRK, which is not on the hub: {SMIRK_HELP}")
     return to
+
+
+def _hash_cache_path() -> Path:
+    return user_cache_dir() / "file-hashes.json"
+
+
+def content_id(path) -> str:
+    """What a file (or every file of a folder) holds: size, mtime and SHA-256, the hash cached by (path, size, mtime).
+
+    Job manifests use it, so retraining an adapter in place (same path, new content) is a different job.
+    """
+    import json
+
+    from retarget.outputs import resolved, write_json
+
+    root = resolved(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    cache_file = _hash_cache_path()
+    try:
+        cache = json.loads(cache_file.read_text())
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}  # a missing or damaged cache only costs re-hashing
+    changed = False
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+        entry = cache.get(str(file))
+        if not isinstance(entry, dict) or entry.get("stamp") != stamp:
+            entry = cache[str(file)] = {"stamp": stamp, "sha256": file_sha256(file)}
+            changed = True
+        digest.update(f"{file.relative_to(root) if root.is_dir() else file.name}:{stamp}:{entry['sha256']}\n".encode())
+    if changed:
+        try:
+            write_json(cache_file, cache, indent=0)
+        except OSError:
+            pass  # an unwritable cache only costs re-hashing next time
+    return digest.hexdigest()
