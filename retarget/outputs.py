@@ -47,7 +47,7 @@ def check_output(out, inputs: Mapping[str, object] | Iterable[tuple[str, object]
             raise OutputError(f"{label} {out} is the same path as {name} {value}; choose another output name")
         if _inside(source, target):
             raise OutputError(f"{label} {out} contains {name} {value}; choose an output outside the inputs")
-        if _inside(target, source):
+        if _inside(target, source) and not source.is_file():  # under a file: check_writable says "is a file"
             raise OutputError(f"{label} {out} lies inside {name} {value}; choose an output outside the inputs")
     return target
 
