@@ -286,3 +286,34 @@ def test_retarget_error_message_is_printed_whole(capsys):
 
     assert run_command("retarget", body) == 2
     assert capsys.readouterr().err.strip() == "retarget: error: RetargetError"
+
+
+def test_a_truncated_video_renders_what_decodes_and_exits_3(tmp_path, shared_dir, landmarker_path, tiny_models_dir, capsys):
+    import av
+
+    from retarget.cli import main
+    from retarget.errors import EXIT_INCOMPLETE
+
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(shared_dir / "media" / "driver_d0.mp4")) as src, av.open(str(whole), "w", options={"movflags": "+faststart"}) as dst:
+        stream = dst.add_stream("libx264", rate=src.streams.video[0].average_rate)
+        stream.width, stream.height, stream.pix_fmt = src.streams.video[0].width, src.streams.video[0].height, "yuv420p"
+        for i, frame in enumerate(src.decode(video=0)):
+            if i >= 12:
+                break
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.9)])  # the index (moov) is at the front: 12 frames declared, fewer readable
+    out = tmp_path / "o.mp4"
+    code = main(["--headless", "--models", str(tiny_models_dir), "--landmarker", str(landmarker_path), "--steps", "1",
+                 "--identity", str(shared_dir / "media" / "identity_hepburn_small.png"), "--driver", str(cut), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == EXIT_INCOMPLETE == 3
+    assert "shorter than its driver" in captured.err and "Traceback" not in captured.err
+    with av.open(str(out)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert 0 < frames < 12
