@@ -18,6 +18,7 @@ from retarget.expression.mapping import MappingSettings
 from retarget.face.landmarker import find_landmarker_model
 from retarget.media.sinks import BlendshapeCsvWriter
 from retarget.media.sources import VideoFileSource, open_source
+from retarget.outputs import check_file_output
 
 
 @dataclass
@@ -38,6 +39,7 @@ def extract_blendshapes(video: Path, out: Path, landmarker: Path | None = None, 
 
     if Path(out).suffix.lower() != ".csv":
         raise BadInputError(f"--out {out}: use a .csv name")
+    check_file_output(out, [("the video", video), ("--landmarker", landmarker)])
     source = open_source(str(video))
     if not isinstance(source, VideoFileSource):
         source.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from retarget.errors import RetargetError, run_command
+from retarget.outputs import atomic_write
 from training.data import MANIFEST, read_manifest
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -160,10 +161,7 @@ def process_source(task: tuple) -> dict:
                   "frames": np.asarray(rows["frames"], np.int64)}
         if rows["flame"]:
             arrays["flame"] = np.asarray(rows["flame"], np.float32)
-        (out / "shards").mkdir(parents=True, exist_ok=True)
-        partial = out / "shards" / f".{clip}.partial.npz"
-        np.savez(partial, **arrays)
-        os.replace(partial, out / shard)
+        atomic_write(out / shard, lambda temp: np.savez(temp, **arrays))
     record = {"type": "source", "source": str(path), "clip": clip, "kind": kind, "samples": len(samples),
               "skipped": skipped, "shard": shard}
     if error:

@@ -79,8 +79,13 @@ def check_args(args: argparse.Namespace) -> None:
     for name in ("drop_expression", "drop_id"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise RetargetError(f"--{name.replace('_', '-')} must be within [0, 1]")
-    if args.lr <= 0:
-        raise RetargetError("--lr must be positive")
+    from retarget.settings import check_number
+
+    check_number("--lr", args.lr, low=0.0, low_open=True)
+    check_number("--weight-decay", args.weight_decay, low=0.0)
+    check_number("--max-grad-norm", args.max_grad_norm, low=0.0)
+    if not 0 <= args.seed < 2**32:  # numpy's generators take 32-bit seeds
+        raise RetargetError(f"--seed must be a whole number from 0 to {2**32 - 1} (got {args.seed})")
     if args.fixed_timestep is not None and not 0 <= args.fixed_timestep < 1000:
         raise RetargetError("--fixed-timestep must be within [0, 999]")
     if args.subset is not None and args.subset < 1:
