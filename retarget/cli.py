@@ -424,9 +424,6 @@ def run_app() -> int:
 def run_extract(argv: list[str]) -> int:
     args = extract_parser().parse_args(argv)
     from retarget.extract import extract_blendshapes
-    from retarget.outputs import check_file_output
-
-    check_file_output(args.out, [("the video", args.video), ("--landmarker", args.landmarker)])
 
     summary = extract_blendshapes(args.video, args.out, landmarker=args.landmarker, progress=sys.stderr.isatty())
     print(f"wrote {args.out}: {summary.frames} rows, {summary.frames_without_face} without a face")

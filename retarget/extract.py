@@ -37,9 +37,9 @@ def _raw_analyzer(landmarker: Path | None, mapping: MappingSettings | None = Non
 def extract_blendshapes(video: Path, out: Path, landmarker: Path | None = None, progress: bool = True) -> ExtractSummary:
     from tqdm.auto import tqdm
 
+    check_file_output(out, [("the video", video), ("--landmarker", landmarker)])
     if Path(out).suffix.lower() != ".csv":
         raise BadInputError(f"--out {out}: use a .csv name")
-    check_file_output(out, [("the video", video), ("--landmarker", landmarker)])
     source = open_source(str(video))
     if not isinstance(source, VideoFileSource):
         source.close()
