@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 PAPER_STEPS = 25
 PAPER_CFG = 3.0
@@ -35,14 +36,14 @@ class GenerationSettings:
     def validate(self) -> None:
         from retarget.errors import RetargetError
 
-        if not isinstance(self.steps, int) or self.steps < 1:
+        if not isinstance(self.steps, Integral) or self.steps < 1:
             raise RetargetError(f"--steps must be at least 1 (got {self.steps})")
         if self.steps > MAX_STEPS:
             raise RetargetError(f"--steps must be at most {MAX_STEPS} (got {self.steps})")
         check_number("--cfg", self.cfg, low=1.0)
         check_number("--ref-scale", self.ref_scale, low=0.0)
         check_number("--exp-scale", self.exp_scale, low=0.0)
-        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+        if not isinstance(self.seed, Integral) or not 0 <= self.seed <= MAX_SEED:
             raise RetargetError(f"--seed must be a whole number from 0 to {MAX_SEED} (2^63 - 1; got {self.seed})")
         if self.sampler not in SAMPLERS:
             raise RetargetError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
