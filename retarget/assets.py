@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from retarget.errors import MissingWeightsError, RetargetError
+from retarget.errors import MissingWeightsError, RetargetError, first_line
 from retarget.face.detector import find_antelopev2_detector
 
 ARC2FACE_REPO = "FoivosPar/Arc2Face"
@@ -150,7 +150,7 @@ def _hub_models(local_files_only: bool | None, progress=print) -> ModelFiles:
             base_root = fetch(BASE_REPO, BASE_FILES, False)
             first_run = True
     except Exception as err:  # huggingface_hub raises many kinds; all mean "not available here"
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         raise MissingWeightsError(
             f"the published weights ({ARC2FACE_REPO} + {BASE_REPO}) are not in the Hugging Face cache "
             f"and could not be downloaded ({type(err).__name__}: {reason[:160]}); {FETCH_HINT}"
@@ -201,3 +201,43 @@ def download_models(to: Path, progress=print, tqdm_class=None) -> Path:
     to = Path(to).expanduser()
     fetch(everything(), to, progress, network=Network(tqdm_class=tqdm_class))
     return to
+
+
+def _hash_cache_path() -> Path:
+    return user_cache_dir() / "file-hashes.json"
+
+
+def content_id(path) -> str:
+    """What a file (or every file of a folder) holds: size, mtime and SHA-256, the hash cached by (path, size, mtime).
+
+    Job manifests use it, so retraining an adapter in place (same path, new content) is a different job.
+    """
+    import json
+
+    from retarget.outputs import resolved, write_json
+
+    root = resolved(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    cache_file = _hash_cache_path()
+    try:
+        cache = json.loads(cache_file.read_text())
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}  # a missing or damaged cache only costs re-hashing
+    changed = False
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+        entry = cache.get(str(file))
+        if not isinstance(entry, dict) or entry.get("stamp") != stamp:
+            entry = cache[str(file)] = {"stamp": stamp, "sha256": file_sha256(file)}
+            changed = True
+        digest.update(f"{file.relative_to(root) if root.is_dir() else file.name}:{stamp}:{entry['sha256']}\n".encode())
+    if changed:
+        try:
+            write_json(cache_file, cache, indent=0)
+        except OSError:
+            pass  # an unwritable cache only costs re-hashing next time
+    return digest.hexdigest()

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from retarget.benchmark import GPU_MEASUREMENTS
-from retarget.errors import BadInputError, RetargetError, run_command
-from retarget.settings import PAPER_CFG, PAPER_EXP_SCALE, PAPER_REF_SCALE, PAPER_STEPS, PRESETS, GenerationSettings
+from retarget.errors import EXIT_INCOMPLETE, BadInputError, RetargetError, run_command
+from retarget.settings import PAPER_CFG, PAPER_EXP_SCALE, PAPER_REF_SCALE, PAPER_STEPS, PRESETS, GenerationSettings, check_number
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
@@ -196,17 +196,44 @@ def _dtype(name: str, device):
     return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
 
 
-def _write_image(image, out: Path) -> None:
-    """Write next to the target and rename, so `out` never holds a partial file."""
-    from PIL import Image
+def _input_paths(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """Every file or folder the job reads, by flag: no output may be, contain or lie inside one of them."""
+    inputs = [("--identity", args.identity), *(("--driver", d) for d in args.driver)]
+    if args.models not in ("hub",) and not str(args.models).startswith("random:"):
+        inputs.append(("--models", args.models))
+    for flag in ("exp_adapter", "ref_lora", "landmarker", "smirk"):
+        inputs.append((f"--{flag.replace('_', '-')}", getattr(args, flag)))
+    for flag in ("lcm_lora", "tiny_vae"):
+        value = getattr(args, flag)
+        if value and Path(value).exists():
+            inputs.append((f"--{flag.replace('_', '-')}", value))
+    return inputs
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial{out.suffix}")
-    try:
-        Image.fromarray(image).save(partial)
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+
+def check_outputs(args: argparse.Namespace, still: bool, batch: bool) -> None:
+    """Before any work: every output is a new or our own path, writable, and none is an input."""
+    from retarget.outputs import check_file_output, check_folder_target, check_output, check_writable
+
+    inputs = _input_paths(args)
+    png_sequence = not still and not batch and args.out.suffix == ""
+    if batch or png_sequence:
+        check_output(args.out, inputs)
+        check_writable(args.out)
+        if png_sequence:
+            check_folder_target(args.out)
+    else:
+        check_file_output(args.out, inputs)
+    if args.side_by_side is not None:
+        check_file_output(args.side_by_side, [*inputs, ("--out", args.out)], "--side-by-side")
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Numeric flags that GenerationSettings/MappingSettings do not hold (NaN passes a `<` check, so test finiteness)."""
+    check_number("--min-change", args.min_change, low=0.0)
+    if args.batch_size < 1:
+        raise RetargetError(f"--batch-size must be at least 1 (got {args.batch_size})")
+    if args.neutral_frame is not None and args.neutral_frame < 0:
+        raise RetargetError(f"--neutral-frame must be 0 or more (got {args.neutral_frame})")
 
 
 def run_headless(args: argparse.Namespace) -> int:
@@ -228,23 +255,31 @@ def run_headless(args: argparse.Namespace) -> int:
         settings = preset_settings(args.preset, settings)
     settings.validate()
     mapping = mapping_settings(args)
+    check_numbers(args)
     drivers = args.driver
     still = len(drivers) == 1 and drivers[0].suffix.lower() in IMAGE_SUFFIXES
     if still and args.out.suffix.lower() not in IMAGE_SUFFIXES:
         raise BadInputError(f"--out {args.out}: an image driver gives an image; use {', '.join(sorted(IMAGE_SUFFIXES))}")
     webcam = len(drivers) == 1 and (str(drivers[0]).startswith("webcam:") or str(drivers[0]).startswith("/dev/video"))
+    batch = False
+    if not still and not webcam:
+        from retarget.jobs import expand_drivers
+
+        drivers, batch = expand_drivers(drivers)
+    check_outputs(args, still, batch)
 
     from retarget.face.image_io import load_image
 
     identity_image = load_image(args.identity)
     driver_image = load_image(drivers[0]) if still else None
     if not still and not webcam:
-        from retarget.jobs import expand_drivers
         from retarget.media.sources import open_source
 
-        drivers, batch = expand_drivers(drivers)
         for driver in drivers:  # every driver is probed before any model loads or any output exists
-            open_source(str(driver)).close()
+            with open_source(str(driver)) as source:
+                count = source.frame_count
+            if args.neutral_frame is not None and count is not None and args.neutral_frame >= count:
+                raise BadInputError(f"--neutral-frame {args.neutral_frame}: {driver} has {count} frames (0 to {count - 1})")
     if webcam:
         from retarget.media.sources import open_source
 
@@ -282,10 +317,12 @@ def run_headless(args: argparse.Namespace) -> int:
             retargeter.pipeline.load_lcm_lora(args.lcm_lora)
         context = retargeter.identity_from_image(identity_image, source=str(args.identity))
         if still:
+            from retarget.outputs import write_image
+
             expression = retargeter.expression_from_image(driver_image, source=str(drivers[0]), mapping=mapping,
                                                           identity_neutral=context.blendshapes)
             image = retargeter.render(context, expression[None], settings, progress=sys.stderr.isatty())[0]
-            _write_image(image, args.out)
+            write_image(args.out, image)
             size = f"{image.shape[1]}x{image.shape[0]}"
             print(f"wrote {args.out} ({size}) in {time.perf_counter() - started:.1f} s on {device} with {files.description}")
             return 0
@@ -299,7 +336,7 @@ def run_headless(args: argparse.Namespace) -> int:
 
         if webcam:
             return _run_live(retargeter, context, make_analyzer(), settings, str(drivers[0]), args.out, args.min_change)
-        return _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, args, files, state, started)
+        return _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, args, files, state, started, mapping)
 
 
 def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = False):
@@ -316,12 +353,12 @@ def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = Fals
     raise BadInputError(f"--neutral-frame {index}: {driver} has fewer frames")
 
 
-def _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, args, files, state, started) -> int:
+def _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, args, files, state, started, mapping) -> int:
     from retarget.engine import OfflineRenderer, RenderOptions, job_key
     from retarget.jobs import print_summary, run_video_jobs
 
-    key = job_key(args.identity, files.description, args.exp_adapter, args.ref_lora)
-    renderer = OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key)
+    key = job_key(args.identity, files.description, args.exp_adapter, args.ref_lora, models=files)
+    renderer = OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key, mapping=mapping)
     options = RenderOptions(
         batch_size=args.batch_size,
         side_by_side=args.side_by_side,
@@ -330,9 +367,13 @@ def _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, a
     )
     summaries = run_video_jobs(renderer, drivers, batch, args.out, options, state=state)
     print_summary(summaries, state)
+    incomplete = [s for s in summaries if s.incomplete]
     if state is None or state.is_main_process:
         print(f"done in {time.perf_counter() - started:.1f} s; output: {args.out}")
-    return 0
+        for summary in incomplete:
+            print(f"retarget: warning: {summary.output} is shorter than its driver {summary.driver}: {summary.incomplete} "
+                  f"(exit code {EXIT_INCOMPLETE})", file=sys.stderr)
+    return EXIT_INCOMPLETE if incomplete else 0
 
 
 def _run_live(retargeter, context, analyzer, settings, driver: str, out: Path, min_change: float = 0.0) -> int:
@@ -441,10 +482,16 @@ def run_bench(argv: list[str]) -> int:
         raise RetargetError(f"--presets: unknown {unknown[0]}; choose from {', '.join(PRESETS)}")
     if args.frames < 1 or args.batch_size < 1:
         raise RetargetError("--frames and --batch-size must be at least 1")
+    if args.repeat < 1:
+        raise RetargetError("--repeat must be at least 1")
+    if args.json:
+        from retarget.outputs import check_file_output
+
+        check_file_output(args.json, [("--driver", args.driver), ("--identity", args.identity)], "--json")
     _quiet_libraries()
     from retarget.assets import resolve_models
-    from retarget.benchmark.common import write_json
     from retarget.benchmark.stages import format_table, run_benchmark
+    from retarget.outputs import write_json
     from retarget.pipeline import pick_device
 
     files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
@@ -457,7 +504,7 @@ def run_bench(argv: list[str]) -> int:
                             lcm_lora=args.lcm_lora, tiny_vae=args.tiny_vae)
     print(format_table(results))
     if args.json:
-        write_json(results, args.json)
+        write_json(args.json, results)
         print(f"wrote {args.json}")
     return 0
 
@@ -486,9 +533,13 @@ def _run_bench_gpu(args: argparse.Namespace) -> int:
             raise RetargetError(f"{flag} must be at least 1 (got {value})")
     if args.budget <= 0:
         raise RetargetError(f"--budget must be a positive number of seconds (got {args.budget})")
+    if args.json:
+        from retarget.outputs import check_file_output
+
+        check_file_output(args.json, [("--driver", args.driver)], "--json")
     _quiet_libraries()
-    from retarget.benchmark.common import write_json
     from retarget.benchmark.gpu import GpuBenchOptions, run_gpu_benchmark
+    from retarget.outputs import write_json
     from retarget.benchmark.report import format_gpu_table
     from retarget.pipeline import pick_device
 
@@ -503,7 +554,7 @@ def _run_bench_gpu(args: argparse.Namespace) -> int:
                                 log=lambda line: print(line, file=sys.stderr, flush=True), started=started)
     print(format_gpu_table(results))
     if args.json:
-        write_json(results, args.json)
+        write_json(args.json, results)
         print(f"wrote {args.json}")
     return 0
 

@@ -11,8 +11,8 @@ reports input fps, output fps and capture-to-output latency.
 
 from __future__ import annotations
 
+import errno
 import json
-import os
 import queue
 import shutil
 import threading
@@ -25,9 +25,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from retarget.driving import DriverAnalyzer, DrivenFrame
-from retarget.errors import BadInputError, JobInterrupted, RetargetError
+from retarget.errors import BadInputError, JobInterrupted, OutputError, RetargetError
 from retarget.media.sinks import PngSequenceSink, VideoSink, frame_rate, side_by_side
 from retarget.media.sources import FrameSource, open_source
+from retarget.outputs import JobLock, atomic_write, check_folder_target, check_output, replace_folder, resolved
 from retarget.settings import GenerationSettings
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
@@ -101,8 +102,23 @@ def perception_stream(source: FrameSource, analyzer: DriverAnalyzer, depth: int 
                     q.get_nowait()
                 except queue.Empty:
                     break
-        for thread in threads:
-            thread.join(timeout=5)
+        _join_all(threads, (decoded, driven))
+
+
+def _join_all(threads: list[threading.Thread], queues=()) -> None:
+    """Wait until every worker has ended (they were told to stop); keep their queues drained meanwhile.
+
+    Never time out: closing the source or the analyzer under a running worker is what this prevents.
+    """
+    for thread in threads:
+        while thread.is_alive():
+            for q in queues:
+                while True:
+                    try:
+                        q.get_nowait()
+                    except queue.Empty:
+                        break
+            thread.join(timeout=0.1)
 
 
 # ---------------------------------------------------------------------------------------- offline
@@ -116,6 +132,8 @@ class RenderOptions:
     frame_range: tuple[int, int | None] | None = None
     assemble: bool = True
     progress: bool = True
+    # Hold the work folder's lock for the job (off for the ranks of a split job, whose main process holds it).
+    lock: bool = True
 
 
 @dataclass
@@ -129,26 +147,47 @@ class JobSummary:
     seconds: float = 0.0
     audio: bool = False
     rank: int = 0
+    # Why the output is shorter than the input (a truncated video, unreadable images), else None.
+    incomplete: str | None = None
+    skipped_inputs: int = 0
+    rerendered: int = 0
 
     @property
     def fps(self) -> float:
         return self.rendered / self.seconds if self.seconds > 0 else 0.0
 
 
-def job_key(identity_photo: Path, models_description: str, exp_adapter=None, ref_lora=None) -> dict:
-    """What, besides the driver and the settings, makes two renders the same job (so one can resume the other)."""
-    from retarget.assets import file_sha256
+def job_key(identity_photo: Path, models_description: str, exp_adapter=None, ref_lora=None, models=None) -> dict:
+    """What, besides the driver and the settings, makes two renders the same job (so one can resume the other).
 
-    return {
+    Files are identified by content (assets.content_id), not by path: an adapter retrained in place is a new job.
+    `models` (ModelFiles) adds the content of the weight files the pipeline loads.
+    """
+    from retarget.assets import content_id, file_sha256
+
+    key = {
         "identity": file_sha256(identity_photo),
         "models": models_description,
-        "exp_adapter": str(exp_adapter) if exp_adapter else None,
-        "ref_lora": str(ref_lora) if ref_lora else None,
+        "exp_adapter": content_id(exp_adapter) if exp_adapter else None,
+        "ref_lora": content_id(ref_lora) if ref_lora else None,
     }
+    if models is not None:
+        key["models_content"] = {
+            name: content_id(path) for name, path in
+            (("unet", models.unet), ("encoder", models.encoder), ("exp_adapter", models.exp_adapter),
+             ("ref_lora", models.ref_lora), ("smirk", models.smirk)) if path is not None
+        }
+    return key
 
 
 def work_dir_for(out: Path) -> Path:
+    out = resolved(out)
     return out.with_name(f".{out.name}.work")
+
+
+def work_lock_for(out: Path) -> JobLock:
+    work = work_dir_for(out)
+    return JobLock(work.with_name(work.name + ".lock"), what=str(work))
 
 
 def _frame_png(work: Path, index: int) -> Path:
@@ -162,9 +201,12 @@ def _rendered_indices(work: Path) -> set[int]:
 def _write_png(path: Path, image: np.ndarray) -> None:
     from PIL import Image
 
-    partial = path.with_name(f".{path.name}.partial.png")
-    Image.fromarray(image).save(partial)
-    os.replace(partial, path)
+    try:
+        atomic_write(path, lambda temp: Image.fromarray(image).save(temp, format="PNG"))
+    except OSError as err:  # the temp is gone, so the work folder holds only whole frames
+        reason = "no space left on the device" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+        raise OutputError(f"cannot write {path} ({reason}); the frames rendered so far are kept: "
+                          f"fix that and run the same command with --resume") from None
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -172,6 +214,23 @@ def _read_png(path: Path) -> np.ndarray:
 
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
+
+
+def _drop_unreadable_frames(work: Path, indices: set[int]) -> int:
+    """Resume: a cached frame that does not decode (cut short, emptied) is removed and rendered again."""
+    from PIL import Image
+
+    dropped = 0
+    for index in sorted(indices):
+        path = _frame_png(work, index)
+        try:
+            with Image.open(path) as im:
+                im.load()
+        except Exception:  # Pillow reports damage as OSError, SyntaxError, ValueError...
+            path.unlink(missing_ok=True)  # ours: the work folder only holds frames we rendered
+            indices.discard(index)
+            dropped += 1
+    return dropped
 
 
 def _driver_fingerprint(spec: str) -> dict:
@@ -190,26 +249,34 @@ def _prepare_work_dir(work: Path, manifest: dict, resume: bool) -> None:
                 previous = json.loads(manifest_path.read_text())
             except (OSError, ValueError):
                 previous = None
-            if previous != manifest:
+            if previous != json.loads(json.dumps(manifest)):  # compared as stored (tuples become lists)
                 raise RetargetError(
                     f"{work} holds an unfinished job with other inputs or settings; run without --resume to start over"
                 )
             return
-        shutil.rmtree(work)
+        shutil.rmtree(work)  # ours: only this program makes `.NAME.work` folders, and the job lock is held
     work.mkdir(parents=True)
-    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    atomic_write(manifest_path, lambda temp: temp.write_text(json.dumps(manifest, indent=1, sort_keys=True)))
 
 
 class OfflineRenderer:
     """Renders every frame of a driver with one identity; resumable; output in source order."""
 
     def __init__(self, pipeline, context, make_analyzer: Callable[[], DriverAnalyzer], settings: GenerationSettings,
-                 job_key: dict | None = None):
+                 job_key: dict | None = None, mapping=None):
         self.pipeline = pipeline
         self.context = context
         self.make_analyzer = make_analyzer
         self.settings = settings
         self.job_key = job_key or {}
+        self.mapping = mapping  # the analyzers' MappingSettings, when the caller knows them
+
+    def mapping_settings(self):
+        """The mapping the analyzers use, without building one (which may load SMIRK) when it is known."""
+        if self.mapping is not None:
+            return self.mapping
+        with self.make_analyzer() as analyzer:
+            return analyzer.mapping
 
     def manifest(self, driver: str, mapping) -> dict:
         return {
@@ -222,8 +289,6 @@ class OfflineRenderer:
 
     def render(self, driver: str, out: Path, options: RenderOptions | None = None,
                cancel: threading.Event | None = None, on_frame: Callable | None = None, rank: int = 0) -> JobSummary:
-        from tqdm.auto import tqdm
-
         options = options or RenderOptions()
         out = Path(out)
         if options.batch_size < 1:
@@ -231,6 +296,19 @@ class OfflineRenderer:
         png_output = out.suffix == ""
         if not png_output and out.suffix.lower() not in VIDEO_SUFFIXES:
             raise BadInputError(f"--out {out}: use a video name ({', '.join(VIDEO_SUFFIXES)}) or a folder for PNGs")
+        check_output(out, {"the driver": driver})
+        if options.side_by_side is not None:
+            check_output(options.side_by_side, {"the driver": driver, "--out": out}, "--side-by-side")
+        if png_output:
+            check_folder_target(out)
+        if not options.lock:
+            return self._render(driver, out, options, cancel, on_frame, rank)
+        with work_lock_for(out):
+            return self._render(driver, out, options, cancel, on_frame, rank)
+
+    def _render(self, driver: str, out: Path, options: RenderOptions, cancel, on_frame, rank: int) -> JobSummary:
+        from tqdm.auto import tqdm
+
         source = open_source(driver)  # probes: a bad driver fails here, before anything is written
         with source:
             if source.frame_count == 0:
@@ -239,10 +317,16 @@ class OfflineRenderer:
                 raise BadInputError(f"{driver}: has no pictures to put beside the output (--side-by-side)")
             work = work_dir_for(out)
             analyzer = self.make_analyzer()
-            _prepare_work_dir(work, self.manifest(driver, analyzer.mapping), options.resume)
+            try:
+                _prepare_work_dir(work, self.manifest(driver, analyzer.mapping), options.resume)
+            except BaseException:
+                analyzer.close()
+                raise
             summary = JobSummary(driver=str(driver), output=str(out), rank=rank)
             start, stop = options.frame_range or (0, None)
             done = _rendered_indices(work)
+            if options.resume:
+                summary.rerendered = _drop_unreadable_frames(work, done)
             started = time.perf_counter()
             total = source.frame_count
             bar = tqdm(total=total, desc=Path(str(driver)).name, unit="frame", disable=not options.progress,
@@ -287,8 +371,11 @@ class OfflineRenderer:
                 ) from None
             finally:
                 bar.close()
+            summary.skipped_inputs = int(getattr(source, "skipped", 0) or 0)
             if getattr(source, "decode_error", None):
-                print(f"warning: {driver}: {source.decode_error}; rendered the {summary.frames} frames that decoded")
+                summary.incomplete = f"{source.decode_error}; the output has the {summary.frames} frames that decoded"
+            if getattr(source, "missing_values", 0):
+                print(f"note: {driver}: {source.missing_values} rows had NaN/inf or empty values; the last expression was held there")
             summary.seconds = time.perf_counter() - started
             fps = getattr(source, "frame_rate", None) or frame_rate(source.fps or 25.0)
             has_audio = bool(getattr(source, "has_audio", False))
@@ -306,15 +393,14 @@ class OfflineRenderer:
         size = (first.shape[1], first.shape[0])
         audio = Path(driver) if has_audio else None
         if out.suffix == "":
-            staging = out.with_name(f".{out.name}.partial")
-            shutil.rmtree(staging, ignore_errors=True)
+            target = resolved(out)
+            staging = target.with_name(f".{target.name}.partial")
+            shutil.rmtree(staging, ignore_errors=True)  # ours: a staging folder of an earlier, stopped run
             sink = PngSequenceSink(staging)
             for index in range(frames):
                 sink.write(_read_png(_frame_png(work, index)), index=index)
             sink.close()
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(staging, out)
+            replace_folder(staging, target)  # an old folder goes only if we made it (marker) or it is empty
         else:
             with VideoSink(out, fps, size, audio_from=audio) as sink:
                 for index in range(frames):
@@ -435,9 +521,8 @@ class LiveSession:
         The threads check the stop flag between frames, so this waits at most one generate()."""
         self._stop.set()
         self._slot.close()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join()
+        # Every worker ends before the source closes under it (a slow generate is waited for).
+        _join_all([t for t in self._threads if t is not threading.current_thread()])
         self.source.close()
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -130,6 +130,11 @@ class Evaluator:
         identity_vector = self.identity_vector(identity)
         drv = self.analyse(driver, embed=False)
         out = self.analyse(output, embed=True)
+        if drv.is_video and out.is_video and len(drv.blendshapes) != len(out.blendshapes):
+            # Frames are paired by position: clips of different length would compare the wrong frames.
+            raise BadInputError(f"{output} has {len(out.blendshapes)} frames but its driver {driver} has "
+                                f"{len(drv.blendshapes)}; evaluate an output rendered from this driver "
+                                f"(or compare the first N frames with --max-frames N)")
         return compare(identity_vector, drv, out)
 
 
@@ -210,7 +215,7 @@ def summarise(results: list[dict]) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     from retarget.assets import resolve_models
-    from retarget.face.landmarker import find_landmarker_model
+    from retarget.face.landmarker import landmarker_for
 
     if args.pairs is not None:
         if any(getattr(args, k) is not None for k in ("identity", "driver", "output")):
@@ -221,12 +226,21 @@ def run(args: argparse.Namespace) -> dict:
         if missing:
             raise RetargetError(f"missing --{missing[0]} (or give --pairs FILE)")
         triples = [(args.identity, args.driver, args.output)]
+    if args.every < 1:
+        raise RetargetError(f"--every must be at least 1 (got {args.every})")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise RetargetError(f"--max-frames must be at least 1 (got {args.max_frames})")
     for triple in triples:
         for path in triple:
             if not path.exists():
                 raise BadInputError(f"{path}: no such file or folder")
+    if args.json is not None:
+        from retarget.outputs import check_file_output
+
+        inputs = [(name, path) for triple in triples for name, path in zip(("--identity", "--driver", "--output"), triple)]
+        check_file_output(args.json, [*inputs, ("--pairs", args.pairs)], "--json")
     files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
-    landmarker = find_landmarker_model(args.landmarker or files.landmarker)
+    landmarker = landmarker_for(args.landmarker, files)
     evaluator = Evaluator(files.arcface, landmarker, every=args.every, max_frames=args.max_frames)
     results = []
     try:
@@ -259,8 +273,9 @@ def _report(args) -> int:
         print(f"mean over {summary['pairs']} pairs ({summary['failed']} failed): ID sim {_fmt(summary['id_similarity']).strip()}, "
               f"expression error {_fmt(summary['expression_error']).strip()}, jitter ratio {_fmt(summary['jitter_ratio']).strip()}")
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+        from retarget.outputs import write_json
+
+        write_json(args.json, report)
     return 0
 
 

@@ -18,6 +18,7 @@ from retarget.expression.mapping import MappingSettings
 from retarget.face.landmarker import find_landmarker_model
 from retarget.media.sinks import BlendshapeCsvWriter
 from retarget.media.sources import VideoFileSource, open_source
+from retarget.outputs import check_file_output
 
 
 @dataclass
@@ -36,6 +37,7 @@ def _raw_analyzer(landmarker: Path | None, mapping: MappingSettings | None = Non
 def extract_blendshapes(video: Path, out: Path, landmarker: Path | None = None, progress: bool = True) -> ExtractSummary:
     from tqdm.auto import tqdm
 
+    check_file_output(out, [("the video", video), ("--landmarker", landmarker)])
     if Path(out).suffix.lower() != ".csv":
         raise BadInputError(f"--out {out}: use a .csv name")
     source = open_source(str(video))

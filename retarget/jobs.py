@@ -13,7 +13,10 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
-from retarget.engine import VIDEO_SUFFIXES, JobSummary, OfflineRenderer, RenderOptions, _prepare_work_dir, work_dir_for
+import contextlib
+
+from retarget.engine import (VIDEO_SUFFIXES, JobSummary, OfflineRenderer, RenderOptions, _prepare_work_dir, work_dir_for,
+                             work_lock_for)
 from retarget.errors import BadInputError
 
 DRIVER_VIDEO_SUFFIXES = VIDEO_SUFFIXES + (".avi", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".gif")
@@ -84,17 +87,19 @@ def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: R
     rank, world = state.process_index, state.num_processes
     share = -(-total // world)
     frame_range = (rank * share, min(total, (rank + 1) * share))
-    if state.is_main_process:
-        manifest = renderer.manifest(str(driver), renderer.make_analyzer().mapping)
-        _prepare_work_dir(work_dir_for(out), manifest, options.resume)
-    state.wait_for_everyone()
-    mine = RenderOptions(**{**asdict(options), "frame_range": frame_range, "assemble": False, "resume": True})
-    summary = renderer.render(str(driver), out, mine, cancel=cancel, rank=rank)
-    state.wait_for_everyone()
-    if state.is_main_process:
-        summary.audio = renderer.assemble(str(driver), out, work_dir_for(out), summary.frames,
-                                          _rate(driver), _has_audio(driver), options.side_by_side)
-    state.wait_for_everyone()
+    # The main process holds the work folder's lock for the whole split job; the ranks render inside it.
+    with work_lock_for(out) if state.is_main_process else contextlib.nullcontext():
+        if state.is_main_process:
+            _prepare_work_dir(work_dir_for(out), renderer.manifest(str(driver), renderer.mapping_settings()), options.resume)
+        state.wait_for_everyone()
+        mine = RenderOptions(**{**asdict(options), "frame_range": frame_range, "assemble": False, "resume": True,
+                                "lock": False})
+        summary = renderer.render(str(driver), out, mine, cancel=cancel, rank=rank)
+        state.wait_for_everyone()
+        if state.is_main_process:
+            summary.audio = renderer.assemble(str(driver), out, work_dir_for(out), summary.frames,
+                                              _rate(driver), _has_audio(driver), options.side_by_side)
+        state.wait_for_everyone()
     return summary
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from retarget.assets import ModelFiles
-from retarget.errors import MissingWeightsError, RetargetError
+from retarget.errors import BadInputError, MissingWeightsError, RetargetError, describe_file_error, explain, first_line
 from retarget.models.adapters import EXPRESSION_KINDS, load_expression_adapter, load_reference_lora
 from retarget.models.id_encoder import Arc2FaceIdEncoder
 from retarget.models.reference_attention import ATTEND, RECORD, ReferenceCall, install_reference_processors, project_reference
@@ -118,16 +118,25 @@ class RetargetPipeline:
 
         device = torch.device(device)
         dtype = dtype or default_dtype(device)
+        part = files.unet
         try:
             unet = UNet2DConditionModel.from_pretrained(files.unet, torch_dtype=dtype)
+            part = files.vae
             vae = AutoencoderKL.from_pretrained(files.vae, torch_dtype=dtype)
+            part = files.encoder
             text_encoder = CLIPTextModel.from_pretrained(files.encoder, dtype=dtype)
+            part = files.tokenizer
             tokenizer = CLIPTokenizer.from_pretrained(files.tokenizer)
+            part = files.scheduler
             scheduler = DPMSolverMultistepScheduler.from_pretrained(
                 files.scheduler, algorithm_type="dpmsolver++", solver_order=2
             )
         except (OSError, ValueError) as err:
-            raise MissingWeightsError(f"cannot load the models from {files.description}: {str(err).splitlines()[0][:200]}") from None
+            raise MissingWeightsError(f"cannot load the models from {files.description}: {first_line(err)}") from None
+        except Exception as err:  # a refused pickle, a corrupt safetensors/zip: name the folder, never load unsafely
+            if explain(err) is None:
+                raise
+            raise BadInputError(describe_file_error(part, err, "model file")) from None
         exp_path = (exp_adapter or files.exp_adapter) if use_exp_adapter else None
         if use_exp_adapter and exp_path is None:
             raise MissingWeightsError(f"no Expression Adapter (exp_adapter/exp_adapter.bin) in {files.description}; pass --exp-adapter PATH")
@@ -288,7 +297,7 @@ class RetargetPipeline:
         try:
             self.sd.load_lora_weights(str(location), weight_name=weight_name, adapter_name=LCM_ADAPTER)
         except Exception as err:  # hub, file and format errors all mean "not usable here"
-            reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            reason = first_line(err, 160)
             raise MissingWeightsError(f"cannot load the LCM-LoRA from {source} ({reason}); fetch {LCM_LORA_HUB_ID} once with internet") from None
         self.has_lcm = True
         self._lora_state = None
@@ -428,7 +437,7 @@ class RetargetPipeline:
         try:
             tiny = AutoencoderTiny.from_pretrained(str(source), torch_dtype=self.dtype)
         except (OSError, ValueError) as err:
-            raise MissingWeightsError(f"cannot load the tiny VAE from {source}: {str(err).splitlines()[0][:160]}") from None
+            raise MissingWeightsError(f"cannot load the tiny VAE from {source}: {first_line(err, 160)}") from None
         self.tiny_vae = tiny.to(self.device).eval().requires_grad_(False)
 
     def decode(self, latents: torch.Tensor, output: str = "numpy"):

@@ -16,7 +16,7 @@ from retarget.assets import SMIRK_HELP, ModelFiles
 from retarget.errors import BadInputError, MissingWeightsError, NoFaceError
 from retarget.face.align import align_ffhq
 from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder
-from retarget.face.landmarker import FaceLandmarker, FaceObservation, find_landmarker_model
+from retarget.face.landmarker import FaceLandmarker, FaceObservation, landmarker_for
 from retarget.pipeline import IdentityContext, RetargetPipeline
 from retarget.settings import GenerationSettings
 
@@ -39,7 +39,7 @@ class Retargeter:
         self.pipeline = RetargetPipeline.from_files(
             files, device, dtype, exp_adapter=exp_adapter, ref_lora=ref_lora, use_ref_lora=use_reference
         )
-        self.landmarker_path = find_landmarker_model(landmarker_path or files.landmarker)
+        self.landmarker_path = landmarker_for(landmarker_path, files)
         self.landmarker = FaceLandmarker(self.landmarker_path, mode="image")
         self.identity_embedder = IdentityEmbedder(ArcFaceEncoder(files.arcface), self.landmarker,
                                                   detector_path=files.detector, warn_without_detector=not files.is_test_model)

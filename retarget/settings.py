@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 PAPER_STEPS = 25
 PAPER_CFG = 3.0
 PAPER_REF_SCALE = 0.8
 PAPER_EXP_SCALE = 1.0
 SAMPLERS = ("dpmsolver++", "lcm")
+MAX_STEPS = 1000  # the scheduler's training timesteps
+MAX_SEED = 2**63 - 1  # torch generators take 64 bits; per-frame noise adds the frame index
 
 
 @dataclass
@@ -33,14 +36,15 @@ class GenerationSettings:
     def validate(self) -> None:
         from retarget.errors import RetargetError
 
-        if self.steps < 1:
+        if not isinstance(self.steps, Integral) or self.steps < 1:
             raise RetargetError(f"--steps must be at least 1 (got {self.steps})")
-        if self.cfg < 1.0:
-            raise RetargetError(f"--cfg must be 1.0 or more (got {self.cfg}); 1.0 turns guidance off")
-        if self.ref_scale < 0:
-            raise RetargetError(f"--ref-scale must be 0 or more (got {self.ref_scale})")
-        if self.exp_scale < 0:
-            raise RetargetError(f"--exp-scale must be 0 or more (got {self.exp_scale})")
+        if self.steps > MAX_STEPS:
+            raise RetargetError(f"--steps must be at most {MAX_STEPS} (got {self.steps})")
+        check_number("--cfg", self.cfg, low=1.0)
+        check_number("--ref-scale", self.ref_scale, low=0.0)
+        check_number("--exp-scale", self.exp_scale, low=0.0)
+        if not isinstance(self.seed, Integral) or not 0 <= self.seed <= MAX_SEED:
+            raise RetargetError(f"--seed must be a whole number from 0 to {MAX_SEED} (2^63 - 1; got {self.seed})")
         if self.sampler not in SAMPLERS:
             raise RetargetError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
 
@@ -73,3 +77,21 @@ def preset_settings(name: str, base: GenerationSettings | None = None) -> Genera
 
     preset = PRESETS[name]
     return replace(base or GenerationSettings(), steps=preset.steps, cfg=preset.cfg, sampler=preset.sampler)
+
+
+def check_number(name: str, value, *, low: float | None = None, high: float | None = None, low_open: bool = False) -> None:
+    """A finite number within [low, high] (low excluded when low_open); NaN fails every check, unlike `<`."""
+    import math
+
+    from retarget.errors import RetargetError
+
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise RetargetError(f"{name} must be a number (got {value!r})") from None
+    if not math.isfinite(number):
+        raise RetargetError(f"{name} must be a finite number (got {value})")
+    if low is not None and (number <= low if low_open else number < low):
+        raise RetargetError(f"{name} must be {'more than' if low_open else 'at least'} {low:g} (got {value})")
+    if high is not None and number > high:
+        raise RetargetError(f"{name} must be at most {high:g} (got {value})")

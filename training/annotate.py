@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from retarget.errors import RetargetError, run_command
+from retarget.outputs import atomic_write
 from training.data import MANIFEST, read_manifest
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -160,10 +161,7 @@ def process_source(task: tuple) -> dict:
                   "frames": np.asarray(rows["frames"], np.int64)}
         if rows["flame"]:
             arrays["flame"] = np.asarray(rows["flame"], np.float32)
-        (out / "shards").mkdir(parents=True, exist_ok=True)
-        partial = out / "shards" / f".{clip}.partial.npz"
-        np.savez(partial, **arrays)
-        os.replace(partial, out / shard)
+        atomic_write(out / shard, lambda temp: np.savez(temp, **arrays))
     record = {"type": "source", "source": str(path), "clip": clip, "kind": kind, "samples": len(samples),
               "skipped": skipped, "shard": shard}
     if error:
@@ -179,24 +177,36 @@ def _append(manifest: Path, result: dict) -> None:
         os.fsync(handle.fileno())
 
 
+def _claim_dataset_folder(out: Path, inputs) -> None:
+    """--out is a new folder, an empty one, or a dataset annotate made (a rerun continues it); never a foreign folder."""
+    from retarget.outputs import check_output, check_writable, claim_folder, is_ours, mark
+
+    check_output(out, inputs)
+    check_writable(out)
+    if (out / MANIFEST).is_file() and not is_ours(out):
+        mark(out)  # a dataset written before folders carried the marker
+    claim_folder(out)
+
+
 def run(args: argparse.Namespace) -> dict:
     from tqdm.auto import tqdm
 
     from retarget.assets import resolve_models
-    from retarget.face.landmarker import find_landmarker_model
+    from retarget.face.landmarker import landmarker_for
 
     if args.every < 1:
         raise RetargetError(f"--every must be at least 1 (got {args.every})")
     if args.workers < 1:
         raise RetargetError(f"--workers must be at least 1 (got {args.workers})")
     sources = collect_sources(args.sources)
+    _claim_dataset_folder(args.out, [*(("a source", p) for p in args.sources), ("--landmarker", args.landmarker),
+                                     ("--smirk", args.smirk)])
     files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
-    landmarker = find_landmarker_model(args.landmarker or files.landmarker)
+    landmarker = landmarker_for(args.landmarker, files)
     smirk = args.smirk
     if smirk is not None and not Path(smirk).is_file():
         raise RetargetError(f"--smirk {smirk}: no such file")
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     manifest = out / MANIFEST
     _, done = read_manifest(out)
     todo = [p for p in sources if str(p) not in done]

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from retarget.errors import BadInputError, RetargetError, run_command
+from retarget.errors import BadInputError, RetargetError, first_line, run_command
+from retarget.outputs import claim_folder, write_image, write_json
 
 log = logging.getLogger("training")
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -78,8 +79,13 @@ def check_args(args: argparse.Namespace) -> None:
     for name in ("drop_expression", "drop_id"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise RetargetError(f"--{name.replace('_', '-')} must be within [0, 1]")
-    if args.lr <= 0:
-        raise RetargetError("--lr must be positive")
+    from retarget.settings import check_number
+
+    check_number("--lr", args.lr, low=0.0, low_open=True)
+    check_number("--weight-decay", args.weight_decay, low=0.0)
+    check_number("--max-grad-norm", args.max_grad_norm, low=0.0)
+    if not 0 <= args.seed < 2**32:  # numpy's generators take 32-bit seeds
+        raise RetargetError(f"--seed must be a whole number from 0 to {2**32 - 1} (got {args.seed})")
     if args.fixed_timestep is not None and not 0 <= args.fixed_timestep < 1000:
         raise RetargetError("--fixed-timestep must be within [0, 999]")
     if args.subset is not None and args.subset < 1:
@@ -102,7 +108,7 @@ def load_components(files):
         sampler = DPMSolverMultistepScheduler.from_pretrained(files.scheduler, algorithm_type="dpmsolver++", solver_order=2)
         noise_scheduler = DDPMScheduler.from_pretrained(files.scheduler)
     except (OSError, ValueError) as err:
-        raise MissingWeightsError(f"cannot load the models from {files.description}: {str(err).splitlines()[0][:200]}") from None
+        raise MissingWeightsError(f"cannot load the models from {files.description}: {first_line(err)}") from None
     return unet, vae, text_encoder, tokenizer, sampler, noise_scheduler
 
 
@@ -111,6 +117,63 @@ def checkpoints(out: Path) -> list[tuple[int, Path]]:
         return []
     found = [(int(m.group(1)), p) for p in out.iterdir() if (m := CHECKPOINT_RE.match(p.name)) and (p / STATE_FILE).is_file()]
     return sorted(found)
+
+
+def check_training_output(args: argparse.Namespace) -> None:
+    """--out: not an input, writable, and new, empty, or a training folder of ours (so --resume finds it)."""
+    from retarget.outputs import check_folder_target, check_output, check_writable, is_ours, mark
+
+    inputs = [("--data", args.data)]
+    if args.models != "hub" and not str(args.models).startswith("random:"):
+        inputs.append(("--models", args.models))
+    check_output(args.out, inputs)
+    check_writable(args.out)
+    if args.out.is_dir() and not is_ours(args.out) and (args.out / "config.json").is_file() and checkpoints(args.out):
+        mark(args.out)  # a training folder written before folders carried the marker
+    check_folder_target(args.out)
+
+
+def read_step(checkpoint: Path) -> int:
+    """The step a checkpoint was saved at, from its state file; a damaged file is refused."""
+    path = checkpoint / STATE_FILE
+    try:
+        step = json.loads(path.read_text(encoding="utf-8"))["step"]
+        if not isinstance(step, int) or step < 0:
+            raise ValueError(step)
+    except (OSError, ValueError, KeyError, TypeError):
+        raise BadInputError(f"{path}: is damaged (no readable step); resume from an earlier checkpoint with "
+                            f"--resume {checkpoint.parent}/checkpoint-N") from None
+    return step
+
+
+def verify_checkpoint(path: Path, process_index: int = 0) -> None:
+    """Every file a resume reads loads as tensors only (never unsafely): trainable weights, optimizer,
+    scheduler and this process's random state. A bad one is refused, so exact resume is never lost quietly."""
+    from accelerate.utils import load as accelerate_load
+    from safetensors.torch import load_file
+
+    from retarget.errors import describe_file_error
+
+    hint = f"; resume from an earlier checkpoint with --resume {path.parent}/checkpoint-N"
+    trainable = path / TRAINABLE_FILE
+    try:
+        load_file(trainable)
+    except Exception as err:
+        raise BadInputError(describe_file_error(trainable, err, "checkpoint file") + hint) from None
+    for name in ("optimizer.bin", "scheduler.bin", f"random_states_{process_index}.pkl"):
+        file = path / name
+        if not file.is_file():
+            raise BadInputError(f"{file}: is missing from the checkpoint{hint}")
+        try:
+            state = accelerate_load(file, map_location="cpu", weights_only=True)  # accelerate's safe globals (numpy states)
+        except Exception as err:
+            raise BadInputError(describe_file_error(file, err, "checkpoint file") + hint) from None
+        if not isinstance(state, dict):
+            raise BadInputError(f"{file}: is not a training state (expected a dictionary){hint}")
+        if name.startswith("random_states"):
+            wanted = ("random_state", "numpy_random_seed", "torch_manual_seed")
+            if any(key not in state for key in wanted):
+                raise BadInputError(f"{file}: is not a random-state file (missing {', '.join(k for k in wanted if k not in state)}){hint}")
 
 
 def tensorboard_available() -> bool:
@@ -229,10 +292,7 @@ class AdapterTrainer:
             tiles = [np.asarray(Image.fromarray(t).resize((size, size))) for t in tiles]
             rows.append(np.concatenate(tiles, axis=1))
         self.restore_after_sampling()
-        path = out / "samples" / f"step-{step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.concatenate(rows, axis=0)).save(path)
-        return path
+        return write_image(out / "samples" / f"step-{step:07d}.png", np.concatenate(rows, axis=0))
 
 
 # ---------------------------------------------------------------------------------- the loop
@@ -250,6 +310,7 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
         raise BadInputError(f"--data {args.data}: no such folder")
     FaceDataset.check_folder(args.data)
     out: Path = args.out
+    check_training_output(args)
     if args.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise RetargetError("--mixed-precision fp16 needs a CUDA GPU; use bf16 or no on this machine")
     log_with = None if args.no_tensorboard or not tensorboard_available() else "tensorboard"
@@ -261,7 +322,7 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
             project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
         )
     except (ValueError, RuntimeError) as err:
-        raise RetargetError(f"cannot set up training ({str(err).splitlines()[0]})") from None
+        raise RetargetError(f"cannot set up training ({first_line(err)})") from None
     main_process = accelerator.is_main_process
 
     def say(text: str) -> None:
@@ -342,15 +403,16 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
             path = None
             say(f"no checkpoint in {out}; starting from step 0")
         if path is not None:
+            start = read_step(path)
+            verify_checkpoint(path, accelerator.process_index)  # accelerate would skip a bad random state silently
             accelerator.load_state(str(path))
-            start = int(json.loads((path / STATE_FILE).read_text())["step"])
             say(f"resumed from {path} (step {start})")
     if start >= args.max_steps:
         say(f"already at step {start} (--max-steps {args.max_steps}); exporting")
 
     if main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, indent=2))
+        claim_folder(out)
+        write_json(out / "config.json", {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()})
     if log_with:
         accelerator.init_trackers(f"{trainer.name}_adapter")
 
@@ -360,7 +422,7 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
         accelerator.save_state(str(path))
         if main_process:
             trainer.export(path / trainer.weights_name)
-            (path / STATE_FILE).write_text(json.dumps({"step": step, "trainer": trainer.name}))
+            write_json(path / STATE_FILE, {"step": step, "trainer": trainer.name})
         accelerator.wait_for_everyone()
 
     batches = StepBatches(dataset, args.batch_size, args.seed, accelerator.process_index, start, args.max_steps,

@@ -16,13 +16,14 @@ that a straight run would have.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from retarget.errors import BadInputError
+from retarget.errors import BadInputError, first_line
 
 MANIFEST = "manifest.jsonl"
 EXP_KINDS = {"blendshapes52": 52, "blendshapes51": 51, "flame55": 55}
@@ -35,19 +36,30 @@ def read_manifest(root: Path) -> tuple[list[dict], dict[str, dict]]:
     sources: dict[str, dict] = {}
     if not path.is_file():
         return samples, sources
-    with path.open("r", encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash: its source has no "source" record and is redone
-            if record.get("type") == "source":
-                sources[record["source"]] = record
-            elif record.get("type") == "sample":
-                samples.append(record)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise BadInputError(f"{path}: is not a text manifest (corrupt?); annotate the data again into a new folder") from None
+    needed = {"source": ("source", "clip"), "sample": ("id", "clip", "frame", "shard", "row", "crop")}
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                continue  # the last line cut short by a crash: its source has no "source" record and is redone
+            raise BadInputError(f"{path}: line {number} is not valid JSON (corrupt manifest); "
+                                f"annotate the data again into a new folder") from None
+        kind = record.get("type") if isinstance(record, dict) else None
+        if kind not in needed or any(key not in record for key in needed[kind]):
+            raise BadInputError(f"{path}: line {number} is not a manifest record (corrupt manifest); "
+                                f"annotate the data again into a new folder")
+        if kind == "source":
+            sources[record["source"]] = record
+        else:
+            samples.append(record)
     done_clips = {record["clip"] for record in sources.values()}
     # Samples of a source that never finished (no "source" record) are ignored; a rerun redoes it.
     unique: dict[str, dict] = {}
@@ -98,9 +110,14 @@ class FaceDataset:
                 try:
                     with np.load(root / record["shard"]) as data:
                         shard = shards[record["shard"]] = {k: data[k] for k in data.files}
-                except (OSError, ValueError) as err:
-                    raise BadInputError(f"--data {root}: cannot read {record['shard']} ({err})") from None
+                except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+                    raise BadInputError(f"--data {root}: cannot read {record['shard']} ({first_line(err)}); "
+                                        f"annotate that source again") from None
             row = record["row"]
+            rows = len(shard.get("arcface", ()))
+            if not isinstance(row, int) or not 0 <= row < rows or len(shard.get("blendshapes", ())) != rows:
+                raise BadInputError(f"--data {root}: sample {record['id']} points at row {row} of {record['shard']}, "
+                                    f"which has {rows} rows (corrupt manifest or shard); annotate that source again")
             if exp_kind == "flame55":
                 if "flame" not in shard:
                     raise BadInputError(f"--data {root}: no FLAME-55 values (annotate with --smirk PATH for a flame55 adapter)")

@@ -8,7 +8,6 @@ The Reference Adapter is off (not loaded) during this training.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -70,11 +69,9 @@ def expression_adapter_state_of(unet) -> dict:
 
 
 def save_expression_adapter(state: dict, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
+    from retarget.outputs import atomic_write
+
+    atomic_write(path, lambda temp: torch.save(state, temp))
 
 
 class ExpressionTrainer(AdapterTrainer):

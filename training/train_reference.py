@@ -11,7 +11,6 @@ saved in that layout (`.lora.down/.lora.up`, metadata {"format": "pt"}).
 from __future__ import annotations
 
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -62,11 +61,9 @@ def reference_lora_state_of(unet, adapter: str = "reference") -> dict[str, torch
 def save_reference_lora(state: dict, path: Path) -> None:
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    save_file(state, partial, metadata={"format": "pt"})
-    os.replace(partial, path)
+    from retarget.outputs import atomic_write
+
+    atomic_write(path, lambda temp: save_file(state, temp, metadata={"format": "pt"}))
 
 
 class ReferenceTrainer(AdapterTrainer):

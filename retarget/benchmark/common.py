@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -118,12 +116,3 @@ def versions() -> dict:
         except ImportError:
             found[name] = None
     return found
-
-
-def write_json(results: dict, path: Path) -> None:
-    """Written beside the target and renamed, so `path` never holds a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(results, indent=2))
-    partial.replace(path)

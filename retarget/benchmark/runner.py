@@ -110,13 +110,13 @@ class BenchRun:
 
     def checkpoint(self) -> None:
         """The figures so far, targets included, to --json: a run killed at its time limit keeps them."""
-        from retarget.benchmark.common import write_json
         from retarget.benchmark.report import evaluate_targets
+        from retarget.outputs import write_json
 
         self.results["budget"]["used_s"] = round(self.budget.used, 1)
         self.results["targets"] = evaluate_targets(self.results)
         if self.options.json_path is not None:
-            write_json(self.results, self.options.json_path)
+            write_json(self.options.json_path, self.results)
 
     def frames_that_fit(self, seconds_per_unit: float, wanted: int, minimum: int) -> int:
         """As many units as wanted, fewer when the budget (less the compile reserve) is short, never under minimum."""

@@ -112,14 +112,16 @@ class MappingSettings:
         return gains
 
     def validate(self) -> None:
-        if self.intensity < 0:
-            raise RetargetError(f"intensity must be 0 or more (got {self.intensity})")
-        if self.min_cutoff <= 0 or self.beta < 0:
-            raise RetargetError(f"smoothing needs min_cutoff > 0 and beta >= 0 (got {self.min_cutoff}, {self.beta})")
+        from retarget.settings import check_number
+
+        check_number("--intensity", self.intensity, low=0.0)
+        check_number("--smoothing-cutoff", self.min_cutoff, low=0.0, low_open=True)
+        check_number("--smoothing-beta", self.beta, low=0.0)
         if self.calibration_window < 0:
             raise RetargetError(f"calibration_window must be 0 or more (got {self.calibration_window})")
-        if any(g < 0 for g in self.gain_vector()):
-            raise RetargetError("gains must be 0 or more")
+        for name, value in self.gains.items():
+            check_number(f"--gain {name}", value, low=0.0)
+        self.gain_vector()  # unknown names
 
 
 def _vector(values, what: str) -> np.ndarray:
@@ -185,6 +187,8 @@ class ExpressionMapper:
         return self.driver_neutral.copy()
 
     def __call__(self, blendshapes, t: float) -> np.ndarray:
+        if blendshapes is not None and not np.isfinite(np.asarray(blendshapes, dtype=np.float64)).all():
+            blendshapes = None  # a missing value: hold the last expression; never let NaN into the filter state
         if blendshapes is None:
             self.frames_without_face += 1
             held = self._last if self._last is not None else self.identity_neutral

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retarget.errors import BadInputError, MissingWeightsError, NoFaceError
+from retarget.errors import BadInputError, MissingWeightsError, NoFaceError, first_line
 from retarget.face.align import align_arcface, five_points_from_landmarks
 
 ARCFACE_INPUT_SIZE = 112
@@ -16,8 +16,7 @@ logger = logging.getLogger(__name__)
 
 
 def _one_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    return first_line(err)
 
 
 def _input_normalisation(graph) -> tuple[float, float]:

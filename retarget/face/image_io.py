@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from retarget.errors import BadInputError
+from retarget.errors import BadInputError, first_line
 
 _WHITE = (255, 255, 255, 255)
 
@@ -28,9 +28,9 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except UnidentifiedImageError:
         raise BadInputError(f"{path}: not an image file (format not recognised)") from None
     except Image.DecompressionBombError as err:
-        raise BadInputError(f"{path}: image too large ({err})") from None
+        raise BadInputError(f"{path}: image too large to open safely ({first_line(err)}); scale it down") from None
     except (OSError, ValueError, SyntaxError) as err:  # PIL reports corrupt data with these
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         raise BadInputError(f"{path}: cannot read image ({reason})") from None
 
 

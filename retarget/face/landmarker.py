@@ -7,6 +7,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import threading
 import weakref
 from contextlib import contextmanager
 import urllib.error
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from retarget.assets import file_sha256, user_cache_dir
-from retarget.errors import BadInputError, MissingWeightsError
+from retarget.errors import BadInputError, MissingWeightsError, first_line
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES, NUM_BLENDSHAPES
 
 LANDMARKER_URL = (
@@ -35,21 +36,38 @@ _open_landmarkers: "weakref.WeakSet[FaceLandmarker]" = weakref.WeakSet()
 atexit.register(lambda: [landmarker.close() for landmarker in list(_open_landmarkers)])
 
 
+_silence_lock = threading.Lock()
+_silence_depth = 0
+_saved_stderr: int | None = None
+
+
 @contextmanager
 def _native_stderr_silenced():
-    """MediaPipe's C++ graph prints informational lines straight to fd 2 while it starts."""
+    """MediaPipe's C++ graph prints informational lines straight to fd 2 while it starts.
+
+    fd 2 is process-wide: the first of overlapping callers (threads) points it at /dev/null and
+    the last one restores it, under a lock, so stderr always comes back.
+    """
+    global _silence_depth, _saved_stderr
     if os.environ.get("RETARGET_DEBUG"):
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
+    with _silence_lock:
+        if _silence_depth == 0:
+            sys.stderr.flush()
+            _saved_stderr = os.dup(2)
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)
+        _silence_depth += 1
     try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        with _silence_lock:
+            _silence_depth -= 1
+            if _silence_depth == 0 and _saved_stderr is not None:
+                os.dup2(_saved_stderr, 2)
+                os.close(_saved_stderr)
+                _saved_stderr = None
 
 
 def find_landmarker_model(
@@ -81,6 +99,12 @@ def find_landmarker_model(
         raise MissingWeightsError(f"MediaPipe face landmarker model {LANDMARKER_FILENAME} not found; {_HOW_TO_FIX}")
     _download(LANDMARKER_URL, cached, LANDMARKER_SHA256)
     return cached
+
+
+def landmarker_for(explicit=None, models=None, download: bool = True) -> Path:
+    """The README's order: --landmarker, $RETARGET_FACE_LANDMARKER, the models folder's (ModelFiles), cache, download."""
+    models_dir = models.landmarker.parent if models is not None and getattr(models, "landmarker", None) else None
+    return find_landmarker_model(explicit, models_dir=models_dir, download=download)
 
 
 def _download(url: str, target: Path, sha256: str) -> None:
@@ -162,7 +186,7 @@ class FaceLandmarker:
             with _native_stderr_silenced():
                 self._landmarker = _MPFaceLandmarker.create_from_options(options)
         except (RuntimeError, ValueError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = first_line(err)
             raise MissingWeightsError(f"{path} is not a usable MediaPipe face landmarker model ({first}); "
                                       f"{_HOW_TO_FIX}") from None
         self.mode = mode

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from retarget.errors import BadInputError, MissingWeightsError
+from retarget.errors import BadInputError, MissingWeightsError, load_tensor_file
 
 SMIRK_PREFIX = "smirk_encoder.expression_encoder."
 SMIRK_BACKBONE = "tf_mobilenetv3_large_minimal_100"
@@ -51,12 +51,7 @@ class SmirkExpressionEncoder(nn.Module):
 def _read_checkpoint(path: Path) -> dict:
     if not path.is_file():
         raise MissingWeightsError(f"SMIRK checkpoint not found at {path} ({_HOW_TO_GET})")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt/non-pickle files
-        text = str(err).strip()
-        reason = text.splitlines()[0] if text else type(err).__name__
-        raise BadInputError(f"{path}: not a readable SMIRK checkpoint ({reason})") from None
+    state = load_tensor_file(path, "SMIRK checkpoint (SMIRK_em1.pt)")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

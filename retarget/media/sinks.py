@@ -18,15 +18,14 @@ import numpy as np
 
 from retarget.errors import BadInputError, RetargetError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.outputs import temp_path
 
 # Audio codecs worth copying into MP4/MOV: players handle these there. FFmpeg also muxes PCM into
 # MP4 (as 'ipcm'), but few players decode that, so PCM and anything else is re-encoded to AAC.
 _MP4_COPY_CODECS = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"})
 
 
-def _temp_path(path: Path, tag: str) -> Path:
-    """`out/clip.mp4` -> `out/.clip.<tag>.mp4`: hidden, same folder (so rename is atomic), same suffix."""
-    return path.with_name(f".{path.stem}.{tag}{path.suffix}")
+_temp_path = temp_path  # one naming rule for every writer (retarget/outputs.py)
 
 
 def _remove(path: Path | None) -> None:

@@ -393,8 +393,19 @@ def _natural_key(name: str):
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
+def _unreadable_image_errors() -> tuple:
+    from PIL import Image
+
+    # Pillow reports damage as OSError/SyntaxError/ValueError, and too-large images as DecompressionBombError.
+    return (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
 class ImageFolderSource(FrameSource):
-    """Image files of a folder in natural order (frame2 before frame10), timed at `fps`."""
+    """Image files of a folder in natural order (frame2 before frame10), timed at `fps`.
+
+    A file that cannot be read is skipped (counted in `skipped`, the first named in `decode_error`);
+    the frames after it still come, numbered without a gap.
+    """
 
     def __init__(self, folder, fps: float = 25.0):
         self.folder = Path(folder)
@@ -409,11 +420,14 @@ class ImageFolderSource(FrameSource):
         self.fps = float(fps)
         self.frame_count = len(self.files)
         self.duration = len(self.files) / self.fps
-        self._index = 0
+        self._index = 0  # next file
+        self._emitted = 0  # next frame index
+        self.skipped = 0
         try:
             first = self._load(self.files[0])
-        except OSError as err:
-            raise BadInputError(f"{self.files[0]}: is not an image that can be read ({_one_line(err)})") from None
+        except _unreadable_image_errors() as err:
+            raise BadInputError(f"{self.files[0]}: is not an image that can be read ({_one_line(err)}); "
+                                f"remove it from the folder or replace it") from None
         self._pending = first
         self.size = (first.shape[1], first.shape[0])
 
@@ -426,20 +440,23 @@ class ImageFolderSource(FrameSource):
             return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
 
     def __next__(self) -> Frame:
-        if self._index >= len(self.files):
-            raise StopIteration
-        index = self._index
-        if self._pending is not None:
-            image, self._pending = self._pending, None
-        else:
-            try:
-                image = self._load(self.files[index])
-            except OSError as err:
-                self.decode_error = f"{self.files[index].name}: {_one_line(err)}"
-                self._index = len(self.files)
-                raise StopIteration from None
-        self._index += 1
-        return Frame(index=index, time=index / self.fps, image=image)
+        while self._index < len(self.files):
+            path = self.files[self._index]
+            self._index += 1
+            if self._pending is not None:
+                image, self._pending = self._pending, None
+            else:
+                try:
+                    image = self._load(path)
+                except _unreadable_image_errors() as err:
+                    self.skipped += 1
+                    self._first_skip = getattr(self, "_first_skip", None) or f"{path.name}: {_one_line(err)[:120]}"
+                    self.decode_error = f"{self.skipped} unreadable image(s) skipped (first: {self._first_skip})"
+                    continue
+            index = self._emitted
+            self._emitted += 1
+            return Frame(index=index, time=index / self.fps, image=image)
+        raise StopIteration
 
 
 def _parse_timecode(text: str) -> tuple[int, float] | None:
@@ -495,6 +512,9 @@ class BlendshapeCsvSource(FrameSource):
         self._no_face = np.array(
             [all(col >= len(row) or not row[col].strip() for col in columns.values()) for row in body], dtype=bool
         )
+        # A NaN/inf cell is a missing value: the row counts as one without a reading, so the last
+        # expression is held there (it must never reach the smoothing filter's state).
+        self.missing_values = 0
         for r, row in enumerate(body):
             if self._no_face[r]:
                 continue
@@ -503,6 +523,10 @@ class BlendshapeCsvSource(FrameSource):
                     values[r, b] = float(row[col])
             except (ValueError, IndexError):
                 raise BadInputError(f"{self.path}: row {r + 2} has a missing or non-numeric blendshape value") from None
+            if not np.isfinite(values[r]).all():
+                values[r] = 0.0
+                self._no_face[r] = True
+                self.missing_values += 1
         self._values = values
         self.format = "timestamp"
         if "timecode" in lowered:
@@ -514,9 +538,13 @@ class BlendshapeCsvSource(FrameSource):
                 self._times = np.array([float(row[col]) for row in body], dtype=np.float64)
             except (ValueError, IndexError):
                 raise BadInputError(f"{self.path}: has a missing or non-numeric timestamp") from None
+            if not np.isfinite(self._times).all():
+                raise BadInputError(f"{self.path}: has a NaN or infinite timestamp (row {int(np.argmin(np.isfinite(self._times))) + 2})")
             steps = np.diff(self._times)
             steps = steps[steps > 0]
             self.fps = float(fps) if fps else (1.0 / float(np.median(steps)) if steps.size else 25.0)
+            if not math.isfinite(self.fps) or self.fps <= 0:
+                self.fps = 25.0
         else:
             self.fps = float(fps or 25.0)
             self._times = np.arange(len(body), dtype=np.float64) / self.fps

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from retarget.errors import BadInputError
+from retarget.errors import BadInputError, describe_file_error, load_tensor_file
 
 EXPRESSION_KINDS = {55: "flame55", 52: "blendshapes52", 51: "blendshapes51"}
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
@@ -36,13 +36,12 @@ def _load_tensors(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"{path}: no such file")
+    if path.suffix != ".safetensors":
+        return load_tensor_file(path, "adapter weights file")
     try:
-        if path.suffix == ".safetensors":
-            return load_file(path)
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        # torch's own message for a refused or broken pickle runs to many lines; the type says enough
-        raise BadInputError(f"{path}: not a readable weights file ({type(err).__name__}; only tensors are loaded, never pickled code)") from None
+        return load_file(path)
+    except Exception as err:  # safetensors reports a cut-short or foreign file with its own error type
+        raise BadInputError(describe_file_error(path, err, "safetensors file")) from None
 
 
 def _describe_mismatch(expected: set[str], found: set[str]) -> str:
