@@ -21,12 +21,15 @@ from gui.views import rgb_to_qimage
 
 def error_text(err: BaseException) -> str:
     """One line for the user: our own errors already are; anything else gets its type name."""
-    from retarget.errors import RetargetError
+    from retarget.errors import RetargetError, explain, first_line
 
     if isinstance(err, RetargetError):
         return str(err)
-    first = str(err).splitlines()[0] if str(err) else ""
-    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+    expected = explain(err)  # the same messages as the CLI's for expected kinds of failure
+    if expected is not None:
+        return expected
+    first = first_line(err)
+    return first if first == type(err).__name__ else f"{type(err).__name__}: {first}"
 
 
 class Task(QThread):

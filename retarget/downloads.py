@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from retarget.assets import ARC2FACE_FILES, ARC2FACE_REPO, BASE_FILES, BASE_REPO
-from retarget.errors import MissingWeightsError
+from retarget.errors import MissingWeightsError, first_line
 from retarget.face.detector import ANTELOPEV2_DETECTOR, ANTELOPEV2_DIR
 
 SMIRK_DRIVE_ID = "1T65uEd9dVLHgVw5KiUYL66NUee-MCzoE"
@@ -146,8 +146,8 @@ def everything() -> list[Download]:
 
 
 def _one_line(err: BaseException) -> str:
-    text = str(getattr(err, "reason", None) or err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
+    reason = getattr(err, "reason", None)  # urllib's errors keep the useful part here
+    return first_line(str(reason) if reason else err)
 
 
 def fetch(items: list[Download], to: Path, progress: Callable[[str], None] = print, network: Network | None = None) -> list[str]:

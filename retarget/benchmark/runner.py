@@ -15,6 +15,7 @@ from retarget.benchmark import GPU_MEASUREMENTS
 from retarget.benchmark.common import (TimeBudget, best_time, latency_summary, peak_memory_gb, per_call_times,
                                        reset_peak_memory, sync)
 from retarget.settings import PRESETS, preset_settings
+from retarget.errors import first_line
 
 
 @dataclass
@@ -94,7 +95,7 @@ class BenchRun:
         try:
             return fn()
         except Exception as err:  # one broken measurement must not cost the whole GPU run
-            message = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300] if str(err).strip() else ''}"
+            message = f"{type(err).__name__}: {first_line(err, 300)}"
             self.log(f"{name} failed: {message}")
             self.results["errors"].append({"measurement": name, "error": message})
             if self.device.type == "cuda":
