@@ -71,6 +71,7 @@ class ModelLoading:
         self.device = self.retargeter.pipeline.device
         self.device_label.setText(f"device: {self.device}")
         self.panel.set_lcm_available(bool(getattr(self.retargeter.pipeline, "has_lcm", False)))
+        self.panel.set_control_support(self.retargeter.control_support())
         self._set_busy(None)
         self.banner.clear("models", "landmarker", "smirk", "download")
         self.statusBar().showMessage(f"Models ready: {files.description}", 5000)

@@ -7,7 +7,9 @@ from PyQt6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from retarget.expression.mapping import MappingSettings
+from retarget.expression.flame import control_support
+from retarget.expression.mapping import FLAME_ONLY_GAINS, MappingSettings
+from retarget.expression.mapping import REGIONS as MAPPING_REGIONS
 from retarget.settings import PAPER_CFG, PAPER_EXP_SCALE, PAPER_REF_SCALE, PAPER_STEPS, GenerationSettings
 from retarget.settings import PRESETS as LIBRARY_PRESETS
 
@@ -20,7 +22,8 @@ PRESETS = [
 # Offered only while an LCM-LoRA is loaded (retarget --lcm-lora SRC): the LCM sampler, not DPM-Solver++.
 _LCM = LIBRARY_PRESETS["lcm"]
 LCM_PRESET = ("lcm", f"Fast live (LCM): {_LCM.steps} steps, guidance {_LCM.cfg:g} ({_LCM.trade})", _LCM.steps, _LCM.cfg)
-REGIONS = ("brows", "eyes", "mouth", "jaw")
+# The library's own gain names: every blendshape region, then the FLAME-only ones.
+GAINS = (*MAPPING_REGIONS, *FLAME_ONLY_GAINS)
 
 
 def available_devices() -> list[str]:
@@ -90,11 +93,14 @@ class SettingsPanel(QWidget):
         mapping = QGroupBox("Expression mapping")
         mform = QFormLayout(mapping)
         self.gains = {}
-        for region in REGIONS:
+        self._gain_tips = {}
+        for region in GAINS:
             box = _double(0.0, 3.0, 0.1, 1.0)
-            box.setToolTip(f"Gain on the {region} blendshapes (1 = as the driver does it)")
+            self._gain_tips[region] = (f"Gain on the {region} blendshapes (1 = as the driver does it)" if region in MAPPING_REGIONS
+                                       else f"Gain on FLAME's {region} coefficients (1 = as the driver does it)")
             self.gains[region] = box
             mform.addRow(f"{region.capitalize()} gain", box)
+        self.set_control_support(control_support(None))
         self.smoothing = QCheckBox("Smoothing (One Euro)")
         self.smoothing.setChecked(True)
         self.relative = QCheckBox("Relative to the driver's neutral face")
@@ -186,8 +192,15 @@ class SettingsPanel(QWidget):
     def mapping_settings(self) -> MappingSettings:
         return MappingSettings(
             smoothing=self.smoothing.isChecked(), relative=self.relative.isChecked(), mirror=self.mirror.isChecked(),
-            gains={region: box.value() for region, box in self.gains.items()},
+            gains={region: box.value() for region, box in self.gains.items() if box.isEnabled()},
         )
+
+    def set_control_support(self, support: dict) -> None:
+        """Disable the gains the loaded adapter cannot apply, with the reason as the tooltip (never ignored silently)."""
+        for region, box in self.gains.items():
+            reason = support.get(f"gain.{region}")
+            box.setEnabled(reason is None)
+            box.setToolTip(self._gain_tips[region] if reason is None else f"Not available: {reason}")
 
     def device_name(self) -> str:
         return self.device.currentData() or "auto"

@@ -42,6 +42,9 @@ def test_live_video_driver_shows_output_frames(qtbot, make_window, media):
     # Mapping changes apply live: a new analyzer is swapped in without restarting the stream.
     first = window.session.analyzer
     # (jaw: the tiny models' adapter takes FLAME-55, which has jaw values but no mouth region)
+    mouth = window.panel.gains["mouth"]
+    assert not mouth.isEnabled() and "Not available" in mouth.toolTip()  # disabled with the reason, never ignored
+    assert window.panel.gains["expression"].isEnabled()
     window.panel.gains["jaw"].setValue(1.5)
     qtbot.waitUntil(lambda: window.session.analyzer is not first, timeout=10000)
     assert window.session.analyzer.mapping.gains["jaw"] == 1.5
@@ -400,3 +403,22 @@ def test_a_finished_download_loads_that_folder(qtbot, qsettings, tmp_path, tiny_
     assert window.models_spec == str(tiny_models_dir) and window.download_dialog.outcome == "done"
     assert window.banner.text() == ""
     window.close()
+
+
+def test_gains_the_adapter_cannot_apply_are_disabled_with_the_reason(qtbot):
+    from gui.settings_panel import SettingsPanel
+    from retarget.expression.flame import control_support
+
+    panel = SettingsPanel()
+    qtbot.addWidget(panel)
+    assert set(panel.gains) >= {"brows", "eyes", "mouth", "jaw", "cheeks", "nose", "expression"}
+    panel.set_control_support(control_support("flame55"))
+    panel.gains["mouth"].setValue(2.0)
+    panel.gains["jaw"].setValue(1.5)
+    assert not panel.gains["mouth"].isEnabled() and "Not available" in panel.gains["mouth"].toolTip()
+    gains = panel.mapping_settings().gains
+    assert "mouth" not in gains and gains["jaw"] == 1.5 and "expression" in gains
+    panel.set_control_support(control_support("blendshapes52"))
+    gains = panel.mapping_settings().gains
+    assert gains["mouth"] == 2.0 and "expression" not in gains
+    assert not panel.gains["expression"].isEnabled()
