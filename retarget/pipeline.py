@@ -346,16 +346,23 @@ class RetargetPipeline:
             "batch": batch,
         }
 
-    def noise_prediction(self, latents: torch.Tensor, t, conditioning: dict):
-        """One UNet call for the whole batch (both CFG halves); returns (uncond eps or None, cond eps)."""
+    def noise_prediction(self, latents: torch.Tensor, t, conditioning: dict, unet=None):
+        """One UNet call for the whole batch (both CFG halves); returns (uncond eps or None, cond eps).
+
+        `t` is one timestep, or one per row (training); `unet` replaces self.unet for this call
+        (a trainer passes its distributed wrapper of the same module so that gradients are synchronised).
+        """
         guided, batch = conditioning["guided"], conditioning["batch"]
+        if guided and torch.is_tensor(t) and t.ndim == 1:
+            t = torch.cat([t, t])  # per-row timesteps for both halves
         if conditioning["reference"] is not None:
             self.bank.mode, self.bank.features = ReferenceBank.ATTEND, conditioning["reference"]
             self.bank.cond_start = batch if guided else 0
         else:
             self.bank.mode = ReferenceBank.OFF
         model_input = torch.cat([latents, latents]) if guided else latents
-        eps = self.unet(model_input.to(self.dtype), t, encoder_hidden_states=conditioning["text"], **conditioning["extra"]).sample
+        unet = self.unet if unet is None else unet
+        eps = unet(model_input.to(self.dtype), t, encoder_hidden_states=conditioning["text"], **conditioning["extra"]).sample
         eps = eps.float()
         if guided:
             uncond_eps, cond_eps = eps.chunk(2)
