@@ -273,6 +273,19 @@ class RetargetPipeline:
         indices = range(batch) if frame_indices is None else frame_indices
         return torch.cat([initial_noise(settings.seed + int(i), shape) for i in indices])
 
+    def step_noise_generators(self, settings: GenerationSettings, batch: int, frame_indices=None) -> list[torch.Generator]:
+        """One CPU generator per frame for the noise LCMScheduler adds between steps, seeded like the frame's
+        initial noise and continuing its stream: repeatable, and the same for every frame unless per_frame_noise."""
+        latent = self.unet.config.sample_size
+        shape = (1, self.unet.config.in_channels, latent, latent)
+        indices = (range(batch) if frame_indices is None else frame_indices) if settings.per_frame_noise else [0] * batch
+        generators = []
+        for i in indices:
+            generator = torch.Generator("cpu").manual_seed(settings.seed + int(i))
+            torch.randn(shape, generator=generator)  # the initial noise comes first in the frame's stream
+            generators.append(generator)
+        return generators
+
     @torch.no_grad()
     def generate(
         self,
@@ -314,11 +327,12 @@ class RetargetPipeline:
             noise = self.noise_for(settings, batch, frame_indices)
         latents = noise.to(self.device, torch.float32) * scheduler.init_noise_sigma
         conditioning = self.conditioning(context, expressions, settings)
+        step_kwargs = {"generator": self.step_noise_generators(settings, batch, frame_indices)} if settings.sampler == "lcm" else {}
         try:
             for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
                 uncond_eps, cond_eps = self.noise_prediction(scheduler.scale_model_input(latents, t), t, conditioning)
                 eps = cond_eps if uncond_eps is None else uncond_eps + settings.cfg * (cond_eps - uncond_eps)
-                latents = scheduler.step(eps, t, latents).prev_sample
+                latents = scheduler.step(eps, t, latents, **step_kwargs).prev_sample
         finally:
             self.bank.mode, self.bank.features = ReferenceBank.OFF, {}
         return self.decode(latents, output)

@@ -76,38 +76,16 @@ def psnr(image: np.ndarray, reference: np.ndarray) -> float:
     return 100.0 if mse <= 1e-10 else min(100.0, 10.0 * math.log10(255.0**2 / mse))
 
 
-class PairRenderer:
-    """One model set (teacher, or teacher + one LCM-LoRA) and the pairs' identity contexts and expressions."""
-
-    def __init__(self, args, files, device, dtype, lcm_lora: str | None):
-        from retarget.face.image_io import load_image
-        from retarget.retargeter import Retargeter
-
-        self.retargeter = Retargeter(files, device=device, dtype=dtype, exp_adapter=args.exp_adapter, ref_lora=args.ref_lora,
-                                     use_reference=not args.no_reference, landmarker_path=args.landmarker, smirk_path=args.smirk)
-        try:
-            if lcm_lora is not None:
-                self.retargeter.pipeline.load_lcm_lora(lcm_lora)
-            self.contexts = [self.retargeter.identity_from_image(load_image(p), source=str(p)) for p in args.identity]
-            self.expressions = [self.retargeter.expression_from_image(load_image(p), source=str(p)) for p in args.driver]
-        except BaseException:
-            self.retargeter.close()
-            raise
-
-    def render_all(self, settings) -> tuple[list[np.ndarray], list[float]]:
-        """Every pair once (after one warm-up frame); images and seconds per frame."""
-        render = self.retargeter.render
-        render(self.contexts[0], self.expressions[0][None], settings)
-        images, seconds = [], []
-        for context in self.contexts:
-            for expression in self.expressions:
-                started = time.perf_counter()
-                images.append(render(context, expression[None], settings)[0])  # numpy: the device has finished
-                seconds.append(time.perf_counter() - started)
-        return images, seconds
-
-    def close(self) -> None:
-        self.retargeter.close()
+def render_all(pipeline, contexts, expressions, settings) -> tuple[list[np.ndarray], list[float]]:
+    """Every identity x driver pair once, batch 1 (after one warm-up frame); images and seconds per frame."""
+    pipeline.generate(contexts[0], expressions[0][None], settings)
+    images, seconds = [], []
+    for context in contexts:
+        for expression in expressions:
+            started = time.perf_counter()
+            images.append(pipeline.generate(context, expression[None], settings)[0])  # numpy: the device has finished
+            seconds.append(time.perf_counter() - started)
+    return images, seconds
 
 
 def untrained_lora(unet_folder: Path, folder: Path) -> Path:
@@ -148,7 +126,9 @@ def run(args) -> dict:
     from retarget.cli import _dtype, _quiet_libraries
     from retarget.evaluation import Evaluator
     from retarget.face.landmarker import find_landmarker_model
-    from retarget.pipeline import pick_device
+    from retarget.face.image_io import load_image
+    from retarget.pipeline import RetargetPipeline, pick_device
+    from retarget.retargeter import Retargeter
     from retarget.settings import GenerationSettings, preset_settings
 
     steps = parse_steps(args.student_steps)
@@ -168,34 +148,38 @@ def run(args) -> dict:
     try:
         identity_vectors = [evaluator.identity_vector(p) for p in args.identity]
         driver_faces = [evaluator.analyse(p, embed=False) for p in args.driver]
-        with tempfile.TemporaryDirectory(prefix="retarget-eval-distill-") as work:
-            models = [("teacher", None)] + [(src, str(untrained_lora(files.unet, Path(work))) if src == UNTRAINED else src) for src in args.lcm_lora]
+        # Perception and identity contexts once, with the teacher; a context is plain tensors that any
+        # pipeline of the same base models can use, so every student sees exactly the same inputs.
+        with Retargeter(files, device=device, dtype=dtype, exp_adapter=args.exp_adapter, ref_lora=args.ref_lora,
+                        use_reference=not args.no_reference, landmarker_path=args.landmarker, smirk_path=args.smirk) as teacher, \
+                tempfile.TemporaryDirectory(prefix="retarget-eval-distill-") as work:
+            contexts = [teacher.identity_from_image(load_image(p), source=str(p)) for p in args.identity]
+            expressions = [teacher.expression_from_image(load_image(p), source=str(p)) for p in args.driver]
             teacher_images = None
-            for label, lcm_lora in models:
+            for label in ["teacher", *args.lcm_lora]:
                 print(f"rendering {len(pairs)} pair(s) with {label}", file=sys.stderr)
-                renderer = PairRenderer(args, files, device, dtype, lcm_lora)
-                try:
-                    if lcm_lora is None:
-                        runs = [replace(base, steps=args.teacher_steps, cfg=args.teacher_cfg)]
-                    else:
-                        runs = [replace(preset_settings("lcm", base), steps=n) for n in steps]
-                    for settings in runs:
-                        images, seconds = renderer.render_all(settings)
-                        if teacher_images is None:
-                            teacher_images = images
-                        per_pair = score(evaluator, identity_vectors, driver_faces, images, teacher_images)
-                        results["rows"].append({
-                            "model": label, "sampler": settings.sampler, "steps": settings.steps, "cfg": settings.cfg,
-                            "id_similarity": _mean(r["id_similarity"] for r in per_pair),
-                            "expression_error": _mean(r["expression_error"] for r in per_pair),
-                            "psnr": None if lcm_lora is None else _mean(r["psnr"] for r in per_pair),
-                            "seconds_per_frame": float(np.median(seconds)),
-                            "per_pair": per_pair,
-                        })
-                        if args.images is not None:
-                            _write_images(args.images, label, settings, images, len(args.driver))
-                finally:
-                    renderer.close()
+                if label == "teacher":
+                    pipeline, runs = teacher.pipeline, [replace(base, steps=args.teacher_steps, cfg=args.teacher_cfg)]
+                else:
+                    pipeline = RetargetPipeline.from_files(files, device, dtype, exp_adapter=args.exp_adapter, ref_lora=args.ref_lora,
+                                                           use_ref_lora=not args.no_reference)
+                    pipeline.load_lcm_lora(untrained_lora(files.unet, Path(work)) if label == UNTRAINED else label)
+                    runs = [replace(preset_settings("lcm", base), steps=n) for n in steps]
+                for settings in runs:
+                    images, seconds = render_all(pipeline, contexts, expressions, settings)
+                    teacher_images = images if teacher_images is None else teacher_images
+                    per_pair = score(evaluator, identity_vectors, driver_faces, images, teacher_images)
+                    results["rows"].append({
+                        "model": label, "sampler": settings.sampler, "steps": settings.steps, "cfg": settings.cfg,
+                        "id_similarity": _mean(r["id_similarity"] for r in per_pair),
+                        "expression_error": _mean(r["expression_error"] for r in per_pair),
+                        "psnr": None if label == "teacher" else _mean(r["psnr"] for r in per_pair),
+                        "seconds_per_frame": float(np.median(seconds)),
+                        "per_pair": per_pair,
+                    })
+                    if args.images is not None:
+                        _write_images(args.images, label, settings, images, len(args.driver))
+                del pipeline
     finally:
         evaluator.close()
     return results
