@@ -1,4 +1,4 @@
-"""Shared training machinery for the Expression and Reference Adapter trainers.
+"""Shared training machinery for the Expression and Reference Adapter trainers and the LCM-LoRA distillation.
 
 One loop (`run`) does models, accelerate, checkpoints (published-layout weights + accelerate's
 `save_state` for exact resume), logging (TensorBoard when installed), sample images, and the
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from retarget.errors import BadInputError, RetargetError, run_command
+from retarget.errors import BadInputError, MissingWeightsError, RetargetError, run_command
 
 log = logging.getLogger("training")
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -111,8 +111,6 @@ def load_components(files):
 
 def adapter_file(given: Path | None, default: Path | None, flag: str, missing: str) -> Path:
     """An adapter file from its option, else the models folder's; one clear line when there is none."""
-    from retarget.errors import MissingWeightsError
-
     path = given or default
     if path is None:
         raise MissingWeightsError(f"{missing}; pass {flag} PATH")

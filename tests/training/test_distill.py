@@ -24,7 +24,7 @@ def _distill(data, models, out, *extra) -> int:
 def distill_run(dataset_dir, blendshape_models_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("lcm") / "run"
     torch.set_num_threads(1)
-    assert _distill(dataset_dir, blendshape_models_dir, out, "--max-steps", 24, "--batch-size", 2, "--lr", 3e-3, "--ema-decay", 0.5,
+    assert _distill(dataset_dir, blendshape_models_dir, out, "--max-steps", 24, "--batch-size", 2, "--lr", 1e-2, "--ema-decay", 0.5,
                     "--save-every", 12, "--sample-every", 24, "--sample-count", 1, "--gradient-checkpointing") == 0
     return out
 
