@@ -104,8 +104,6 @@ class DistillTrainer(AdapterTrainer):
 
     # ------------------------------------------------------------------ models
     def build(self, files, components, work: Path):
-        from diffusers import LCMScheduler
-
         from retarget.pipeline import RetargetPipeline
         from retarget.settings import GenerationSettings
 
@@ -131,12 +129,7 @@ class DistillTrainer(AdapterTrainer):
         pipeline = RetargetPipeline.assemble(unet, vae, text_encoder, tokenizer, sampler, exp_adapter=exp_adapter, ref_lora=ref_lora,
                                              is_test_model=files.is_test_model)
         pipeline.load_lcm_lora(init)
-        # The grid the app's LCMScheduler samples on (original_inference_steps) is the grid distilled on.
-        lcm = LCMScheduler.from_config(pipeline.scheduler_config)
-        self.boundary = lcm.get_scalings_for_boundary_condition_discrete
-        self.skip = lcm.config.num_train_timesteps // lcm.config.original_inference_steps
-        self.grid = torch.arange(1, lcm.config.original_inference_steps + 1) * self.skip - 1
-        self.alphas_cumprod = self.noise_scheduler.alphas_cumprod.float()
+        self.set_schedule(pipeline.scheduler_config)
         common = dict(ref_scale=args.ref_scale, use_reference=not args.no_reference, seed=args.seed)
         self.teacher = GenerationSettings(steps=args.sample_steps, cfg=args.teacher_cfg, **common)
         self.student = GenerationSettings(steps=args.student_steps, cfg=1.0, sampler="lcm", **common)
@@ -185,6 +178,21 @@ class DistillTrainer(AdapterTrainer):
                     p.copy_(value)
 
     # ------------------------------------------------------------------ the objective
+    def set_schedule(self, scheduler_config) -> None:
+        """The noise schedule, and the grid the app's LCMScheduler samples on (original_inference_steps: 50 steps of 20)."""
+        from diffusers import LCMScheduler
+
+        lcm = LCMScheduler.from_config(scheduler_config)
+        self.boundary = lcm.get_scalings_for_boundary_condition_discrete
+        self.skip = lcm.config.num_train_timesteps // lcm.config.original_inference_steps
+        self.grid = torch.arange(1, lcm.config.original_inference_steps + 1) * self.skip - 1
+        self.alphas_cumprod = lcm.alphas_cumprod.float()
+
+    def ddim_step(self, eps: torch.Tensor, start: torch.Tensor, end: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+        """Deterministic DDIM from `start` to `end` (the skipping-step solver; end 0 uses alphas_cumprod[0], as DDIM does)."""
+        alpha_end = self._at(self.alphas_cumprod, end)
+        return alpha_end.sqrt() * self.predicted_original(eps, start, sample) + (1 - alpha_end).sqrt() * eps
+
     def _at(self, table: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         return table.to(timesteps.device)[timesteps].view(-1, 1, 1, 1)
 
@@ -225,8 +233,7 @@ class DistillTrainer(AdapterTrainer):
             teacher = pipe.conditioning(context, expressions, self.teacher)
             uncond_eps, cond_eps = pipe.noise_prediction(noisy, start, teacher)
             eps = cond_eps if uncond_eps is None else uncond_eps + args.teacher_cfg * (cond_eps - uncond_eps)
-            alpha_end = self._at(self.alphas_cumprod, end)
-            x_end = alpha_end.sqrt() * self.predicted_original(eps, start, noisy) + (1 - alpha_end).sqrt() * eps
+            x_end = self.ddim_step(eps, start, end, noisy)
             # Target: the EMA student's consistency output at the teacher's point.
             student = pipe.conditioning(context, expressions, self.student)
             with self.target_weights():

@@ -122,3 +122,30 @@ def test_psnr():
     b[0, 0, 0] = 255
     assert eval_distill.psnr(a, a) == 100.0
     assert eval_distill.psnr(a, b) == pytest.approx(10 * np.log10(48))
+
+
+def test_teacher_step_is_ddim_and_the_student_is_parametrised_as_lcm_scheduler_samples():
+    """The objective's pieces against diffusers' own schedulers on the SD 1.5 schedule."""
+    import argparse
+
+    from diffusers import DDIMScheduler, LCMScheduler
+
+    from retarget.testmodels import SD15_SCHEDULER_CONFIG
+
+    trainer = distill.DistillTrainer(argparse.Namespace(no_reference=False))
+    trainer.set_schedule(SD15_SCHEDULER_CONFIG)
+    assert trainer.skip == 20 and trainer.grid[0] == 19 and trainer.grid[-1] == 999
+    gen = torch.Generator().manual_seed(0)
+    sample, eps = torch.randn((1, 4, 8, 8), generator=gen), torch.randn((1, 4, 8, 8), generator=gen)
+    ddim = DDIMScheduler.from_config(SD15_SCHEDULER_CONFIG, set_alpha_to_one=False)
+    ddim.set_timesteps(50)
+    for start in (999, 519, 19):  # 19 -> 0: the last grid step
+        expected = ddim.step(eps, start, sample, eta=0.0).prev_sample
+        ours = trainer.ddim_step(eps, torch.tensor([start]), (torch.tensor([start]) - trainer.skip).clamp(min=0), sample)
+        torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
+    lcm = LCMScheduler.from_config(SD15_SCHEDULER_CONFIG)
+    lcm.set_timesteps(4)
+    t = int(lcm.timesteps[0])
+    denoised = lcm.step(eps, t, sample).denoised
+    torch.testing.assert_close(trainer.consistency(eps, torch.tensor([t]), sample), denoised, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(trainer.consistency(eps, torch.tensor([0]), sample), sample)  # boundary: f(x, 0) = x
