@@ -18,7 +18,6 @@ makes them.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
