@@ -187,13 +187,9 @@ def testmodels_parser() -> argparse.ArgumentParser:
 
 
 def _dtype(name: str, device):
-    import torch
+    from retarget.pipeline import pick_dtype
 
-    from retarget.pipeline import default_dtype
-
-    if name == "auto":
-        return default_dtype(device)
-    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
+    return pick_dtype(name, device)
 
 
 def _input_paths(args: argparse.Namespace) -> list[tuple[str, object]]:

@@ -7,6 +7,7 @@ attention processors), sampled with DPM-Solver++ and classifier-free guidance.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -68,6 +69,13 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def default_dtype(device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def pick_dtype(name: str, device: torch.device) -> torch.dtype:
+    """--dtype auto|fp16|bf16|fp32 (auto: fp16 on CUDA, fp32 elsewhere)."""
+    if name == "auto":
+        return default_dtype(device)
+    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
 
 
 def initial_noise(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
@@ -311,6 +319,19 @@ class RetargetPipeline:
         indices = range(batch) if frame_indices is None else frame_indices
         return torch.cat([initial_noise(settings.seed + int(i), shape) for i in indices])
 
+    def step_noise_generators(self, settings: GenerationSettings, batch: int, frame_indices=None) -> list[torch.Generator]:
+        """One CPU generator per frame for the noise LCMScheduler adds between steps, seeded like the frame's
+        initial noise and continuing its stream: repeatable, and the same for every frame unless per_frame_noise."""
+        latent = self.unet.config.sample_size
+        shape = (1, self.unet.config.in_channels, latent, latent)
+        indices = (range(batch) if frame_indices is None else frame_indices) if settings.per_frame_noise else [0] * batch
+        generators = []
+        for i in indices:
+            generator = torch.Generator("cpu").manual_seed(settings.seed + int(i))
+            torch.randn(shape, generator=generator)  # the initial noise comes first in the frame's stream
+            generators.append(generator)
+        return generators
+
     @torch.no_grad()
     def generate(
         self,
@@ -351,12 +372,13 @@ class RetargetPipeline:
         if noise is None:
             noise = self.noise_for(settings, batch, frame_indices)
         latents = noise.to(self.device, torch.float32) * scheduler.init_noise_sigma
+        step_kwargs = {"generator": self.step_noise_generators(settings, batch, frame_indices)} if settings.sampler == "lcm" else {}
         with self._lock:
             conditioning = self.conditioning(context, expressions, settings)
             for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
                 uncond_eps, cond_eps = self.noise_prediction(scheduler.scale_model_input(latents, t), t, conditioning)
                 eps = cond_eps if uncond_eps is None else uncond_eps + settings.cfg * (cond_eps - uncond_eps)
-                latents = scheduler.step(eps, t, latents).prev_sample
+                latents = scheduler.step(eps, t, latents, **step_kwargs).prev_sample
             return self.decode(latents, output)
 
     def conditioning(self, context: IdentityContext, expressions: torch.Tensor, settings: GenerationSettings) -> dict:
@@ -376,34 +398,44 @@ class RetargetPipeline:
         lora_state = self.set_adapter_weights(settings.ref_scale if use_reference else 0.0, settings.sampler == "lcm")
         reference_call = None
         if use_reference:
-            reference_call = ReferenceCall(ATTEND, context.reference, cond_start=batch if guided else 0,
-                                           projections=self._reference_projections(context, lora_state))
+            reference_call = ReferenceCall(ATTEND, context.reference, cond_start=batch if guided else 0)
         return {
             "text": text,
             "extra": self.expression_inputs(exp_batch),
             "guided": guided,
             "reference": context.reference if use_reference else None,
             "reference_call": reference_call,
+            "context": context,
+            "lora_state": lora_state,
             "batch": batch,
         }
 
     def _reference_projections(self, context: IdentityContext, lora_state: tuple):
-        """The reference tokens' keys/values, projected once per identity and LoRA state (None while
-        gradients flow: training projects them in the call, through the LoRA being trained)."""
-        if torch.is_grad_enabled():
-            return None
+        """The reference tokens' keys/values through the LoRAs as set now, projected once per identity and LoRA state."""
         if lora_state not in context.projections:
             context.projections[lora_state] = project_reference(self.unet, context.reference)
         return context.projections[lora_state]
 
-    def noise_prediction(self, latents: torch.Tensor, t, conditioning: dict):
-        """One UNet call for the whole batch (both CFG halves); returns (uncond eps or None, cond eps)."""
+    def noise_prediction(self, latents: torch.Tensor, t, conditioning: dict, unet=None):
+        """One UNet call for the whole batch (both CFG halves); returns (uncond eps or None, cond eps).
+
+        `t` is one timestep, or one per row (training); `unet` replaces self.unet for this call
+        (a trainer passes its distributed wrapper of the same module so that gradients are synchronised).
+        """
         guided = conditioning["guided"]
+        if guided and torch.is_tensor(t) and t.ndim == 1:
+            t = torch.cat([t, t])  # per-row timesteps for both halves
         reference_call = conditioning["reference_call"]
+        if reference_call is not None and not torch.is_grad_enabled():
+            # Inference: the cached keys/values. While gradients flow (training) the processors project
+            # the reference in the call, through the LoRA being trained.
+            reference_call = dataclasses.replace(
+                reference_call, projections=self._reference_projections(conditioning["context"], conditioning["lora_state"]))
         attention_kwargs = {"reference": reference_call} if reference_call is not None else None
         model_input = torch.cat([latents, latents]) if guided else latents
-        eps = self.unet(model_input.to(self.dtype), t, encoder_hidden_states=conditioning["text"],
-                        cross_attention_kwargs=attention_kwargs, **conditioning["extra"]).sample
+        unet = self.unet if unet is None else unet
+        eps = unet(model_input.to(self.dtype), t, encoder_hidden_states=conditioning["text"],
+                   cross_attention_kwargs=attention_kwargs, **conditioning["extra"]).sample
         eps = eps.float()
         if guided:
             uncond_eps, cond_eps = eps.chunk(2)

@@ -316,6 +316,26 @@ def test_lcm_preset_uses_the_lcm_lora_and_scheduler(files, tmp_path):
     assert pipe.unet.active_adapters() == ["reference"]
 
 
+def test_lcm_sampling_is_repeatable_and_steady_across_frames(files, tmp_path):
+    """LCMScheduler adds noise between steps: seeded like the initial noise, so a frame repeats and a video holds still."""
+    from retarget.settings import preset_settings
+    from retarget.testmodels import write_lcm_lora
+
+    pipe = RetargetPipeline.from_files(files)
+    pipe.load_lcm_lora(write_lcm_lora(tmp_path / "lcm", files.unet.parent))
+    ctx = pipe.prepare_identity(unit_vectors(1, 0)[0], reference_photo(0))
+    exp = expressions(1, 16)
+    lcm = preset_settings("lcm")
+    first = pipe.generate(ctx, exp, lcm, output="pt")
+    torch.manual_seed(123)  # the global generator plays no part
+    torch.testing.assert_close(pipe.generate(ctx, exp, lcm, output="pt"), first, rtol=0, atol=0)
+    pair = pipe.generate(ctx, np.concatenate([exp, exp]), lcm, output="pt")
+    torch.testing.assert_close(pair[0], pair[1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(pair[:1], first, rtol=0, atol=1e-5)
+    lcm.seed = 1
+    assert not torch.allclose(pipe.generate(ctx, exp, lcm, output="pt"), first)
+
+
 def test_torch_compile_gives_the_same_images(files):
     """Slow on a CPU (inductor compiles the tiny UNet once, about a minute): the price of checking it for real."""
     pipe = RetargetPipeline.from_files(files)

@@ -1,4 +1,4 @@
-"""Shared training machinery for the Expression and Reference Adapter trainers.
+"""Shared training machinery for the Expression and Reference Adapter trainers and the LCM-LoRA distillation.
 
 One loop (`run`) does models, accelerate, checkpoints (published-layout weights + accelerate's
 `save_state` for exact resume), logging (TensorBoard when installed), sample images, and the
@@ -26,18 +26,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from retarget.errors import BadInputError, RetargetError, first_line, run_command
+from retarget.errors import BadInputError, MissingWeightsError, RetargetError, first_line, run_command
 from retarget.outputs import claim_folder, write_image, write_json
 
 log = logging.getLogger("training")
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TRAINABLE_FILE = "trainable.safetensors"
+EXTRA_STATE_FILE = "trainer_state.safetensors"  # a trainer's own tensors beyond the trainable ones (e.g. an EMA)
 STATE_FILE = "training_state.json"
 LOSSES_FILE = "losses.jsonl"
 
 
 # ---------------------------------------------------------------------------------- arguments
-def base_parser(prog: str, description: str, *, lr: float, max_steps: int, drop: float) -> argparse.ArgumentParser:
+def base_parser(prog: str, description: str, *, lr: float, max_steps: int, drop: float | None) -> argparse.ArgumentParser:
+    """The options every trainer shares; drop=None leaves out the condition-dropout options."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--data", type=Path, required=True, help="dataset folder from `python -m training.annotate`")
     parser.add_argument("--models", default="hub", help="hub, a models folder, or random:tiny (test models)")
@@ -51,8 +53,9 @@ def base_parser(prog: str, description: str, *, lr: float, max_steps: int, drop:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward (less memory)")
-    parser.add_argument("--drop-expression", type=float, default=drop, help=f"probability of a zero expression (default {drop:g})")
-    parser.add_argument("--drop-id", type=float, default=drop, help=f"probability of the empty-prompt embedding (default {drop:g})")
+    if drop is not None:
+        parser.add_argument("--drop-expression", type=float, default=drop, help=f"probability of a zero expression (default {drop:g})")
+        parser.add_argument("--drop-id", type=float, default=drop, help=f"probability of the empty-prompt embedding (default {drop:g})")
     parser.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps (default 1000; 0 = only at the end)")
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
                         help="continue from OUT's latest checkpoint (or the one given)")
@@ -77,7 +80,7 @@ def check_args(args: argparse.Namespace) -> None:
         if getattr(args, name) < 0:
             raise RetargetError(f"--{name.replace('_', '-')} must be 0 or more")
     for name in ("drop_expression", "drop_id"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
+        if not 0.0 <= getattr(args, name, 0.0) <= 1.0:
             raise RetargetError(f"--{name.replace('_', '-')} must be within [0, 1]")
     from retarget.settings import check_number
 
@@ -110,6 +113,16 @@ def load_components(files):
     except (OSError, ValueError) as err:
         raise MissingWeightsError(f"cannot load the models from {files.description}: {first_line(err)}") from None
     return unet, vae, text_encoder, tokenizer, sampler, noise_scheduler
+
+
+def adapter_file(given: Path | None, default: Path | None, flag: str, missing: str) -> Path:
+    """An adapter file from its option, else the models folder's; one clear line when there is none."""
+    path = given or default
+    if path is None:
+        raise MissingWeightsError(f"{missing}; pass {flag} PATH")
+    if not Path(path).is_file():
+        raise RetargetError(f"{flag} {path}: no such file")
+    return Path(path)
 
 
 def checkpoints(out: Path) -> list[tuple[int, Path]]:
@@ -176,6 +189,20 @@ def verify_checkpoint(path: Path, process_index: int = 0) -> None:
                 raise BadInputError(f"{file}: is not a random-state file (missing {', '.join(k for k in wanted if k not in state)}){hint}")
 
 
+def lora_weights_of(unet, adapter: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{module path: (down, up)} of one attached peft LoRA, fp32 on the CPU, its scaling (alpha/r) folded into `up`
+    so that a file without alphas (read as alpha = rank) gives the same weights."""
+    found = {}
+    for name, module in unet.named_modules():
+        lora_a = getattr(module, "lora_A", None)
+        if lora_a is None or adapter not in lora_a:
+            continue
+        scaling = float(module.scaling[adapter])
+        down = module.lora_A[adapter].weight.detach().float().cpu().clone().contiguous()
+        found[name] = (down, (module.lora_B[adapter].weight.detach().float().cpu() * scaling).contiguous())
+    return found
+
+
 def tensorboard_available() -> bool:
     try:
         import tensorboard  # noqa: F401
@@ -213,6 +240,22 @@ class AdapterTrainer:
         """Per-step work before the UNet call (the reference pass); returns extra UNet keyword arguments."""
         return {}
 
+    def after_optimizer_step(self) -> None:
+        """Called once the trainable weights have been updated (e.g. to move an EMA)."""
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        """Tensors besides the trainable ones that exact resume needs (saved with each checkpoint)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        pass
+
+    def sample_settings(self) -> list:
+        """How each sample image column is rendered (GenerationSettings); one column per entry."""
+        from retarget.settings import GenerationSettings
+
+        return [GenerationSettings(steps=self.args.sample_steps, seed=self.args.seed)]
+
     def restore_after_sampling(self) -> None:
         self.pipeline.set_expression_scale(1.0)
 
@@ -230,21 +273,33 @@ class AdapterTrainer:
     def expression_kwargs(self, expressions: torch.Tensor) -> dict:
         return self.pipeline.expression_inputs(expressions)
 
-    def compute_loss(self, model, batch: dict, gen: torch.Generator, weight_dtype: torch.dtype) -> torch.Tensor:
+    @torch.no_grad()
+    def latents_and_noise(self, batch: dict, gen: torch.Generator, weight_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's target frames as scaled VAE latents (fp32) and their noise (drawn from `gen`, or fixed per sample)."""
         pipe, args = self.pipeline, self.args
         device = pipe.device
         pixels = batch["pixels"].to(device, weight_dtype)
-        bsz = pixels.shape[0]
+        dist = pipe.vae.encode(pixels).latent_dist
+        latents = dist.mean if args.fixed_noise else dist.sample(generator=gen).to(device)
+        latents = latents.float() * pipe.vae.config.scaling_factor
+        if args.fixed_noise:
+            noise = torch.cat([torch.randn((1,) + latents.shape[1:], generator=torch.Generator().manual_seed(args.seed * 7 + int(i)))
+                               for i in batch["index"]])
+        else:
+            noise = torch.randn(latents.shape, generator=gen)
+        return latents, noise.to(device)
+
+    @staticmethod
+    def identity_vectors(batch: dict) -> torch.Tensor:
+        """ArcFace vectors the target is conditioned on: the reference frame's when pairs are drawn (as at inference)."""
+        return (batch["ref_arcface"] if "ref_arcface" in batch else batch["arcface"]).float()
+
+    def compute_loss(self, model, batch: dict, gen: torch.Generator, weight_dtype: torch.dtype) -> torch.Tensor:
+        pipe, args = self.pipeline, self.args
+        device = pipe.device
+        latents, noise = self.latents_and_noise(batch, gen, weight_dtype)
+        bsz = latents.shape[0]
         with torch.no_grad():
-            dist = pipe.vae.encode(pixels).latent_dist
-            latents = dist.mean if args.fixed_noise else dist.sample(generator=gen).to(device)
-            latents = latents.float() * pipe.vae.config.scaling_factor
-            if args.fixed_noise:
-                noise = torch.cat([torch.randn((1,) + latents.shape[1:], generator=torch.Generator().manual_seed(args.seed * 7 + int(i)))
-                                   for i in batch["index"]])
-            else:
-                noise = torch.randn(latents.shape, generator=gen)
-            noise = noise.to(device)
             T = self.noise_scheduler.config.num_train_timesteps
             if args.fixed_timestep is not None:
                 timesteps = torch.full((bsz,), args.fixed_timestep, dtype=torch.long)
@@ -252,8 +307,7 @@ class AdapterTrainer:
                 timesteps = torch.randint(0, T, (bsz,), generator=gen)
             timesteps = timesteps.to(device)
             noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
-            id_vectors = batch["ref_arcface"] if "ref_arcface" in batch else batch["arcface"]
-            prompt = pipe.id_encoder.encode(id_vectors.float())
+            prompt = pipe.id_encoder.encode(self.identity_vectors(batch))
             drop_id = torch.rand(bsz, generator=gen) < args.drop_id
             if drop_id.any():
                 prompt = prompt.clone()
@@ -275,8 +329,6 @@ class AdapterTrainer:
         """Render a few dataset samples (target expression, own identity/reference) next to their crops."""
         from PIL import Image
 
-        from retarget.settings import GenerationSettings
-
         pipe, args = self.pipeline, self.args
         count = min(args.sample_count, len(dataset))
         indices = np.linspace(0, len(dataset) - 1, count).round().astype(int).tolist()
@@ -285,10 +337,9 @@ class AdapterTrainer:
         for index in indices:
             ref = dataset.partner(index, gen) if self.uses_pairs else index
             context = pipe.prepare_identity(dataset.samples[ref].arcface[None], dataset.crop_uint8(ref)[None])
-            settings = GenerationSettings(steps=args.sample_steps, seed=args.seed)
-            image = pipe.generate(context, dataset.samples[index].expression[None], settings)[0]
-            size = image.shape[0]
-            tiles = [dataset.crop_uint8(ref), dataset.crop_uint8(index), image]
+            images = [pipe.generate(context, dataset.samples[index].expression[None], settings)[0] for settings in self.sample_settings()]
+            size = images[0].shape[0]
+            tiles = [dataset.crop_uint8(ref), dataset.crop_uint8(index), *images]
             tiles = [np.asarray(Image.fromarray(t).resize((size, size))) for t in tiles]
             rows.append(np.concatenate(tiles, axis=1))
         self.restore_after_sampling()
@@ -371,6 +422,9 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
             from safetensors.torch import save_file
 
             save_file(trainer.trainable_state(), os.path.join(output_dir, TRAINABLE_FILE))
+            extra = trainer.extra_state()
+            if extra:
+                save_file(extra, os.path.join(output_dir, EXTRA_STATE_FILE))
         while weights:
             weights.pop()
 
@@ -384,6 +438,8 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
         with torch.no_grad():
             for name, value in state.items():
                 named[name].copy_(value.to(named[name].device, named[name].dtype))
+        extra = os.path.join(input_dir, EXTRA_STATE_FILE)
+        trainer.load_extra_state(load_file(extra) if os.path.isfile(extra) else {})
         while models:
             models.pop()
 
@@ -446,6 +502,7 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
         if accelerator.sync_gradients and args.max_grad_norm > 0:
             accelerator.clip_grad_norm_([p for _, p in params], args.max_grad_norm)
         optimizer.step()
+        trainer.after_optimizer_step()
         lr_scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1

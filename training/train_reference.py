@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from retarget.errors import MissingWeightsError, RetargetError
-from training.common import AdapterTrainer, base_parser, cli, run
+from retarget.errors import RetargetError
+from training.common import AdapterTrainer, adapter_file, base_parser, cli, lora_weights_of, run
 
 WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 
@@ -45,13 +45,8 @@ def reference_lora_state_of(unet, adapter: str = "reference") -> dict[str, torch
     from retarget.models.adapters import reference_lora_keys
 
     state = {}
-    for name, module in unet.named_modules():
-        lora_a = getattr(module, "lora_A", None)
-        if lora_a is None or adapter not in lora_a:
-            continue
-        scaling = float(module.scaling[adapter])
-        state[f"unet.{name}.lora.down.weight"] = module.lora_A[adapter].weight.detach().float().cpu().clone().contiguous()
-        state[f"unet.{name}.lora.up.weight"] = (module.lora_B[adapter].weight.detach().float().cpu() * scaling).contiguous()
+    for name, (down, up) in lora_weights_of(unet, adapter).items():
+        state[f"unet.{name}.lora.down.weight"], state[f"unet.{name}.lora.up.weight"] = down, up
     expected = reference_lora_keys(unet)
     if set(state) != expected:
         raise RetargetError(f"internal: exported LoRA keys do not match the published layout ({len(state)} vs {len(expected)})")
@@ -76,11 +71,7 @@ class ReferenceTrainer(AdapterTrainer):
 
         unet, vae, text_encoder, tokenizer, sampler = components
         args = self.args
-        exp_adapter = args.exp_adapter or files.exp_adapter
-        if exp_adapter is None:
-            raise MissingWeightsError(f"no Expression Adapter in {files.description}; pass --exp-adapter PATH")
-        if not Path(exp_adapter).is_file():
-            raise RetargetError(f"--exp-adapter {exp_adapter}: no such file")
+        exp_adapter = adapter_file(args.exp_adapter, files.exp_adapter, "--exp-adapter", f"no Expression Adapter in {files.description}")
         if args.init is not None:
             lora = args.init
             if not Path(lora).is_file():

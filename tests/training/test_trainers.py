@@ -15,7 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from tests.training.conftest import losses
-from training import train_expression, train_reference
+from training import distill, train_expression, train_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--num-workers", "0", "--no-tensorboard", "--log-every", "0", "--sample-steps", "2"]
@@ -147,7 +147,7 @@ def test_reference_resume_matches_a_straight_run(dataset_dir, blendshape_models_
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("trainer", ["train_expression", "train_reference"])
+@pytest.mark.parametrize("trainer", ["train_expression", "train_reference", "distill"])
 def test_accelerate_launch_two_processes(trainer, dataset_dir, blendshape_models_dir, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -158,7 +158,7 @@ def test_accelerate_launch_two_processes(trainer, dataset_dir, blendshape_models
            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
            "-m", f"training.{trainer}", "--data", str(dataset_dir), "--models", str(blendshape_models_dir), "--out", str(out),
            "--max-steps", "2", "--batch-size", "1", "--save-every", "2", *FAST]
-    if trainer == "train_reference":
+    if trainer != "train_expression":
         cmd += ["--rank", "4"]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -168,7 +168,7 @@ def test_accelerate_launch_two_processes(trainer, dataset_dir, blendshape_models
     assert (out / name).is_file()
 
 
-@pytest.mark.parametrize("main", [train_expression.main, train_reference.main])
+@pytest.mark.parametrize("main", [train_expression.main, train_reference.main, distill.main])
 def test_bad_inputs_give_one_line(main, tmp_path, capsys, dataset_dir):
     empty = tmp_path / "empty"
     empty.mkdir()
