@@ -8,6 +8,7 @@ so "Download" again continues where it stopped.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -86,10 +87,11 @@ def models_download(to: Path) -> Callable[[ProgressCounter], Path]:
         from retarget.assets import download_models
 
         def file_started(line: str) -> None:
-            if line.startswith("note:"):  # advice, not a file (SMIRK is not on the hub)
-                return
-            with counter.lock:
-                counter.files += 1
+            # retarget.downloads.fetch says "[n/m] file" as each file starts; other lines (licences,
+            # files already present) are shown without counting as a file.
+            if re.match(r"\[\d+/\d+\] ", line):
+                with counter.lock:
+                    counter.files += 1
             counter.begin(line, None)
 
         return download_models(to, progress=file_started, tqdm_class=counter.tqdm_class())

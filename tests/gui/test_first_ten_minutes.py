@@ -6,6 +6,7 @@ Most tests here build the window without loading models (autoload=False): they c
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,10 +125,19 @@ def test_models_download_passes_progress_to_huggingface_hub(monkeypatch, tmp_pat
     from gui.downloads import ProgressCounter, models_download
     from retarget.assets import ARC2FACE_FILES, BASE_FILES
 
+    from retarget.downloads import DETECTOR_TARGET, LANDMARKER_TARGET, SMIRK_TARGET
+
     seen = []
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo, name, **kw: seen.append((name, kw["tqdm_class"])))
-    landmarker = tmp_path / "face_landmarker.task"
-    landmarker.write_bytes(b"x")
+
+    def fake_download(repo, name, local_dir, **kw):  # records the call and leaves the file, as a finished download does
+        seen.append((name, kw["tqdm_class"]))
+        (Path(local_dir) / name).parent.mkdir(parents=True, exist_ok=True)
+        (Path(local_dir) / name).write_bytes(b"x")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    for present in (LANDMARKER_TARGET, SMIRK_TARGET, DETECTOR_TARGET):  # the files that come from elsewhere
+        (tmp_path / present).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / present).write_bytes(b"x")
     counter = ProgressCounter()
     models_download(tmp_path)(counter)
     assert [name for name, _ in seen] == list(ARC2FACE_FILES + BASE_FILES)
