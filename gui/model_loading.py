@@ -134,7 +134,7 @@ class ModelLoading:
     def download_models(self, to: str | Path | None = None) -> None:
         """`retarget download` in a dialog (per-file progress, Cancel); loads the folder when it is complete."""
         from gui.downloads import DownloadDialog, models_download
-        from retarget.assets import ARC2FACE_FILES, BASE_FILES
+        from retarget.downloads import everything
 
         if not isinstance(to, (str, Path)):  # None, or the `checked` flag of a button or menu item
             to = QFileDialog.getExistingDirectory(self, "Download the models into this folder", str(Path.home()))
@@ -142,7 +142,7 @@ class ModelLoading:
                 return
         to = Path(to)
         dialog = DownloadDialog(f"Downloading the models into {to}", models_download(to),
-                                total_files=len(ARC2FACE_FILES) + len(BASE_FILES) + 1, parent=self)
+                                total_files=len(everything()), parent=self)
         dialog.finished_with.connect(lambda outcome, result: self._download_ended(outcome, result, lambda: self.set_models(to)))
         self.download_dialog = dialog
         dialog.show()
