@@ -80,21 +80,37 @@ def describe(done: int, total: int, seconds: float) -> str:
     return text
 
 
+def _file_lines(counter: ProgressCounter) -> Callable[[str], None]:
+    """The downloaders' progress lines into the counter: "[n/m] file" starts a file; other lines
+    (licences, files already present) are shown without counting as a file."""
+
+    def line_seen(line: str) -> None:
+        if re.match(r"\[\d+/\d+\] ", line):
+            with counter.lock:
+                counter.files += 1
+        counter.begin(line, None)
+
+    return line_seen
+
+
 def models_download(to: Path) -> Callable[[ProgressCounter], Path]:
     """The published set into a models folder (retarget.assets.download_models), reporting into the counter."""
 
     def run(counter: ProgressCounter) -> Path:
         from retarget.assets import download_models
 
-        def file_started(line: str) -> None:
-            # retarget.downloads.fetch says "[n/m] file" as each file starts; other lines (licences,
-            # files already present) are shown without counting as a file.
-            if re.match(r"\[\d+/\d+\] ", line):
-                with counter.lock:
-                    counter.files += 1
-            counter.begin(line, None)
+        return download_models(to, progress=_file_lines(counter), tqdm_class=counter.tqdm_class())
 
-        return download_models(to, progress=file_started, tqdm_class=counter.tqdm_class())
+    return run
+
+
+def hub_cache_download() -> Callable[[ProgressCounter], object]:
+    """The `hub` model set into the Hugging Face cache (the first run of --models hub), reporting into the counter."""
+
+    def run(counter: ProgressCounter):
+        from retarget.assets import resolve_models
+
+        return resolve_models("hub", progress=_file_lines(counter), tqdm_class=counter.tqdm_class())
 
     return run
 

@@ -85,6 +85,7 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
         self._neutral_raw = None
         self._driver_fps = 25.0
         self._restart_after_load = False
+        self._hub_download_offered = False  # the first-run download of `hub` opens by itself once
         self.landmark_overlay = False
         self._cameras: list[int] | None = None
         self._mapping_timer = QTimer(self, singleShot=True, interval=250)  # gain spin boxes change in bursts

@@ -43,10 +43,11 @@ class ModelLoading:
             from retarget.retargeter import Retargeter
 
             # One step per file kind, so a failure says which file is missing and the banner offers its fix.
+            # `hub` is read from the cache only: a first run downloads in the dialog, with progress and Cancel.
             try:
-                files = resolve_models(spec, progress=lambda line: None)
+                files = resolve_models(spec, local_files_only=True if spec == "hub" else None, progress=lambda line: None)
             except MissingWeightsError as err:
-                raise MissingFile("models", err) from None
+                raise MissingFile("hub" if spec == "hub" else "models", err) from None
             try:
                 landmarker_file = find_landmarker_model(landmarker or files.landmarker)
             except MissingWeightsError as err:
@@ -90,10 +91,15 @@ class ModelLoading:
         self._set_busy(None)
         self._restart_after_load = False
         kind = err.kind if isinstance(err, MissingFile) else None
+        if kind == "hub" and not self._hub_download_offered:
+            self._hub_download_offered = True  # once per load: a failed or cancelled download ends in the banner
+            self.download_hub_models()
+            return
         text = f"Could not load the models: {error_text(err.error if isinstance(err, MissingFile) else err)}"
         retry = ("Retry", self.load_models)
         actions = {
             "models": [("Choose models folder...", self.choose_models_folder), ("Download...", self.download_models), retry],
+            "hub": [("Download", self.download_hub_models), ("Choose models folder...", self.choose_models_folder), retry],
             "landmarker": [("Choose file...", self.choose_landmarker), ("Download", self.download_landmarker), retry],
             "smirk": [("Choose file...", self.choose_smirk), retry],
         }.get(kind, [retry])
@@ -109,6 +115,7 @@ class ModelLoading:
     def set_models(self, spec: str) -> None:
         """Use another model set (a folder, hub, random:tiny) and load it."""
         self.models_spec = str(spec)
+        self._hub_download_offered = False
         self.store.setValue("files/models_dir", str(spec))
         self._reload_models()
 
@@ -148,6 +155,22 @@ class ModelLoading:
         dialog.show()
         dialog.start()
 
+    def download_hub_models(self, *_) -> None:
+        """First run of `hub`: the published files into the Hugging Face cache in a dialog (per-file bytes,
+        Cancel; finished files are kept), then the models load from there."""
+        from gui.downloads import DownloadDialog, hub_cache_download
+        from retarget.assets import ARC2FACE_FILES, BASE_FILES
+        from retarget.downloads import extras
+
+        self.banner.clear("hub", "load")
+        dialog = DownloadDialog("Downloading the published models into the Hugging Face cache (first run)", hub_cache_download(),
+                                total_files=len(ARC2FACE_FILES) + len(BASE_FILES) + len(extras()), parent=self)
+        dialog.finished_with.connect(lambda outcome, result: self._download_ended(
+            outcome, result, self.load_models, retry=self.download_hub_models))
+        self.download_dialog = dialog
+        dialog.show()
+        dialog.start()
+
     def download_landmarker(self) -> None:
         from gui.downloads import DownloadDialog
 
@@ -167,14 +190,15 @@ class ModelLoading:
         dialog.show()
         dialog.start()
 
-    def _download_ended(self, outcome: str, result, then) -> None:
+    def _download_ended(self, outcome: str, result, then, retry=None) -> None:
         if outcome == "done":
             self.banner.clear("download")
             then()
         elif outcome == "cancelled":
             self.show_notice(str(result), kind="download")
         else:
-            self.show_error(f"Download failed: {result}", kind="download", actions=[("Retry download", self.download_models)])
+            self.show_error(f"Download failed: {result}", kind="download",
+                            actions=[("Retry download", retry or self.download_models)])
 
     def _device_changed(self, name: str) -> None:
         if self.retargeter is None:

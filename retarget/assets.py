@@ -130,11 +130,17 @@ def _random_models(size: str, progress) -> ModelFiles:
     return files
 
 
-def _hub_models(local_files_only: bool | None, progress=print) -> ModelFiles:
-    from huggingface_hub import snapshot_download
+def _hub_models(local_files_only: bool | None, progress=print, tqdm_class=None) -> ModelFiles:
+    from huggingface_hub import hf_hub_download, snapshot_download
 
-    def fetch(repo: str, patterns: tuple[str, ...], offline: bool) -> Path:
-        return Path(snapshot_download(repo, allow_patterns=list(patterns), local_files_only=offline))
+    def fetch(repo: str, names: tuple[str, ...], offline: bool) -> Path:
+        if not offline and tqdm_class is not None:
+            # File by file, so each file's bytes reach the caller's progress class (the app's dialog).
+            for number, name in enumerate(names, 1):
+                progress(f"[{number}/{len(names)}] {repo}/{name}")
+                hf_hub_download(repo, name, tqdm_class=tqdm_class)
+            offline = True
+        return Path(snapshot_download(repo, allow_patterns=list(names), local_files_only=offline))
 
     try:
         offline = bool(local_files_only)
@@ -173,12 +179,16 @@ def _fetch_extras(folder: Path, progress) -> None:
         progress(f"note: {err}")
 
 
-def resolve_models(spec: str = "hub", local_files_only: bool | None = None, progress=print) -> ModelFiles:
-    """`hub`, a local folder, or `random:tiny` / `random:sd15` -> ModelFiles."""
+def resolve_models(spec: str = "hub", local_files_only: bool | None = None, progress=print, tqdm_class=None) -> ModelFiles:
+    """`hub`, a local folder, or `random:tiny` / `random:sd15` -> ModelFiles.
+
+    `hub` reads the Hugging Face cache, and fetches what is missing unless local_files_only; with
+    a `tqdm_class`, each file's bytes are reported to it (huggingface_hub's progress interface).
+    """
     from retarget.testmodels import is_test_model
 
     if spec == "hub":
-        return _hub_models(local_files_only, progress)
+        return _hub_models(local_files_only, progress, tqdm_class)
     if spec.startswith("random:"):
         return _random_models(spec.split(":", 1)[1], progress)
     folder = Path(spec).expanduser()

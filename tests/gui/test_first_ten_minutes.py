@@ -297,3 +297,62 @@ def test_lcm_preset_only_with_an_lcm_lora(qtbot):
     assert (settings.sampler, settings.steps, settings.cfg) == ("lcm", 4, 1.0)
     panel.set_lcm_available(False)
     assert panel.preset.findData("lcm") < 0 and panel.generation_settings().sampler == "dpmsolver++"
+
+
+def _fake_hub(monkeypatch, root: Path, fail: bool = False):
+    """huggingface_hub's two calls, without network: per-file downloads land in `root`; the cache check finds them."""
+    import huggingface_hub
+
+    calls = []
+
+    def hf_hub_download(repo, name, tqdm_class=None, **kw):
+        if fail:
+            raise OSError("network is unreachable")
+        calls.append((repo, name, tqdm_class))
+        (root / repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / repo / name).write_bytes(b"x")
+        return str(root / repo / name)
+
+    def snapshot_download(repo, allow_patterns, local_files_only=False, **kw):
+        if not all((root / repo / name).is_file() for name in allow_patterns):
+            raise OSError(f"{repo} is not in the cache")
+        return str(root / repo)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    return calls
+
+
+def test_hub_first_run_reports_every_file_to_the_progress_class(monkeypatch, tmp_path):
+    from gui.downloads import ProgressCounter, hub_cache_download
+    from retarget.assets import ARC2FACE_FILES, BASE_FILES, user_cache_dir
+    from retarget.downloads import extras
+
+    calls = _fake_hub(monkeypatch, tmp_path / "hf")
+    for item in extras():  # the non-hub files are already in our cache (they come through gdown/MediaPipe)
+        (user_cache_dir() / item.target).parent.mkdir(parents=True, exist_ok=True)
+        (user_cache_dir() / item.target).write_bytes(b"x")
+    counter = ProgressCounter()
+    files = hub_cache_download()(counter)
+    assert [name for _, name, _ in calls] == list(ARC2FACE_FILES + BASE_FILES)
+    assert all(cls is not None for _, _, cls in calls)
+    assert counter.files == len(ARC2FACE_FILES + BASE_FILES)
+    assert files.unet == tmp_path / "hf" / "FoivosPar/Arc2Face" / "arc2face"
+
+
+def test_hub_not_in_the_cache_opens_the_download_instead_of_a_dead_end(bare_window, qtbot, monkeypatch, tmp_path):
+    _fake_hub(monkeypatch, tmp_path / "hf", fail=True)
+    window = bare_window()
+    window.models_spec = "hub"
+    window.load_models()
+    qtbot.waitUntil(lambda: getattr(window, "download_dialog", None) is not None, timeout=60000)
+    assert "Hugging Face cache" in window.download_dialog.windowTitle()
+    qtbot.waitUntil(lambda: window.download_dialog.outcome == "failed", timeout=60000)
+    qtbot.waitUntil(lambda: window.banner.kind == "download", timeout=10000)
+    assert "network is unreachable" in window.banner.text()
+    # Retry from the banner, after the cache check: the load goes on to a banner, not a second dialog by itself.
+    first = window.download_dialog
+    window.load_models()
+    qtbot.waitUntil(lambda: window.banner.kind == "hub", timeout=60000)
+    assert window.download_dialog is first
+    assert {"Download", "Choose models folder...", "Retry"} <= set(window.banner.actions)
