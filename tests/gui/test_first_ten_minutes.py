@@ -6,6 +6,7 @@ Most tests here build the window without loading models (autoload=False): they c
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,14 +126,24 @@ def test_models_download_passes_progress_to_huggingface_hub(monkeypatch, tmp_pat
     from retarget.assets import ARC2FACE_FILES, BASE_FILES
 
     seen = []
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo, name, **kw: seen.append((name, kw["tqdm_class"])))
-    landmarker = tmp_path / "face_landmarker.task"
-    landmarker.write_bytes(b"x")
+
+    def fake_download(repo, name, local_dir, **kw):  # records the call and leaves the file where the real one would
+        seen.append((name, kw["tqdm_class"]))
+        (Path(local_dir) / name).parent.mkdir(parents=True, exist_ok=True)
+        (Path(local_dir) / name).write_bytes(b"x")
+        return str(Path(local_dir) / name)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    from retarget.downloads import extras
+
+    for item in extras():  # the files that are not on the hub are there already: only hub calls are left
+        (tmp_path / item.target).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / item.target).write_bytes(b"x")
     counter = ProgressCounter()
     models_download(tmp_path)(counter)
     assert [name for name, _ in seen] == list(ARC2FACE_FILES + BASE_FILES)
     assert all(cls is not None and issubclass(cls, __import__("tqdm").tqdm) for _, cls in seen)
-    assert counter.files == len(ARC2FACE_FILES + BASE_FILES)
+    assert counter.files == len(ARC2FACE_FILES + BASE_FILES) + len(extras())  # every file of the set, fetched or present
 
 
 # ---------------------------------------------------------------- 3. stale state
