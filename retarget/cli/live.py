@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from retarget.errors import BadInputError, RetargetError
+from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
 
 
 def run_live(retargeter, context, analyzer, settings, driver: str, out: Path, min_change: float = 0.0) -> int:
@@ -19,7 +20,7 @@ def run_live(retargeter, context, analyzer, settings, driver: str, out: Path, mi
     from retarget.media.sinks import TimedVideoSink
     from retarget.media.sources import open_source
 
-    if out.suffix.lower() not in (".mp4", ".mkv", ".mov"):
+    if out.suffix.lower() not in OUTPUT_VIDEO_SUFFIXES:
         raise BadInputError(f"--out {out}: live recording writes a video (.mp4)")
     size = retargeter.pipeline.image_size
     sink = TimedVideoSink(out, (size, size))  # before the camera: a sink that cannot open leaves no camera open

@@ -10,10 +10,8 @@ from pathlib import Path
 from retarget.cli.common import MODELS_HELP, quiet_libraries, torch_dtype
 from retarget.cli.live import run_live
 from retarget.errors import EXIT_INCOMPLETE, BadInputError, RetargetError
+from retarget.media.kinds import IMAGE_SUFFIXES, is_webcam_spec, media_kind
 from retarget.settings import PAPER_CFG, PAPER_EXP_SCALE, PAPER_REF_SCALE, PAPER_STEPS, PRESETS, GenerationSettings, check_number
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
-
 
 def headless_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -158,10 +156,10 @@ def run_headless(args: argparse.Namespace) -> int:
     mapping = mapping_settings(args)
     check_numbers(args)
     drivers = args.driver
-    still = len(drivers) == 1 and drivers[0].suffix.lower() in IMAGE_SUFFIXES
-    if still and args.out.suffix.lower() not in IMAGE_SUFFIXES:
+    still = len(drivers) == 1 and media_kind(drivers[0]) == "image"
+    if still and media_kind(args.out) != "image":
         raise BadInputError(f"--out {args.out}: an image driver gives an image; use {', '.join(sorted(IMAGE_SUFFIXES))}")
-    webcam = len(drivers) == 1 and (str(drivers[0]).startswith("webcam:") or str(drivers[0]).startswith("/dev/video"))
+    webcam = len(drivers) == 1 and is_webcam_spec(drivers[0])
     batch = False
     if not still and not webcam:
         from retarget.jobs import expand_drivers
