@@ -34,9 +34,8 @@ from gui.settings_panel import SettingsPanel
 from gui.views import BlendshapeChart, ErrorBanner, ImageView, region_legend, rgb_to_qimage
 from gui.workers import LiveBridge, RenderProgress, Task, error_text
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.media.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES, file_patterns, is_webcam_spec, webcam_device
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi", ".webm")
 NO_CAMERA = "No camera found"
 NO_VALUE = "\u2013"  # an en dash: shown where there is no measurement yet
 NOTICE_STYLE = "background:#1f3f66; color:white;"
@@ -374,7 +373,7 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
     # ================================================================== identity
     def _choose_identity(self) -> None:
         start = str(self.identity_path.parent) if self.identity_path else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Identity photo", start, "Images (*.png *.jpg *.jpeg *.webp *.bmp)")
+        path, _ = QFileDialog.getOpenFileName(self, "Identity photo", start, f"Images ({file_patterns(IMAGE_SUFFIXES)})")
         if path:
             self.load_identity(path)
 
@@ -439,8 +438,8 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
 
         def probe():
             found = list_cameras()
-            if busy and busy.startswith("webcam:"):
-                found = sorted(set(found) | {int(busy.split(":", 1)[1])})
+            if busy and isinstance(webcam_device(busy), int):
+                found = sorted(set(found) | {webcam_device(busy)})
             return found
 
         self._run(probe, self._set_cameras, lambda err: self._set_cameras([]), "cameras")
@@ -455,7 +454,7 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
                 self.cameras_changed.emit("; ".join(changes))
         current = self._driver_spec()
         videos = [(self.driver_combo.itemText(i), self.driver_combo.itemData(i)) for i in range(self.driver_combo.count())
-                  if self.driver_combo.itemData(i) and not str(self.driver_combo.itemData(i)).startswith("webcam:")]
+                  if self.driver_combo.itemData(i) and not is_webcam_spec(self.driver_combo.itemData(i))]
         self.driver_combo.blockSignals(True)
         self.driver_combo.clear()
         if cameras:
@@ -481,7 +480,7 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
     def _choose_video(self) -> None:
         last = self.store.value("files/video", "")
         path, _ = QFileDialog.getOpenFileName(self, "Driver video", str(Path(last).parent) if last else "",
-                                              "Videos (*.mp4 *.mov *.mkv *.m4v *.avi *.webm);;All files (*)")
+                                              f"Videos ({file_patterns(VIDEO_SUFFIXES)});;All files (*)")
         if path:
             self.add_video_driver(path)
 

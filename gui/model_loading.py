@@ -33,9 +33,9 @@ class ModelLoading:
         self._update_buttons()
 
         def load():
-            from retarget.cli import _quiet_libraries
+            from retarget.cli.common import quiet_libraries
 
-            _quiet_libraries()
+            quiet_libraries()
             from retarget.assets import resolve_models
             from retarget.errors import MissingWeightsError
             from retarget.face.landmarker import find_landmarker_model

@@ -10,6 +10,7 @@ from pathlib import Path
 from PyQt6.QtWidgets import QFileDialog
 
 from gui.workers import RenderProgress, error_text
+from retarget.media.kinds import VIDEO_SUFFIXES, file_patterns, is_webcam_spec
 
 
 class RenderControls:
@@ -17,8 +18,8 @@ class RenderControls:
 
     def _choose_render(self) -> None:
         driver = self._driver_spec()
-        if not driver or driver.startswith("webcam:"):
-            driver, _ = QFileDialog.getOpenFileName(self, "Driver video to render", "", "Videos (*.mp4 *.mov *.mkv *.m4v *.avi *.webm)")
+        if not driver or is_webcam_spec(driver):
+            driver, _ = QFileDialog.getOpenFileName(self, "Driver video to render", "", f"Videos ({file_patterns(VIDEO_SUFFIXES)})")
             if not driver:
                 return
         default = Path(self.store.value("files/render_dir", str(Path(driver).parent))) / f"{Path(driver).stem}_retargeted.mp4"

@@ -26,12 +26,12 @@ import numpy as np
 
 from retarget.driving import DriverAnalyzer, DrivenFrame
 from retarget.errors import BadInputError, JobInterrupted, OutputError, RetargetError
+from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
 from retarget.media.sinks import PngSequenceSink, VideoSink, frame_rate, side_by_side
 from retarget.media.sources import FrameSource, open_source
 from retarget.outputs import JobLock, atomic_write, check_folder_target, check_output, replace_folder, resolved
 from retarget.settings import GenerationSettings
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
 _END = object()
 
 
@@ -294,8 +294,8 @@ class OfflineRenderer:
         if options.batch_size < 1:
             raise RetargetError(f"--batch-size must be at least 1 (got {options.batch_size})")
         png_output = out.suffix == ""
-        if not png_output and out.suffix.lower() not in VIDEO_SUFFIXES:
-            raise BadInputError(f"--out {out}: use a video name ({', '.join(VIDEO_SUFFIXES)}) or a folder for PNGs")
+        if not png_output and out.suffix.lower() not in OUTPUT_VIDEO_SUFFIXES:
+            raise BadInputError(f"--out {out}: use a video name ({', '.join(OUTPUT_VIDEO_SUFFIXES)}) or a folder for PNGs")
         check_output(out, {"the driver": driver})
         if options.side_by_side is not None:
             check_output(options.side_by_side, {"the driver": driver, "--out": out}, "--side-by-side")

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from retarget.errors import BadInputError, NoFaceError, RetargetError, run_command
+from retarget.media.kinds import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def build_parser() -> argparse.ArgumentParser:

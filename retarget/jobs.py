@@ -15,11 +15,10 @@ from pathlib import Path
 
 import contextlib
 
-from retarget.engine import (VIDEO_SUFFIXES, JobSummary, OfflineRenderer, RenderOptions, _prepare_work_dir, work_dir_for,
+from retarget.engine import (JobSummary, OfflineRenderer, RenderOptions, _prepare_work_dir, work_dir_for,
                              work_lock_for)
 from retarget.errors import BadInputError
-
-DRIVER_VIDEO_SUFFIXES = VIDEO_SUFFIXES + (".avi", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".gif")
+from retarget.media.kinds import BLENDSHAPE_SUFFIXES, VIDEO_SUFFIXES
 
 
 def expand_drivers(drivers: list[Path]) -> tuple[list[Path], bool]:
@@ -28,7 +27,7 @@ def expand_drivers(drivers: list[Path]) -> tuple[list[Path], bool]:
     batch = len(drivers) > 1
     for driver in drivers:
         if driver.is_dir():
-            videos = sorted(p for p in driver.iterdir() if p.is_file() and p.suffix.lower() in DRIVER_VIDEO_SUFFIXES + (".csv",))
+            videos = sorted(p for p in driver.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES + BLENDSHAPE_SUFFIXES)
             if videos:  # a folder of videos is a batch; a folder of images is one image-sequence driver
                 expanded.extend(videos)
                 batch = True

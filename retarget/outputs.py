@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from retarget.errors import OutputError
+from retarget.media.kinds import is_webcam_spec
 
 MARKER = ".retarget-output"
 
@@ -40,7 +41,7 @@ def check_output(out, inputs: Mapping[str, object] | Iterable[tuple[str, object]
     target = resolved(out)
     items = inputs.items() if isinstance(inputs, Mapping) else inputs
     for name, value in items:
-        if value is None or str(value).startswith("webcam:") or str(value).startswith("/dev/video"):
+        if value is None or is_webcam_spec(value):
             continue
         source = resolved(value)
         if target == source:

@@ -96,14 +96,14 @@ class PassThroughAnalyzer:
 
 def test_cli_live_recording_lasts_as_long_as_the_stream(tmp_path, capsys):
     """`--driver webcam:0 --out rec.mp4`'s path, with a slow generator: the file plays in real time."""
-    from retarget.cli import _run_live
+    from retarget.cli.live import run_live
     from retarget.settings import GenerationSettings
 
     driver = _synthetic_video(tmp_path / "driver.mp4", seconds=2.0)
     out = tmp_path / "rec.mp4"
     pipeline = SlowPipeline()
     began = time.monotonic()
-    assert _run_live(SimpleNamespace(pipeline=pipeline), None, PassThroughAnalyzer(), GenerationSettings(),
+    assert run_live(SimpleNamespace(pipeline=pipeline), None, PassThroughAnalyzer(), GenerationSettings(),
                      str(driver), out) == 0
     wall = time.monotonic() - began
     frames = len(_decoded_times(out)) - 1  # the last frame is repeated once at the stop time

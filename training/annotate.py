@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from retarget.errors import RetargetError, run_command
+from retarget.media.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from retarget.outputs import atomic_write
 from training.data import MANIFEST, read_manifest
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".gif")
 CROP_SIZE = 512
 
 

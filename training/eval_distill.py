@@ -122,7 +122,7 @@ def _mean(values) -> float | None:
 
 def run(args) -> dict:
     from retarget.assets import resolve_models
-    from retarget.cli import _quiet_libraries
+    from retarget.cli.common import quiet_libraries
     from retarget.evaluation import Evaluator
     from retarget.face.landmarker import find_landmarker_model
     from retarget.face.image_io import load_image
@@ -136,7 +136,7 @@ def run(args) -> dict:
     for path in (*args.identity, *args.driver):
         if not path.is_file():
             raise BadInputError(f"{path}: no such file")
-    _quiet_libraries()
+    quiet_libraries()
     files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)

@@ -20,8 +20,8 @@ import numpy as np
 
 from retarget.errors import BadInputError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.media.kinds import IMAGE_SUFFIXES, webcam_device
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 LIVE_LINK_FACE_DEFAULT_FPS = 60.0
 # Frame rates a Live Link Face take can be recorded at; the FF field of the timecode tells them apart.
 _TIMECODE_RATES = (24.0, 25.0, 30.0, 48.0, 50.0, 60.0, 120.0)
@@ -581,19 +581,15 @@ class BlendshapeCsvSource(FrameSource):
         return Frame(index=i, time=float(self._times[i]), blendshapes=blendshapes)
 
 
-_WEBCAM = re.compile(r"^(?:webcam:(?P<dev>.+)|(?P<node>/dev/video\d+))$")
-
-
 def open_source(spec, *, start: int = 0, stop: int | None = None, fps: float | None = None) -> FrameSource:
     """`webcam:N` or `/dev/videoN` -> camera, a folder -> images, `.csv` -> blendshapes, else a video file.
 
     `start`/`stop` pick a frame range of a video file; `fps` times image folders and CSVs without one.
     """
     text = str(spec)
-    match = _WEBCAM.match(text)
-    if match:
-        device = match.group("dev") or match.group("node")
-        return WebcamSource(int(device) if device.isdigit() else device)
+    device = webcam_device(text)
+    if device is not None:
+        return WebcamSource(device)
     path = Path(text).expanduser()
     if path.is_dir():
         return ImageFolderSource(path, fps=fps or 25.0)

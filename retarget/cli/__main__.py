@@ -1,0 +1,5 @@
+import sys
+
+from retarget.cli import main
+
+sys.exit(main())

@@ -1,0 +1,23 @@
+"""Helpers every subcommand shares: the --models help and quieter libraries."""
+
+from __future__ import annotations
+
+import os
+
+MODELS_HELP = (
+    "hub (default: FoivosPar/Arc2Face + SD 1.5 VAE/tokenizer/scheduler through the Hugging Face cache), "
+    "a models folder, or random:tiny / random:sd15 (randomly initialised TEST MODELS: output is noise)"
+)
+
+
+def quiet_libraries() -> None:
+    """Only errors from diffusers/transformers/MediaPipe: their warnings are not the user's to act on."""
+    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+

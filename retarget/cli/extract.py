@@ -1,0 +1,24 @@
+"""`retarget extract VIDEO --out X.csv`: a video's blendshapes to CSV."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def extract_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="retarget extract", description="Write the 52 MediaPipe blendshapes of every frame of a video to CSV.")
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="CSV file: a timestamp column and the 52 named columns, one row per frame")
+    parser.add_argument("--landmarker", type=Path, help="MediaPipe face_landmarker.task")
+    return parser
+
+
+def run_extract(argv: list[str]) -> int:
+    args = extract_parser().parse_args(argv)
+    from retarget.extract import extract_blendshapes
+
+    summary = extract_blendshapes(args.video, args.out, landmarker=args.landmarker, progress=sys.stderr.isatty())
+    print(f"wrote {args.out}: {summary.frames} rows, {summary.frames_without_face} without a face")
+    return 0
