@@ -329,6 +329,7 @@ def test_hub_first_run_reports_every_file_to_the_progress_class(monkeypatch, tmp
     from retarget.downloads import extras
 
     calls = _fake_hub(monkeypatch, tmp_path / "hf")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # this test's own: fake files must not reach others
     for item in extras():  # the non-hub files are already in our cache (they come through gdown/MediaPipe)
         (user_cache_dir() / item.target).parent.mkdir(parents=True, exist_ok=True)
         (user_cache_dir() / item.target).write_bytes(b"x")
