@@ -21,7 +21,7 @@ import numpy as np
 
 from retarget.errors import RetargetError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.expression.mapping import FLAME_ONLY_GAINS, REGIONS, MappingSettings, OneEuroFilter
+from retarget.expression.mapping import FLAME_ONLY_GAINS, REGIONS, MappingSettings, OneEuroFilter, fixed_vector
 
 NUM_FLAME = 55
 FLAME_GROUPS = {"expression": slice(0, 50), "eyes": slice(50, 52), "jaw": slice(52, 55)}
@@ -74,10 +74,7 @@ def clamp_to_smirk_ranges(flame: np.ndarray) -> np.ndarray:
 
 
 def _flame(values, what: str) -> np.ndarray:
-    v = np.asarray(values, dtype=np.float32).reshape(-1)
-    if v.size != NUM_FLAME:
-        raise ValueError(f"{what} must have {NUM_FLAME} FLAME values, got {v.size}")
-    return v.astype(np.float64)
+    return fixed_vector(values, NUM_FLAME, what, "FLAME (50 expression, 2 eyelid, 3 jaw)")
 
 
 class FlameMapper:

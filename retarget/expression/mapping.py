@@ -124,12 +124,17 @@ class MappingSettings:
         self.gain_vector()  # unknown names
 
 
-def _vector(values, what: str) -> np.ndarray:
+def fixed_vector(values, size: int, what: str, order: str) -> np.ndarray:
+    """A float64 vector of exactly `size` values (ValueError naming `what` and the expected order otherwise)."""
     # float32 first: a vector read back from a CSV and one straight from the landmarker then agree bit for bit.
     v = np.asarray(values, dtype=np.float32).reshape(-1)
-    if v.size != NUM:
-        raise ValueError(f"{what} must have {NUM} values in BLENDSHAPE_NAMES order, got {v.size}")
+    if v.size != size:
+        raise ValueError(f"{what} must have {size} values in {order} order, got {v.size}")
     return v.astype(np.float64)
+
+
+def _vector(values, what: str) -> np.ndarray:
+    return fixed_vector(values, NUM, what, "BLENDSHAPE_NAMES")
 
 
 class ExpressionMapper:

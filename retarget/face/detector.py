@@ -77,7 +77,6 @@ def write_random_scrfd_onnx(path, seed: int = 0) -> Path:
     input.1 [1, 3, H, W]; 9 outputs: scores (N_s, 1), then box distances (N_s, 4), then keypoint
     offsets (N_s, 10) for strides 8, 16, 32, with two anchors per location (N_s = H/s * W/s * 2).
     """
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -121,10 +120,6 @@ def write_random_scrfd_onnx(path, seed: int = 0) -> Path:
         [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, "H", "W"])],
         outputs, initializer=initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="retarget-testmodels")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    from retarget.face.identity import save_test_onnx
+
+    return save_test_onnx(graph, path)

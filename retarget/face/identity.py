@@ -15,10 +15,6 @@ EMBEDDING_DIM = 512
 logger = logging.getLogger(__name__)
 
 
-def _one_line(err: BaseException) -> str:
-    return first_line(err)
-
-
 def _input_normalisation(graph) -> tuple[float, float]:
     """insightface's rule: MXNet exports normalise inside the graph (Sub and Mul among the first nodes)."""
     names = [node.name for node in graph.node[:8]]
@@ -44,7 +40,7 @@ class ArcFaceEncoder:
             self.input_mean, self.input_std = _input_normalisation(graph)
             self.session = ort.InferenceSession(str(path), providers=list(providers or ["CPUExecutionProvider"]))
         except Exception as err:  # onnx/onnxruntime raise assorted types for corrupt files
-            raise BadInputError(f"{path}: not a readable ONNX model ({_one_line(err)})") from None
+            raise BadInputError(f"{path}: not a readable ONNX model ({first_line(err)})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4:
             raise BadInputError(f"{path}: expected one 1x3x112x112 input and one output, "
@@ -160,12 +156,11 @@ def _load_detector(path: Path):
             "run `pip install --no-deps \"insightface>=2.1\"`"
         ) from None
     except Exception as err:  # onnxruntime/insightface raise assorted types for unusable files
-        raise BadInputError(f"{path}: not a usable SCRFD detector ({_one_line(err)})") from None
+        raise BadInputError(f"{path}: not a usable SCRFD detector ({first_line(err)})") from None
 
 
 def write_random_arcface_onnx(path, seed: int = 0) -> Path:
     """A tiny random net with arcface.onnx's interface (input.1: [N,3,112,112] -> [N,512]); for tests."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -190,7 +185,14 @@ def write_random_arcface_onnx(path, seed: int = 0) -> Path:
         initializer=[numpy_helper.from_array(conv_w, "conv_w"), numpy_helper.from_array(conv_b, "conv_b"),
                      numpy_helper.from_array(gemm_w, "gemm_w"), numpy_helper.from_array(gemm_b, "gemm_b")],
     )
-    # An opset and IR version that every supported onnxruntime can run.
+    return save_test_onnx(graph, path)
+
+
+def save_test_onnx(graph, path) -> Path:
+    """A test ONNX graph as a checked model file, in an opset and IR version every supported onnxruntime runs."""
+    import onnx
+    from onnx import helper
+
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="retarget-testmodels")
     model.ir_version = 8
     onnx.checker.check_model(model)
