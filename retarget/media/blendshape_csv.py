@@ -1,9 +1,12 @@
-"""Blendshape curves from a CSV as a frame source: ours (`timestamp`) or a Live Link Face take (`Timecode`)."""
+"""Blendshape curves in CSV: read as a frame source (ours, `timestamp`, or a Live Link Face take,
+`Timecode`), and written in our format by BlendshapeCsvWriter, so reader and writer stay in step.
+"""
 
 from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 from pathlib import Path
 
@@ -11,7 +14,9 @@ import numpy as np
 
 from retarget.errors import BadInputError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.media.frame_sink import FrameSink, remove_file
 from retarget.media.frame_source import Frame, FrameSource, check_file, one_line
+from retarget.outputs import temp_path
 
 LIVE_LINK_FACE_DEFAULT_FPS = 60.0
 # Frame rates a Live Link Face take can be recorded at; the FF field of the timecode tells them apart.
@@ -138,3 +143,40 @@ class BlendshapeCsvSource(FrameSource):
         self._index += 1
         blendshapes = None if self._no_face[i] else self._values[i].copy()
         return Frame(index=i, time=float(self._times[i]), blendshapes=blendshapes)
+
+
+class BlendshapeCsvWriter(FrameSink):
+    """Our CSV: `timestamp` (seconds) + the 52 BLENDSHAPE_NAMES; BlendshapeCsvSource reads it back exactly."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = temp_path(self.path, "partial")
+        self._file = self.partial.open("w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(("timestamp", *BLENDSHAPE_NAMES))
+        self.rows_written = 0
+
+    def write(self, time: float, blendshapes: np.ndarray | None) -> None:
+        """One row; `None` (no face in that frame) writes empty cells, which read back as no face."""
+        if blendshapes is None:
+            self._writer.writerow((repr(float(time)), *([""] * len(BLENDSHAPE_NAMES))))
+            self.rows_written += 1
+            return
+        values = np.asarray(blendshapes, dtype=np.float32).reshape(-1)
+        if values.size != len(BLENDSHAPE_NAMES):
+            raise ValueError(f"expected {len(BLENDSHAPE_NAMES)} blendshapes, got {values.size}")
+        # repr() of a float and 9 significant digits of a float32 both read back bit-exact.
+        self._writer.writerow((repr(float(time)), *(f"{v:.9g}" for v in values.tolist())))
+        self.rows_written += 1
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        self._file.close()
+        os.replace(self.partial, self.path)
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        remove_file(self.partial)
