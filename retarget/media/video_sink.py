@@ -1,0 +1,181 @@
+"""H.264 video sinks: VideoSink at an exact frame rate (with the driver's audio), and
+TimedVideoSink for live recordings, each frame at its capture time.
+
+Frames go to a temporary name next to the target and are renamed on close(), so an interrupted
+run never leaves a half-written file under the final name; abort() removes the temp.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from retarget.errors import RetargetError
+from retarget.media.audio_mux import mux_audio, probe_audio
+from retarget.media.frame_sink import FrameSink, as_rgb, remove_file
+from retarget.outputs import temp_path
+
+
+def frame_rate(fps: float | Fraction) -> Fraction:
+    """An exact frame rate: 25 -> 25/1, 29.97 -> 30000/1001 (NTSC rates are written as decimals)."""
+    if isinstance(fps, Fraction):
+        return fps
+    value = float(fps)
+    if value <= 0:
+        raise ValueError(f"frame rate must be positive, got {fps}")
+    for base in (24, 30, 48, 60, 120):
+        if abs(value - base * 1000 / 1001) < 0.005:
+            return Fraction(base * 1000, 1001)
+    return Fraction(value).limit_denominator(1001)
+
+
+class VideoSink(FrameSink):
+    """H.264 (libx264, yuv420p) at an exact frame rate, optionally with the audio of `audio_from`.
+
+    Frames go to `.name.partial.mp4`; close() adds the audio (see mux_audio) and renames to `path`.
+    For jobs that add audio later (resumable or split runs), write without `audio_from` and call
+    mux_audio() on the finished file.
+    """
+
+    def __init__(self, path, fps: float | Fraction, size: tuple[int, int], audio_from=None, crf: int = 18,
+                 preset: str = "medium"):
+        import av
+
+        self.path = Path(path)
+        self.size = (int(size[0]), int(size[1]))
+        self.rate = frame_rate(fps)
+        self.audio_from = Path(audio_from) if audio_from is not None else None
+        # Probe the audio source now: finding it unreadable after a long render would be too late.
+        self.audio_codec = probe_audio(self.audio_from) if self.audio_from is not None else None
+        self.audio_error: str | None = None
+        self.frames_written = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = temp_path(self.path, "partial")
+        self._container = av.open(str(self.partial), mode="w")
+        stream = self._container.add_stream("libx264", rate=self.rate, options={"crf": str(crf), "preset": preset})
+        w, h = self.size
+        # yuv420p subsamples chroma 2x2, so x264 needs even sides; odd frames get one padded edge pixel.
+        stream.width, stream.height = w + (w % 2), h + (h % 2)
+        stream.pix_fmt = "yuv420p"
+        # A 1/rate time base makes each frame's pts its index: exact at 25 and at 30000/1001 fps.
+        stream.codec_context.time_base = 1 / self.rate
+        self._stream = stream
+        self._closed = False
+
+    def write(self, rgb: np.ndarray) -> None:
+        self._encode(rgb, self.frames_written)
+
+    def _encode(self, rgb: np.ndarray, pts: int) -> None:
+        import av
+
+        image = as_rgb(rgb)
+        w, h = self.size
+        if image.shape[:2] != (h, w):
+            import cv2
+
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        if (self._stream.width, self._stream.height) != (w, h):
+            image = np.pad(image, ((0, self._stream.height - h), (0, self._stream.width - w), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts = pts
+        frame.time_base = self._stream.codec_context.time_base
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        import av
+
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.frames_written == 0:
+                raise RetargetError(f"{self.path}: no frames were written, so no video was made")
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            if self.audio_codec is not None:
+                try:
+                    mux_audio(self.partial, self.audio_from, self.path)
+                    remove_file(self.partial)
+                except av.FFmpegError as err:
+                    # Keep the render: a video without sound beats no video. Callers report audio_error.
+                    self.audio_error = f"{self.audio_from}: audio could not be added ({' '.join(str(err).split())})"
+                    os.replace(self.partial, self.path)
+            else:
+                os.replace(self.partial, self.path)
+        except BaseException:
+            self._discard()
+            raise
+
+    def abort(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._discard()
+
+    def _discard(self) -> None:
+        try:
+            self._container.close()
+        except Exception:  # an aborted encoder may refuse to finish; the file goes anyway
+            pass
+        remove_file(self.partial)
+        remove_file(temp_path(self.path, "muxing"))
+
+
+class TimedVideoSink(VideoSink):
+    """A live recording: each frame is written at its capture time, so the file plays in real time.
+
+    Live output arrives at whatever rate the generator manages (2 frames/s on a slow GPU, 30 on a
+    fast one), never at the camera's nominal rate. Frames therefore carry their own timestamps in
+    a millisecond time base (variable frame rate, which MP4 holds natively): nothing is duplicated
+    or dropped, the file stays as small as the frames it has, and a frame is shown exactly as long
+    as it was on screen. close() repeats the last frame at the stop time so the file lasts until
+    Record was stopped, not just until the last new frame.
+    """
+
+    TIME_BASE = Fraction(1, 1000)
+
+    def __init__(self, path, size: tuple[int, int], nominal_fps: float = 30.0, crf: int = 18, preset: str = "veryfast"):
+        # nominal_fps only guides the encoder's rate control; timestamps decide the timing.
+        super().__init__(path, nominal_fps, size, crf=crf, preset=preset)
+        self._stream.codec_context.time_base = self.TIME_BASE
+        # No B-frames: packets then leave in display order, so every sample's duration is exactly
+        # the gap to the next timestamp (B-frame reordering shortened the file's last second).
+        self._stream.codec_context.max_b_frames = 0
+        self._start: float | None = None
+        self._last_pts = -1
+        self._last_image: np.ndarray | None = None
+        self.last_time: float | None = None
+
+    def write(self, rgb: np.ndarray, timestamp: float | None = None) -> None:
+        """timestamp: seconds on any monotonic clock (time.monotonic() when omitted)."""
+        import time
+
+        t = time.monotonic() if timestamp is None else float(timestamp)
+        if self._start is None:
+            self._start = t
+        # Strictly increasing pts: two frames captured within the same millisecond are one apart.
+        pts = max(int(round((t - self._start) * 1000)), self._last_pts + 1)
+        self._encode(rgb, pts)
+        self._last_pts, self._last_image, self.last_time = pts, rgb, t
+
+    @property
+    def seconds(self) -> float:
+        return max(self._last_pts, 0) / 1000.0
+
+    def close(self, end_time: float | None = None) -> None:
+        """end_time: the stop time on the writers' clock (default now); the last frame is held until then."""
+        import time
+
+        if not self._closed and self._last_image is not None:
+            end = time.monotonic() if end_time is None else float(end_time)
+            end_pts = int(round((end - self._start) * 1000))
+            if end_pts > self._last_pts:
+                self._encode(self._last_image, end_pts)
+                self.frames_written -= 1  # a repeat that ends the file, not a new frame
+                self._last_pts = end_pts
+        super().close()
