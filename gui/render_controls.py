@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ class RenderControls:
         if self.stream_state != "idle" or self._render_task is not None:
             self.show_error("Stop the live stream (or the running render) first", kind="render-busy")
             return
-        from retarget.engine import OfflineRenderer, RenderOptions, job_key, work_dir_for
+        from retarget.engine import OfflineRenderer, RenderOptions, WorkFolder, job_key
 
         driver, out = str(driver), Path(out)
         retargeter, context, identity = self.retargeter, self.context, self.identity_path
@@ -54,11 +53,7 @@ class RenderControls:
                                        lambda: retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes),
                                        settings, key)
             # Same job as the CLI's: resume what a cancelled render of these inputs left behind.
-            job = work_dir_for(out) / "job.json"
-            try:
-                resume = json.loads(job.read_text()) == renderer.manifest(driver, mapping)
-            except (OSError, ValueError):
-                resume = False
+            resume = WorkFolder.for_output(out).holds(renderer.manifest(driver, mapping))
             options = RenderOptions(batch_size=batch_size, resume=resume, progress=False)
             return renderer.render(driver, out, options, cancel=cancel, on_frame=progress.on_frame)
 

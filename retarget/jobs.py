@@ -15,8 +15,7 @@ from pathlib import Path
 
 import contextlib
 
-from retarget.engine import (JobSummary, OfflineRenderer, RenderOptions, _prepare_work_dir, work_dir_for,
-                             work_lock_for)
+from retarget.engine import JobSummary, OfflineRenderer, RenderOptions, WorkFolder, work_dir_for, work_lock_for
 from retarget.errors import BadInputError
 from retarget.media.kinds import BLENDSHAPE_SUFFIXES, VIDEO_SUFFIXES
 
@@ -89,7 +88,7 @@ def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: R
     # The main process holds the work folder's lock for the whole split job; the ranks render inside it.
     with work_lock_for(out) if state.is_main_process else contextlib.nullcontext():
         if state.is_main_process:
-            _prepare_work_dir(work_dir_for(out), renderer.manifest(str(driver), renderer.mapping_settings()), options.resume)
+            WorkFolder.for_output(out).prepare(renderer.manifest(str(driver), renderer.mapping_settings()), options.resume)
         state.wait_for_everyone()
         mine = RenderOptions(**{**asdict(options), "frame_range": frame_range, "assemble": False, "resume": True,
                                 "lock": False})

@@ -182,11 +182,11 @@ def test_an_unreadable_image_in_a_folder_is_skipped_and_reported(tmp_path):
 
 
 def test_a_full_disk_keeps_whole_frames_only_and_resume_finishes(tmp_path, monkeypatch):
-    import retarget.engine as engine
+    import retarget.engine.work_folder as work_folder  # where frames are written
 
     frames = image_folder(tmp_path / "frames", 4)
     out = tmp_path / "seq"
-    real = engine.atomic_write
+    real = work_folder.atomic_write
     written = []
 
     def disk_fills_up(path, write):
@@ -199,12 +199,12 @@ def test_a_full_disk_keeps_whole_frames_only_and_resume_finishes(tmp_path, monke
             written.append(path)
         return real(path, write)
 
-    monkeypatch.setattr(engine, "atomic_write", disk_fills_up)
+    monkeypatch.setattr(work_folder, "atomic_write", disk_fills_up)
     with pytest.raises(OutputError, match="no space left.*--resume"):
         renderer().render(str(frames), out, RenderOptions(progress=False, batch_size=1))
     work = work_dir_for(out)
     assert sorted(p.name for p in work.iterdir()) == ["frame_000000.png", "frame_000001.png", "job.json"]
-    monkeypatch.setattr(engine, "atomic_write", real)
+    monkeypatch.setattr(work_folder, "atomic_write", real)
     summary = renderer().render(str(frames), out, RenderOptions(progress=False, resume=True))
     assert summary.reused == 2 and len(list(out.glob("frame_*.png"))) == 4
 

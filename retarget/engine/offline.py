@@ -1,0 +1,262 @@
+"""Offline rendering: every frame of a driver with one identity, resumable, output in source order.
+
+Decoding and MediaPipe run on their own threads (stages.perception_stream) while the generator
+renders batches; rendered frames land one PNG each in the work folder beside the output, and the
+final file is assembled (video + the source's audio) under a temporary name and renamed only when
+complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from retarget.driving import DriverAnalyzer, DrivenFrame
+from retarget.engine.stages import perception_stream
+from retarget.engine.work_folder import WorkFolder, work_lock_for
+from retarget.errors import BadInputError, JobInterrupted, RetargetError
+from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
+from retarget.media.sinks import PngSequenceSink, VideoSink, frame_rate, side_by_side
+from retarget.media.sources import open_source
+from retarget.outputs import check_folder_target, check_output, replace_folder, resolved
+from retarget.settings import GenerationSettings
+
+
+@dataclass
+class RenderOptions:
+    batch_size: int = 4
+    side_by_side: Path | None = None
+    resume: bool = False
+    # Render only frames [start, stop) (a share of one long video); perception still runs from frame 0
+    # so smoothing and calibration match a single-process run.
+    frame_range: tuple[int, int | None] | None = None
+    assemble: bool = True
+    progress: bool = True
+    # Hold the work folder's lock for the job (off for the ranks of a split job, whose main process holds it).
+    lock: bool = True
+
+
+@dataclass
+class JobSummary:
+    driver: str
+    output: str
+    frames: int = 0
+    rendered: int = 0
+    reused: int = 0
+    frames_without_face: int = 0
+    seconds: float = 0.0
+    audio: bool = False
+    rank: int = 0
+    # Why the output is shorter than the input (a truncated video, unreadable images), else None.
+    incomplete: str | None = None
+    skipped_inputs: int = 0
+    rerendered: int = 0
+
+    @property
+    def fps(self) -> float:
+        return self.rendered / self.seconds if self.seconds > 0 else 0.0
+
+
+def job_key(identity_photo: Path, models_description: str, exp_adapter=None, ref_lora=None, models=None) -> dict:
+    """What, besides the driver and the settings, makes two renders the same job (so one can resume the other).
+
+    Files are identified by content (assets.content_id), not by path: an adapter retrained in place is a new job.
+    `models` (ModelFiles) adds the content of the weight files the pipeline loads.
+    """
+    from retarget.assets import content_id, file_sha256
+
+    key = {
+        "identity": file_sha256(identity_photo),
+        "models": models_description,
+        "exp_adapter": content_id(exp_adapter) if exp_adapter else None,
+        "ref_lora": content_id(ref_lora) if ref_lora else None,
+    }
+    if models is not None:
+        key["models_content"] = {
+            name: content_id(path) for name, path in
+            (("unet", models.unet), ("encoder", models.encoder), ("exp_adapter", models.exp_adapter),
+             ("ref_lora", models.ref_lora), ("smirk", models.smirk)) if path is not None
+        }
+    return key
+
+
+def _driver_fingerprint(spec: str) -> dict:
+    path = Path(spec)
+    if path.is_file():
+        stat = path.stat()
+        return {"driver": str(path.resolve()), "bytes": stat.st_size, "mtime": int(stat.st_mtime)}
+    return {"driver": str(spec)}
+
+
+class OfflineRenderer:
+    """Renders every frame of a driver with one identity; resumable; output in source order."""
+
+    def __init__(self, pipeline, context, make_analyzer: Callable[[], DriverAnalyzer], settings: GenerationSettings,
+                 job_key: dict | None = None, mapping=None):
+        self.pipeline = pipeline
+        self.context = context
+        self.make_analyzer = make_analyzer
+        self.settings = settings
+        self.job_key = job_key or {}
+        self.mapping = mapping  # the analyzers' MappingSettings, when the caller knows them
+
+    def mapping_settings(self):
+        """The mapping the analyzers use, without building one (which may load SMIRK) when it is known."""
+        if self.mapping is not None:
+            return self.mapping
+        with self.make_analyzer() as analyzer:
+            return analyzer.mapping
+
+    def manifest(self, driver: str, mapping) -> dict:
+        return {
+            "version": 1,
+            **_driver_fingerprint(driver),
+            "settings": asdict(self.settings),
+            "mapping": asdict(mapping) if mapping is not None else None,
+            **self.job_key,
+        }
+
+    def render(self, driver: str, out: Path, options: RenderOptions | None = None,
+               cancel: threading.Event | None = None, on_frame: Callable | None = None, rank: int = 0) -> JobSummary:
+        options = options or RenderOptions()
+        out = Path(out)
+        if options.batch_size < 1:
+            raise RetargetError(f"--batch-size must be at least 1 (got {options.batch_size})")
+        png_output = out.suffix == ""
+        if not png_output and out.suffix.lower() not in OUTPUT_VIDEO_SUFFIXES:
+            raise BadInputError(f"--out {out}: use a video name ({', '.join(OUTPUT_VIDEO_SUFFIXES)}) or a folder for PNGs")
+        check_output(out, {"the driver": driver})
+        if options.side_by_side is not None:
+            check_output(options.side_by_side, {"the driver": driver, "--out": out}, "--side-by-side")
+        if png_output:
+            check_folder_target(out)
+        if not options.lock:
+            return self._render(driver, out, options, cancel, on_frame, rank)
+        with work_lock_for(out):
+            return self._render(driver, out, options, cancel, on_frame, rank)
+
+    def _render(self, driver: str, out: Path, options: RenderOptions, cancel, on_frame, rank: int) -> JobSummary:
+        from tqdm.auto import tqdm
+
+        source = open_source(driver)  # probes: a bad driver fails here, before anything is written
+        with source:
+            if source.frame_count == 0:
+                raise BadInputError(f"{driver}: has no frames")
+            if options.side_by_side is not None and getattr(source, "size", None) is None:
+                raise BadInputError(f"{driver}: has no pictures to put beside the output (--side-by-side)")
+            work = WorkFolder.for_output(out)
+            analyzer = self.make_analyzer()
+            try:
+                work.prepare(self.manifest(driver, analyzer.mapping), options.resume)
+            except BaseException:
+                analyzer.close()
+                raise
+            summary = JobSummary(driver=str(driver), output=str(out), rank=rank)
+            start, stop = options.frame_range or (0, None)
+            done = work.rendered_indices()
+            if options.resume:
+                summary.rerendered = work.drop_unreadable_frames(done)
+            started = time.perf_counter()
+            total = source.frame_count
+            bar = tqdm(total=total, desc=Path(str(driver)).name, unit="frame", disable=not options.progress,
+                       initial=0, dynamic_ncols=True)
+            pending: list[DrivenFrame] = []
+
+            def flush() -> None:
+                if not pending:
+                    return
+                images = self.pipeline.generate(
+                    self.context, np.stack([f.expression for f in pending]), self.settings,
+                    frame_indices=[f.index for f in pending],
+                )
+                for frame, image in zip(pending, images):
+                    work.write_frame(frame.index, image)
+                    if on_frame is not None:
+                        on_frame(frame, image)
+                summary.rendered += len(pending)
+                bar.update(len(pending))
+                pending.clear()
+
+            try:
+                with analyzer:
+                    for frame in perception_stream(source, analyzer):
+                        if cancel is not None and cancel.is_set():
+                            raise KeyboardInterrupt
+                        summary.frames += 1
+                        if frame.index < start or (stop is not None and frame.index >= stop):
+                            continue
+                        if frame.index in done:
+                            summary.reused += 1
+                            bar.update(1)
+                            continue
+                        pending.append(frame)
+                        if len(pending) >= options.batch_size:
+                            flush()
+                    flush()
+                    summary.frames_without_face = analyzer.frames_without_face
+            except KeyboardInterrupt:
+                raise JobInterrupted(
+                    f"stopped after {len(work.rendered_indices())} rendered frames; run the same command with --resume to continue"
+                ) from None
+            finally:
+                bar.close()
+            summary.skipped_inputs = int(getattr(source, "skipped", 0) or 0)
+            if getattr(source, "decode_error", None):
+                summary.incomplete = f"{source.decode_error}; the output has the {summary.frames} frames that decoded"
+            if getattr(source, "missing_values", 0):
+                print(f"note: {driver}: {source.missing_values} rows had NaN/inf or empty values; the last expression was held there")
+            summary.seconds = time.perf_counter() - started
+            fps = getattr(source, "frame_rate", None) or frame_rate(source.fps or 25.0)
+            has_audio = bool(getattr(source, "has_audio", False))
+        if options.assemble:
+            summary.audio = self.assemble(driver, out, work.path, summary.frames, fps, has_audio, options.side_by_side)
+        return summary
+
+    def assemble(self, driver: str, out: Path, work: Path, frames: int, fps: Fraction, has_audio: bool,
+                 side_by_side_path: Path | None) -> bool:
+        """Every frame rendered -> the final file(s), written under temporary names and renamed; then the work folder goes."""
+        work = WorkFolder(work)
+        missing = sorted(set(range(frames)) - work.rendered_indices())
+        if missing:
+            raise RetargetError(f"{len(missing)} frames of {driver} are not rendered yet (first: {missing[0]}); run again with --resume")
+        first = work.read_frame(0)
+        size = (first.shape[1], first.shape[0])
+        audio = Path(driver) if has_audio else None
+        if out.suffix == "":
+            target = resolved(out)
+            staging = target.with_name(f".{target.name}.partial")
+            shutil.rmtree(staging, ignore_errors=True)  # ours: a staging folder of an earlier, stopped run
+            sink = PngSequenceSink(staging)
+            for index in range(frames):
+                sink.write(work.read_frame(index), index=index)
+            sink.close()
+            replace_folder(staging, target)  # an old folder goes only if we made it (marker) or it is empty
+        else:
+            with VideoSink(out, fps, size, audio_from=audio) as sink:
+                for index in range(frames):
+                    sink.write(work.read_frame(index))
+            if sink.audio_error:
+                print(f"warning: {out}: audio not copied ({sink.audio_error})")
+        if side_by_side_path is not None:
+            with open_source(driver) as source, VideoSink(side_by_side_path, fps, _side_size(source, size), audio_from=audio) as sink:
+                for frame in source:
+                    if frame.index >= frames:
+                        break
+                    sink.write(side_by_side(frame.image, work.read_frame(frame.index)))
+        work.remove()
+        return audio is not None
+
+
+def _side_size(source, output_size: tuple[int, int]) -> tuple[int, int]:
+    from retarget.media.sinks import side_by_side_size
+
+    return side_by_side_size(source.size, output_size)
+
+
