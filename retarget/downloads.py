@@ -57,9 +57,9 @@ class Network:
             raise OSError("Google Drive gave no file (quota or permission)")
 
     def url_file(self, url: str, output: Path, sha256: str) -> None:
-        from retarget.face.landmarker import _download
+        from retarget.face.landmarker import download_checked
 
-        _download(url, output, sha256)  # checksummed, temp file renamed when complete
+        download_checked(url, output, sha256)  # checksummed, temp file renamed when complete
 
 
 @dataclass(frozen=True)

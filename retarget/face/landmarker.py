@@ -97,7 +97,7 @@ def find_landmarker_model(
         return cached
     if not download:
         raise MissingWeightsError(f"MediaPipe face landmarker model {LANDMARKER_FILENAME} not found; {_HOW_TO_FIX}")
-    _download(LANDMARKER_URL, cached, LANDMARKER_SHA256)
+    download_checked(LANDMARKER_URL, cached, LANDMARKER_SHA256)
     return cached
 
 
@@ -107,7 +107,7 @@ def landmarker_for(explicit=None, models=None, download: bool = True) -> Path:
     return find_landmarker_model(explicit, models_dir=models_dir, download=download)
 
 
-def _download(url: str, target: Path, sha256: str) -> None:
+def download_checked(url: str, target: Path, sha256: str) -> None:
     """Fetch url into target via a temp file in the same folder; rename only once the checksum matches."""
     from tqdm.auto import tqdm
 
