@@ -116,9 +116,6 @@ class LiveControls:
         def stopped(_):
             if bridge is not None:
                 bridge.frame_ready.disconnect(self._on_frame_ready)
-            for analyzer, _ in self._retired_analyzers:
-                analyzer.close()
-            self._retired_analyzers = []
             self.session = None
             self.stream_state = "idle"
             self._show_stats(None)  # no numbers frozen from the last stream
@@ -156,7 +153,7 @@ class LiveControls:
         self.stop_stream("failed")
 
     def _tick(self) -> None:
-        """Four times a second: status bar, end-of-stream detection, retired analyzers."""
+        """Four times a second: status bar, end-of-stream detection."""
         session = self.session
         if session is not None and self.stream_state == "running":
             self._show_stats(session.stats)
@@ -171,12 +168,6 @@ class LiveControls:
                 else:
                     self.statusBar().showMessage("The driver video ended; stream stopped", 8000)
                     self.stop_stream("ended")
-            frames = self.bridge.frames if self.bridge else 0
-            keep = []
-            for analyzer, at in self._retired_analyzers:
-                # The render thread reads session.analyzer once per frame: two frames later the old one is free.
-                (analyzer.close() if frames > at + 1 else keep.append((analyzer, at)))
-            self._retired_analyzers = keep
         self.memory_label.setText(memory_in_use())
         if self.outputs.recorder is not None:
             name = self.recording_path.name if self.recording_path else ""
@@ -193,23 +184,16 @@ class LiveControls:
             self.session.settings = self.panel.generation_settings()
 
     def _apply_mapping(self) -> None:
-        if self.session is None or self.stream_state != "running" or self.retargeter is None:
+        if self.session is None or self.stream_state != "running":
             return
-        retargeter, context, mapping, session = self.retargeter, self.context, self.panel.mapping_settings(), self.session
-
-        def make():
-            return retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes)
-
-        def swap(analyzer):
-            if session is not self.session or self.stream_state != "running":
-                analyzer.close()
-                return
+        mapping, analyzer = self.panel.mapping_settings(), self.session.analyzer
+        try:
+            # A new mapper only: the stream's landmarker and SMIRK keep running; the next frame uses it.
+            analyzer.set_mapping(mapping)
             if mapping.relative and self._neutral_raw is not None:
                 analyzer.set_neutral_from(self._neutral_raw)
-            old, session.analyzer = session.analyzer, analyzer
-            self._retired_analyzers.append((old, self.bridge.frames if self.bridge else 0))
-
-        self._run(make, swap, name="mapping")
+        except Exception as err:  # noqa: BLE001 - bad settings or a neutral no longer known: a message, the stream goes on
+            self.show_error(error_text(err))  # as any failed task shows it
 
     def set_neutral(self) -> None:
         if not self.panel.relative.isChecked():

@@ -80,7 +80,6 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
         self.error_messages: list[str] = []
         self._tasks: set[Task] = set()
         self._pending_identity: Path | None = None
-        self._retired_analyzers: list[tuple[object, int]] = []
         self._neutral_raw = None
         self._driver_fps = 25.0
         self._restart_after_load = False
@@ -530,8 +529,6 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
         if self.session is not None:
             self.session.stop()  # waits for the frame in progress: closing, a short wait is expected
             self.session.analyzer.close()
-        for analyzer, _ in self._retired_analyzers:
-            analyzer.close()
         if sink is not None:
             self._finish_recording_on_exit(sink, stopped_at)
         if cam is not None:

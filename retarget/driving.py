@@ -16,8 +16,9 @@ import numpy as np
 
 from retarget.errors import BadInputError
 from retarget.expression.blendshapes import mirror_blendshapes
-from retarget.expression.flame import NUM_FLAME, FlameHistory, FlameMapper
-from retarget.expression.mapping import ExpressionMapper, MappingSettings
+from retarget.expression.flame import NUM_FLAME, FlameHistory
+from retarget.expression.mappers import make_mapper
+from retarget.expression.mapping import MappingSettings
 from retarget.face.landmarker import FaceLandmarker
 from retarget.media.sources import Frame
 
@@ -65,7 +66,10 @@ class DriverAnalyzer:
         smirk: an already loaded SmirkExtractor to share (else one is loaded from smirk_path).
         """
         self.expression_kind = expression_kind
-        self.mapping = mapping or MappingSettings()
+        self._identity_neutral = identity_neutral
+        self._identity_flame = identity_flame
+        # The mapper (and with it the mapping: mapper.settings) is swapped whole by set_mapping.
+        self.mapper = make_mapper(expression_kind, mapping or MappingSettings(), identity_neutral, identity_flame)
         self._landmarker_path = landmarker_path
         self._landmarker: FaceLandmarker | None = None
         self._last_timestamp_ms = -1
@@ -73,15 +77,28 @@ class DriverAnalyzer:
         if expression_kind == "flame55":
             from retarget.face.smirk import SmirkExtractor
 
-            self.mapping.validate()
-            self.mapper = FlameMapper(self.mapping, identity_flame)
             self.flame_history = flame_history if flame_history is not None else FlameHistory()
             if smirk is None and smirk_path is None:
                 raise BadInputError("the FLAME-55 Expression Adapter needs the SMIRK encoder (SMIRK_em1.pt)")
             self.smirk = smirk if smirk is not None else SmirkExtractor(smirk_path, device=device)
-        else:
-            self.mapper = ExpressionMapper(self.mapping, identity_neutral)
         self.frames_without_face = 0
+
+    @property
+    def mapping(self) -> MappingSettings:
+        return self.mapper.settings
+
+    def set_mapping(self, mapping: MappingSettings) -> None:
+        """New mapping controls from the next frame on; the landmarker and SMIRK stay.
+
+        Bad settings raise their one-line error and leave the current mapper in place. Like a fresh
+        analyzer's, the new mapper's smoothing starts over; a relative-mode driver neutral carries
+        over while mirroring is unchanged (it is kept in the mirrored space).
+        """
+        old = self.mapper
+        new = make_mapper(self.expression_kind, mapping, self._identity_neutral, self._identity_flame)
+        if new.settings.relative and old.driver_neutral is not None and new.settings.mirror == old.settings.mirror:
+            new.driver_neutral = old.driver_neutral.copy()
+        self.mapper = new  # one assignment: the perception thread reads self.mapper once per frame
 
     @property
     def landmarker(self) -> FaceLandmarker:
@@ -120,8 +137,8 @@ class DriverAnalyzer:
                                 "again while the driver shows the neutral face")
         self.mapper.set_neutral(flame)
 
-    def raw_flame(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        return driver_flame(self.smirk, image, landmarks, self.mapping.mirror)
+    def raw_flame(self, image: np.ndarray, landmarks: np.ndarray, mirror: bool | None = None) -> np.ndarray:
+        return driver_flame(self.smirk, image, landmarks, self.mapping.mirror if mirror is None else mirror)
 
     def _timestamp_ms(self, t: float) -> int:
         # MediaPipe's VIDEO mode needs strictly increasing integer milliseconds.
@@ -130,6 +147,8 @@ class DriverAnalyzer:
         return ms
 
     def __call__(self, frame: Frame, capture_time: float | None = None) -> DrivenFrame:
+        mapper = self.mapper  # once: a set_mapping from another thread takes effect on the next frame
+        mirror = mapper.settings.mirror
         if frame.image is None:  # a blendshape recording
             if self.expression_kind == "flame55":
                 raise BadInputError("a blendshape CSV cannot drive the FLAME-55 Expression Adapter; use a blendshape adapter (--exp-adapter)")
@@ -143,15 +162,15 @@ class DriverAnalyzer:
         if not face_found:
             self.frames_without_face += 1
         if self.expression_kind == "flame55":
-            raw_flame = self.raw_flame(frame.image, landmarks) if face_found else None
+            raw_flame = self.raw_flame(frame.image, landmarks, mirror) if face_found else None
             if face_found:
                 self.flame_history.remember(raw, raw_flame)
-            expression = self.mapper(raw_flame, frame.time)
+            expression = mapper(raw_flame, frame.time)
             shown = raw if face_found else np.zeros(52, np.float32)
-            if face_found and self.mapping.mirror:
+            if face_found and mirror:
                 shown = mirror_blendshapes(shown)
             return DrivenFrame(frame.index, frame.time, frame.image, expression, shown, face_found, capture_time, raw, raw_flame,
                                landmarks=seen)
-        mapped = self.mapper(raw, frame.time)
+        mapped = mapper(raw, frame.time)
         expression = mapped[1:] if self.expression_kind == "blendshapes51" else mapped
         return DrivenFrame(frame.index, frame.time, frame.image, expression, mapped, face_found, capture_time, raw, landmarks=seen)
