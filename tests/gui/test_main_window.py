@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -39,17 +40,26 @@ def test_live_video_driver_shows_output_frames(qtbot, make_window, media):
     window.set_landmark_overlay(False)
     assert window.driver_view._points is None
     assert window.snapshot(window.store.fileName() + ".png")
-    # Mapping changes apply live: a new analyzer is swapped in without restarting the stream.
-    first = window.session.analyzer
+    # Mapping changes apply live: a new mapper is swapped in; the stream's MediaPipe graph and SMIRK stay.
+    import retarget.driving
+    import retarget.face.smirk
+
+    analyzer = window.session.analyzer
+    landmarker, smirk, first = analyzer._landmarker, analyzer.smirk, analyzer.mapper
+    assert landmarker is not None
     # (jaw: the tiny models' adapter takes FLAME-55, which has jaw values but no mouth region)
     mouth = window.panel.gains["mouth"]
     assert not mouth.isEnabled() and "Not available" in mouth.toolTip()  # disabled with the reason, never ignored
     assert window.panel.gains["expression"].isEnabled()
-    window.panel.gains["jaw"].setValue(1.5)
-    qtbot.waitUntil(lambda: window.session.analyzer is not first, timeout=10000)
-    assert window.session.analyzer.mapping.gains["jaw"] == 1.5
-    shown = window.output_view.frames_shown
-    qtbot.waitUntil(lambda: window.output_view.frames_shown > shown, timeout=10000)
+    with mock.patch.object(retarget.driving, "FaceLandmarker", wraps=retarget.driving.FaceLandmarker) as landmarkers, \
+            mock.patch.object(retarget.face.smirk, "SmirkExtractor", wraps=retarget.face.smirk.SmirkExtractor) as smirks:
+        window.panel.gains["jaw"].setValue(1.5)
+        qtbot.waitUntil(lambda: window.session.analyzer.mapper is not first, timeout=10000)
+        shown = window.output_view.frames_shown
+        qtbot.waitUntil(lambda: window.output_view.frames_shown > shown + 1, timeout=10000)
+    assert landmarkers.call_count == 0 and smirks.call_count == 0
+    assert window.session.analyzer is analyzer and analyzer._landmarker is landmarker and analyzer.smirk is smirk
+    assert analyzer.mapping.gains["jaw"] == 1.5
     _stop(qtbot, window)
     assert window.stream_state == "idle"
     assert not window.error_messages
