@@ -226,3 +226,22 @@ def test_cli_refuses_a_gain_flame_cannot_apply(tmp_path, tiny_models_dir, shared
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and not (tmp_path / "o.png").exists()
     assert "mouth" in err[-1] and "global" in err[-1] and "Traceback" not in "\n".join(err)
+
+
+@needs_shared
+def test_set_mapping_on_a_flame_analyzer_keeps_smirk_and_applies_the_new_controls(retargeter, photos):
+    from retarget.media.sources import Frame
+
+    image = photos["expression_exp1_rgba.png"]
+    with retargeter.driver_analyzer(MappingSettings(smoothing=False)) as analyzer:
+        analyzer(Frame(0, 0.0, image))  # the stream's MediaPipe graph is running
+        landmarker, smirk = analyzer._landmarker, analyzer.smirk
+        assert landmarker is not None
+        analyzer.set_mapping(MappingSettings(smoothing=False, intensity=0.5))
+        second = analyzer(Frame(1, 0.04, image))
+        half, raw = second.expression, second.raw_flame.astype(np.float64)
+        assert analyzer._landmarker is landmarker and analyzer.smirk is smirk
+        with pytest.raises(RetargetError, match="brows"):
+            analyzer.set_mapping(MappingSettings(gains={"brows": 2.0}))
+        assert analyzer.mapping.intensity == 0.5
+    assert np.allclose(half[:50], 0.5 * raw[:50], atol=1e-5)
