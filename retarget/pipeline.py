@@ -7,10 +7,9 @@ attention processors), sampled with DPM-Solver++ and classifier-free guidance.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -311,9 +310,12 @@ class RetargetPipeline:
         self._lora_state = None
 
     # ------------------------------------------------------------------ sampling
-    def noise_for(self, settings: GenerationSettings, batch: int, frame_indices=None) -> torch.Tensor:
+    def _noise_shape(self) -> tuple[int, int, int, int]:
         latent = self.unet.config.sample_size
-        shape = (1, self.unet.config.in_channels, latent, latent)
+        return (1, self.unet.config.in_channels, latent, latent)
+
+    def noise_for(self, settings: GenerationSettings, batch: int, frame_indices=None) -> torch.Tensor:
+        shape = self._noise_shape()
         if not settings.per_frame_noise:
             return initial_noise(settings.seed, shape).expand(batch, -1, -1, -1)
         indices = range(batch) if frame_indices is None else frame_indices
@@ -322,8 +324,7 @@ class RetargetPipeline:
     def step_noise_generators(self, settings: GenerationSettings, batch: int, frame_indices=None) -> list[torch.Generator]:
         """One CPU generator per frame for the noise LCMScheduler adds between steps, seeded like the frame's
         initial noise and continuing its stream: repeatable, and the same for every frame unless per_frame_noise."""
-        latent = self.unet.config.sample_size
-        shape = (1, self.unet.config.in_channels, latent, latent)
+        shape = self._noise_shape()
         indices = (range(batch) if frame_indices is None else frame_indices) if settings.per_frame_noise else [0] * batch
         generators = []
         for i in indices:
@@ -403,11 +404,9 @@ class RetargetPipeline:
             "text": text,
             "extra": self.expression_inputs(exp_batch),
             "guided": guided,
-            "reference": context.reference if use_reference else None,
             "reference_call": reference_call,
             "context": context,
             "lora_state": lora_state,
-            "batch": batch,
         }
 
     def _reference_projections(self, context: IdentityContext, lora_state: tuple):
@@ -429,7 +428,7 @@ class RetargetPipeline:
         if reference_call is not None and not torch.is_grad_enabled():
             # Inference: the cached keys/values. While gradients flow (training) the processors project
             # the reference in the call, through the LoRA being trained.
-            reference_call = dataclasses.replace(
+            reference_call = replace(
                 reference_call, projections=self._reference_projections(conditioning["context"], conditioning["lora_state"]))
         attention_kwargs = {"reference": reference_call} if reference_call is not None else None
         model_input = torch.cat([latents, latents]) if guided else latents
