@@ -3,12 +3,12 @@
 LiveOutputs.write() runs on the engine's render thread (encoding must not load the UI thread);
 everything else runs on the UI thread, under one lock. Recordings and snapshots get new, unique
 names in the chosen folder and never replace an existing file: the name is reserved by creating
-the file exclusively, and only our own placeholder is ever replaced by the finished file.
+the file exclusively (retarget.outputs.reserve_new_file), and only our own placeholder is ever replaced
+by the finished file.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -19,21 +19,6 @@ import numpy as np
 def default_record_dir() -> Path:
     videos = Path.home() / "Videos"
     return videos if videos.is_dir() else Path.home()
-
-
-def reserve_new_file(folder: Path, stem: str, suffix: str) -> Path:
-    """folder/stem.suffix, or stem-2, stem-3 ... : the first name not taken, created empty (O_EXCL) so that
-    no other writer can take it meanwhile. The caller replaces it with the finished file, or removes it."""
-    folder = Path(folder).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 10_000):
-        path = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-            return path
-        except FileExistsError:
-            continue
-    raise OSError(f"no free file name for {stem}{suffix} in {folder}")
 
 
 def elapsed_text(seconds: float) -> str:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from PyQt6.QtWidgets import QFileDialog
 
-from gui.recording import default_record_dir, elapsed_text, reserve_new_file
+from gui.recording import default_record_dir, elapsed_text
 from gui.workers import Task, error_text
+from retarget.outputs import reserve_new_file
 
 
 class RecordingControls:

@@ -108,6 +108,21 @@ def replace_folder(staging: Path, target: Path, label: str = "--out") -> None:
     os.replace(staging, target)
 
 
+def reserve_new_file(folder: Path, stem: str, suffix: str) -> Path:
+    """folder/stem.suffix, or stem-2, stem-3 ... : the first name not taken, created empty (O_EXCL) so that
+    no other writer can take it meanwhile. The caller replaces it with the finished file, or removes it."""
+    folder = Path(folder).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return path
+        except FileExistsError:
+            continue
+    raise OSError(f"no free file name for {stem}{suffix} in {folder}")
+
+
 def temp_path(path, tag: str = "partial") -> Path:
     """`out/clip.mp4` -> `out/.clip.<tag>.mp4`: hidden, same folder (so rename is atomic), same suffix."""
     path = Path(path)
