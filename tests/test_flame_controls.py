@@ -44,6 +44,16 @@ def test_relative_before_a_neutral_shows_the_identity_then_calibrates_on_the_fir
         FlameMapper(MappingSettings(relative=True), identity_flame=None)
 
 
+def test_a_non_finite_flame_vector_is_a_missing_value_held_and_counted():
+    mapper = FlameMapper(MappingSettings(smoothing=True))
+    first = mapper(FRAME, 0.0)
+    broken = FRAME.copy()
+    broken[3] = np.nan
+    assert np.array_equal(mapper(broken, 0.04), first)  # the last output, not NaN
+    assert mapper.frames_without_face == 1
+    assert np.isfinite(mapper(flame_vector(5), 0.08)).all()  # the filter state never saw the NaN
+
+
 def test_intensity_scales_the_change():
     change = FRAME.astype(np.float64) - NEUTRAL
     for k in (0.0, 0.5, 1.5):

@@ -21,7 +21,7 @@ import numpy as np
 
 from retarget.errors import RetargetError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.expression.mapping import FLAME_ONLY_GAINS, REGIONS, MappingSettings, OneEuroFilter, fixed_vector
+from retarget.expression.mapping import FLAME_ONLY_GAINS, REGIONS, MappingSettings, StreamMapper, fixed_vector
 
 NUM_FLAME = 55
 FLAME_GROUPS = {"expression": slice(0, 50), "eyes": slice(50, 52), "jaw": slice(52, 55)}
@@ -77,7 +77,7 @@ def _flame(values, what: str) -> np.ndarray:
     return fixed_vector(values, NUM_FLAME, what, "FLAME (50 expression, 2 eyelid, 3 jaw)")
 
 
-class FlameMapper:
+class FlameMapper(StreamMapper):
     """The driver's raw FLAME-55 per frame (None: no face) -> the vector fed to the adapter.
 
     relative: identity + gains x intensity x (x - driver neutral); otherwise gains x intensity x x;
@@ -92,20 +92,7 @@ class FlameMapper:
             raise RetargetError("relative mode with the FLAME-55 adapter needs the identity photo's own FLAME values "
                                 "(SMIRK on the identity photo); load the identity first")
         self.identity_flame = np.zeros(NUM_FLAME) if identity_flame is None else _flame(identity_flame, "identity_flame")
-        self._filter = OneEuroFilter(self.settings.min_cutoff, self.settings.beta)
-        self.driver_neutral: np.ndarray | None = None
-        self.reset()
-
-    @property
-    def calibrated(self) -> bool:
-        return self.driver_neutral is not None
-
-    def reset(self, keep_neutral: bool = True) -> None:
-        self._filter.reset()
-        self._last: np.ndarray | None = None
-        self._window: list[np.ndarray] = []
-        if not keep_neutral:
-            self.driver_neutral = None
+        super().__init__(self.settings)
 
     def set_neutral(self, flame) -> None:
         """The driver's neutral face, as raw FLAME of the (already mirrored, if mirroring) driver image."""
@@ -123,20 +110,14 @@ class FlameMapper:
             y = self._gains * x
         return clamp_to_smirk_ranges(y)
 
-    def __call__(self, flame, t: float) -> np.ndarray:
-        if flame is None:
-            held = self._last if self._last is not None else (self.identity_flame if self.settings.relative else np.zeros(NUM_FLAME))
-            return held.astype(np.float32)
-        x = _flame(flame, "driver FLAME")
-        if self.settings.relative and self.driver_neutral is None and self.settings.calibration_window > 0:
-            self._window.append(x)
-            if len(self._window) >= self.settings.calibration_window:
-                self.set_neutral(np.median(np.stack(self._window), axis=0))
-        y = self.map(x)
-        if self.settings.smoothing:
-            y = self._filter(y, t)
-        self._last = y
-        return y.astype(np.float32)
+    def _vector(self, values) -> np.ndarray:
+        return _flame(values, "driver FLAME")
+
+    def _rest(self) -> np.ndarray:
+        return self.identity_flame if self.settings.relative else np.zeros(NUM_FLAME)
+
+    def _map(self, raw: np.ndarray) -> np.ndarray:
+        return self.map(raw)
 
 
 class FlameHistory:

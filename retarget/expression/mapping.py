@@ -137,26 +137,15 @@ def _vector(values, what: str) -> np.ndarray:
     return fixed_vector(values, NUM, what, "BLENDSHAPE_NAMES")
 
 
-class ExpressionMapper:
-    """Maps one driver blendshape vector per frame (None: no face) to the generator's vector.
+class StreamMapper:
+    """What every per-stream mapper shares: hold the last output on a missing value, the driver's
+    neutral (set, or the median of the first `calibration_window` frames in relative mode), One
+    Euro smoothing. Subclasses say how a raw vector is read (`_vector`), what shows before the first
+    face (`_rest`), and how a raw vector maps (`_map`)."""
 
-    mirror -> relative (x - driver neutral + identity neutral, clipped) -> gains x intensity on the
-    deviation from the identity's neutral (from 0 when not relative), clipped -> One Euro smoothing.
-    `_neutral` bypasses relative mode and gains.
-    """
-
-    def __init__(self, settings: MappingSettings | None = None, identity_neutral: np.ndarray | None = None):
-        self.settings = settings or MappingSettings()
-        self.settings.validate()
-        for key, value in self.settings.gains.items():
-            if key.strip().lower() in FLAME_ONLY_GAINS and float(value) != 1.0:
-                raise RetargetError(f"--gain {key}: scales FLAME's 50 expression coefficients, which only the FLAME-55 "
-                                    "adapter takes; this adapter takes blendshapes (use a region or a blendshape name)")
-        self.identity_neutral = (
-            np.zeros(NUM, dtype=np.float64) if identity_neutral is None else _vector(identity_neutral, "identity_neutral")
-        )
-        self._gains = self.settings.gain_vector() * float(self.settings.intensity)
-        self._filter = OneEuroFilter(self.settings.min_cutoff, self.settings.beta)
+    def __init__(self, settings: MappingSettings):
+        self.settings = settings
+        self._filter = OneEuroFilter(settings.min_cutoff, settings.beta)
         self.driver_neutral: np.ndarray | None = None
         self.reset()
 
@@ -177,6 +166,58 @@ class ExpressionMapper:
         if not keep_neutral:
             self.driver_neutral = None
 
+    def __call__(self, values, t: float) -> np.ndarray:
+        if values is not None and not np.isfinite(np.asarray(values, dtype=np.float64)).all():
+            values = None  # a missing value: hold the last expression; never let NaN into the filter state
+        if values is None:
+            self.frames_without_face += 1
+            held = self._last if self._last is not None else self._rest()
+            return held.astype(np.float32)
+        raw = self._vector(values)
+        if self.settings.relative and self.driver_neutral is None and self.calibration_window > 0:
+            self._window.append(raw)
+            if len(self._window) >= self.calibration_window:
+                self.set_neutral(np.median(np.stack(self._window), axis=0).astype(np.float32))
+        y = self._map(raw)
+        if self.settings.smoothing:
+            y = self._filter(y, t)
+        self._last = y
+        return y.astype(np.float32)
+
+    def set_neutral(self, values) -> None:
+        raise NotImplementedError
+
+    def _vector(self, values) -> np.ndarray:
+        raise NotImplementedError
+
+    def _rest(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _map(self, raw: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ExpressionMapper(StreamMapper):
+    """Maps one driver blendshape vector per frame (None: no face) to the generator's vector.
+
+    mirror -> relative (x - driver neutral + identity neutral, clipped) -> gains x intensity on the
+    deviation from the identity's neutral (from 0 when not relative), clipped -> One Euro smoothing.
+    `_neutral` bypasses relative mode and gains.
+    """
+
+    def __init__(self, settings: MappingSettings | None = None, identity_neutral: np.ndarray | None = None):
+        self.settings = settings or MappingSettings()
+        self.settings.validate()
+        for key, value in self.settings.gains.items():
+            if key.strip().lower() in FLAME_ONLY_GAINS and float(value) != 1.0:
+                raise RetargetError(f"--gain {key}: scales FLAME's 50 expression coefficients, which only the FLAME-55 "
+                                    "adapter takes; this adapter takes blendshapes (use a region or a blendshape name)")
+        self.identity_neutral = (
+            np.zeros(NUM, dtype=np.float64) if identity_neutral is None else _vector(identity_neutral, "identity_neutral")
+        )
+        self._gains = self.settings.gain_vector() * float(self.settings.intensity)
+        super().__init__(self.settings)
+
     def set_neutral(self, blendshapes) -> None:
         """The driver's neutral face, as the landmarker reports it (mirroring is applied here)."""
         v = _vector(blendshapes, "neutral")
@@ -191,26 +232,14 @@ class ExpressionMapper:
         self.set_neutral(np.median(stack, axis=0).astype(np.float32))
         return self.driver_neutral.copy()
 
-    def __call__(self, blendshapes, t: float) -> np.ndarray:
-        if blendshapes is not None and not np.isfinite(np.asarray(blendshapes, dtype=np.float64)).all():
-            blendshapes = None  # a missing value: hold the last expression; never let NaN into the filter state
-        if blendshapes is None:
-            self.frames_without_face += 1
-            held = self._last if self._last is not None else self.identity_neutral
-            return held.astype(np.float32)
-        raw = _vector(blendshapes, "blendshapes")
-        x = mirror_blendshapes(raw) if self.settings.mirror else raw
-        if self.settings.relative and self.driver_neutral is None and self.calibration_window > 0:
-            self._window.append(raw)
-            if len(self._window) >= self.calibration_window:
-                self.calibrate(self._window)
-        y = self._map(x)
-        if self.settings.smoothing:
-            y = self._filter(y, t)
-        self._last = y
-        return y.astype(np.float32)
+    def _vector(self, values) -> np.ndarray:
+        return _vector(values, "blendshapes")
 
-    def _map(self, x: np.ndarray) -> np.ndarray:
+    def _rest(self) -> np.ndarray:
+        return self.identity_neutral
+
+    def _map(self, raw: np.ndarray) -> np.ndarray:
+        x = mirror_blendshapes(raw) if self.settings.mirror else raw
         if self.settings.relative:
             base = self.identity_neutral
             if self.driver_neutral is None:
