@@ -1,10 +1,23 @@
 """GUI tests run headless; settings go to a temporary file, never the user's."""
 
+import gc
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _qt_objects_are_collected_on_the_gui_thread():
+    """Python's cyclic garbage collector runs on whichever thread allocates when it triggers; a Qt
+    object it frees from a worker thread crashes Qt. During a GUI test it is off, and collection
+    runs here, on the main thread, between tests."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
+    gc.collect()
 
 
 @pytest.fixture
