@@ -12,6 +12,8 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
 from PyQt6.QtWidgets import QMessageBox
 
+from gui.track_dock import open_track_editor
+
 SHORTCUTS = [
     ("Ctrl+Return", "Start / stop the live stream"),
     ("Space", "Start / stop, while the preview has focus (click it)"),
@@ -25,6 +27,9 @@ SHORTCUTS = [
     ("F9", "Show / hide the settings panel"),
     ("F11", "Full screen"),
     ("Ctrl+Q", "Quit"),
+    ("Left / Right", "Expression track: step a frame (Shift: 10), while the timeline has focus"),
+    ("Space", "Expression track: play / pause, while the timeline has focus"),
+    ("Ctrl+Z / Ctrl+Shift+Z", "Expression track: undo / redo an edit"),
 ]
 
 
@@ -78,6 +83,7 @@ def build_menus(window) -> dict[str, QAction]:
     actions["open_identity"] = _action(window, file, "Open identity photo...", window._choose_identity, "Ctrl+O")
     actions["open_driver"] = _action(window, file, "Open driver video...", window._choose_video, "Ctrl+Shift+O")
     actions["render"] = _action(window, file, "Render video...", window._choose_render)
+    actions["edit_track"] = _action(window, file, "Edit expression track...", lambda: open_track_editor(window))
     file.addSeparator()
     actions["models_folder"] = _action(window, file, "Choose models folder...", window.choose_models_folder)
     actions["download"] = _action(window, file, "Download the published models...", window.download_models)

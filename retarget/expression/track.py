@@ -277,3 +277,15 @@ class TrackHistory:
     def _put(self, a: int, b: int, columns: np.ndarray, block: np.ndarray) -> None:
         self.track.values[a:b, columns] = block
         self.revision += 1
+
+
+def driven_vectors(track: ExpressionTrack, analyzer) -> np.ndarray:
+    """(frames, E): what the generator gets for each frame when this track drives it through `analyzer`
+    (a fresh retarget.driving.DriverAnalyzer): frame by frame in order, as the CSV driver path feeds it."""
+    from retarget.media.frame_source import Frame
+
+    found = track.face_found
+    return np.stack([
+        analyzer(Frame(i, float(t), blendshapes=track.values[i].copy() if found[i] else None)).expression
+        for i, t in enumerate(track.times.tolist())
+    ])
