@@ -3,7 +3,9 @@
 Scenes: main (the window live on the shared media), recording (the same, recording: red dot,
 elapsed time, file name), small (live at 1024x768), error (a missing MediaPipe model: the banner
 with its fix buttons), download (the download dialog; its progress is SIMULATED, as the build
-machines have no network). Each grabs the window (or the dialog) to a PNG.
+machines have no network), timeline (the expression track editor on --track, by default the
+driver's blendshapes extracted with `retarget extract`, a range of the mouth scaled, the current
+frame previewed). Each grabs the window (or the dialog) to a PNG.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from pathlib import Path
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
-SCENES = ("main", "recording", "small", "error", "download")
+SCENES = ("main", "recording", "small", "error", "download", "timeline")
 
 
 def _simulated_download(counter):
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--landmarker", default=None)
     p.add_argument("--identity", type=Path, default=MEDIA / "identity_hepburn_small.png")
     p.add_argument("--driver", type=Path, default=MEDIA / "driver_d0.mp4")
+    p.add_argument("--track", type=Path, help="timeline scene: a blendshape CSV (default: extracted from --driver)")
     p.add_argument("--frames", type=int, default=6, help="output frames to wait for before the grab")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds before giving up")
     args = p.parse_args(argv)
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(models=args.models, landmarker_path=landmarker, settings=store, probe_cameras=False,
                         autoload=args.scene != "download")
     window.panel.set_preset("fast")
-    window.resize(*((1024, 768) if args.scene == "small" else (1400, 820)))
+    window.resize(*((1024, 768) if args.scene == "small" else (1400, 980) if args.scene == "timeline" else (1400, 820)))
     window.show()
     result = {"code": 1}
 
@@ -84,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         dialog.show()
         dialog.start()
         QTimer.singleShot(2500, lambda: save(dialog))
+    elif args.scene == "timeline":
+        _timeline_scene(window, args, scratch, save, fail)
     else:
         def grab_when_ready() -> None:
             if args.scene == "recording" and window.stream_state == "running" and window.outputs.recorder is None:
@@ -112,6 +117,40 @@ def main(argv: list[str] | None = None) -> int:
         dialog.wait()
     window.close()
     return result["code"] if code == 0 else code
+
+
+def _timeline_scene(window, args, scratch: Path, save, fail) -> None:
+    from PyQt6.QtCore import QTimer
+
+    from gui.track_dock import open_track_editor
+
+    track = args.track
+    if track is None:
+        from retarget.extract import extract_blendshapes
+
+        track = scratch / f"{args.driver.stem}.csv"
+        extract_blendshapes(args.driver, track, landmarker=args.landmarker and Path(args.landmarker), progress=False)
+
+    def edit_and_preview(_=None) -> None:
+        dock = open_track_editor(window, track)
+        editor = dock.editor
+        n = editor.track.frame_count
+        editor.select_channels("mouth")
+        editor.view.set_selection(n // 3, n // 3 + n // 4)
+        editor.set_operation("scale", 1.6)
+        editor.apply_current()
+        editor.view.set_playhead(n // 3 + n // 8)
+        if dock.unavailable_reason() is not None:  # e.g. a FLAME-55 adapter: the editor says why there is no preview
+            QTimer.singleShot(500, lambda: save(window))
+            return
+        editor.preview_check.setChecked(True)
+        poll = QTimer(window, interval=200)
+        poll.timeout.connect(lambda: dock.previews_generated >= 1 and (poll.stop(), QTimer.singleShot(300, lambda: save(window))))
+        poll.start()
+
+    window.error_shown.connect(fail)
+    window.models_loaded.connect(lambda: window.load_identity(args.identity))
+    window.identity_loaded.connect(edit_and_preview)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ def open_track_editor(window, path=None) -> "TrackDock":
         dock = TrackDock(window)
         window.track_dock = dock
         window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        window.resizeDocks([dock], [300], Qt.Orientation.Vertical)  # room for the curves
     dock.show()
     dock.raise_()
     if path is not None:
