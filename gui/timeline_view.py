@@ -39,6 +39,7 @@ class TimelineView(QWidget):
         self.play_timer = QTimer(self)
         self.play_timer.timeout.connect(self._advance)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)  # hovering names the curves under the pointer
         self.setMinimumHeight(140)
         self.setToolTip("Click: move the playhead; drag: select frames. With focus: Left/Right step (Shift: 10), "
                         "Home/End, Space plays/pauses")
@@ -123,8 +124,29 @@ class TimelineView(QWidget):
         self._anchor = frame
         self.set_playhead(frame)
 
+    def label_at(self, x: float, y: float | None = None) -> str:
+        """What hovering shows: the frame, its time, and the shown channels nearest the pointer's height."""
+        if self.track is None or not len(self.columns):
+            return ""
+        frame = self.frame_at(x)
+        values = self.track.values[frame, self.columns]
+        if not np.isfinite(values).all():
+            return f"frame {frame}: no face"
+        plot = self._plot()
+        level = 0.5 if y is None else (plot.bottom() - y) / plot.height()
+        nearest = np.argsort(np.abs(values - level))[:3]
+        names = ", ".join(f"{self.track.names[self.columns[i]]} {values[i]:.2f}" for i in nearest)
+        return f"frame {frame} ({self.track.times[frame]:.2f} s): {names}"
+
     def mouseMoveEvent(self, event) -> None:
-        if self._anchor is None or self.track is None:
+        if self.track is None:
+            return
+        if self._anchor is None:
+            from PyQt6.QtWidgets import QToolTip
+
+            text = self.label_at(event.position().x(), event.position().y())
+            if text:
+                QToolTip.showText(event.globalPosition().toPoint(), text, self)
             return
         frame = self.frame_at(event.position().x())
         self.set_selection(min(self._anchor, frame), max(self._anchor, frame) + 1)

@@ -186,3 +186,29 @@ def test_bad_track_files_are_one_line_errors(tmp_path, text, message):
     assert "\n" not in str(err.value)
     with pytest.raises(RetargetError, match="csv"):
         ExpressionTrack.load(tmp_path / "track.json")
+
+
+@pytest.mark.parametrize("smoothing", [False, True])
+def test_driven_vectors_are_what_the_csv_driver_path_feeds_the_generator(tmp_path, smoothing):
+    """The app's preview maps a track with driven_vectors; the render maps the saved CSV with the engine."""
+    from retarget.driving import DriverAnalyzer
+    from retarget.engine import perception_stream
+    from retarget.expression.mapping import MappingSettings
+    from retarget.expression.track import driven_vectors
+    from retarget.media.sources import open_source
+
+    track = make_track()
+    TrackHistory(track).apply(Edit("scale", 10, 20, "mouth", 1.5))
+    csv = track.save(tmp_path / "edited.csv")
+    mapping = MappingSettings(smoothing=smoothing, relative=True, calibration_window=5, gains={"jaw": 1.3})
+    unused = tmp_path / "face_landmarker.task"  # a CSV driver never runs the landmarker
+
+    def analyzer():
+        return DriverAnalyzer("blendshapes52", unused, mapping, identity_neutral=np.full(52, 0.1, np.float32))
+
+    with analyzer() as a:
+        previewed = driven_vectors(track, a)
+    with open_source(str(csv)) as source, analyzer() as a:
+        rendered = np.stack([f.expression for f in perception_stream(source, a)])
+    assert previewed.shape == (N, 52)
+    np.testing.assert_array_equal(previewed, rendered)

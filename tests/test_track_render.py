@@ -21,8 +21,9 @@ EDIT = Edit("scale", 6, 11, "mouth", 1.6)
 
 
 @pytest.fixture(scope="module")
-def tracks(shared_dir, landmarker_path, tmp_path_factory) -> tuple[Path, Path, ExpressionTrack]:
-    """The first frames of driver_d0.mp4 as `retarget extract` writes them, and the same track with EDIT applied."""
+def tracks(shared_dir, landmarker_path, tmp_path_factory) -> tuple[Path, Path, ExpressionTrack, Path]:
+    """The first frames of driver_d0.mp4 as `retarget extract` writes them, the same track with EDIT applied,
+    and the whole extracted CSV."""
     folder = tmp_path_factory.mktemp("tracks")
     full = folder / "d0.csv"
     assert main(["extract", str(shared_dir / "media" / "driver_d0.mp4"), "--out", str(full),
@@ -33,7 +34,13 @@ def tracks(shared_dir, landmarker_path, tmp_path_factory) -> tuple[Path, Path, E
     history = TrackHistory(ExpressionTrack.load(original))
     history.apply(EDIT)
     edited = history.track.save(folder / "edited.csv")
-    return original, edited, history.track
+    return original, edited, history.track, full
+
+
+def test_an_extracted_track_saves_back_byte_for_byte(tracks, tmp_path):
+    full = tracks[3]
+    copy = ExpressionTrack.load(full).save(tmp_path / "copy.csv")
+    assert copy.read_bytes() == full.read_bytes()
 
 
 def render(csv: Path, out: Path, models: Path, shared: Path, landmarker: Path, monkeypatch, *extra) -> np.ndarray:
@@ -57,7 +64,7 @@ def render(csv: Path, out: Path, models: Path, shared: Path, landmarker: Path, m
 
 def test_scaling_a_range_changes_only_those_frames_of_the_render(tracks, blendshape_models_dir, shared_dir,
                                                                  landmarker_path, tmp_path, monkeypatch):
-    original, edited, edited_track = tracks
+    original, edited, edited_track, _ = tracks
     args = (blendshape_models_dir, shared_dir, landmarker_path, monkeypatch, "--no-smoothing")
     before = render(original, tmp_path / "before", *args)
     after = render(edited, tmp_path / "after", *args)
@@ -81,7 +88,7 @@ def test_scaling_a_range_changes_only_those_frames_of_the_render(tracks, blendsh
 def test_with_smoothing_the_edit_also_reaches_later_frames_but_never_earlier_ones(tracks, blendshape_models_dir, shared_dir,
                                                                                  landmarker_path, tmp_path, monkeypatch):
     """One Euro smoothing (on by default) is causal: it carries the edit past the range's end, never before its start."""
-    original, edited, _ = tracks
+    original, edited, _, _ = tracks
     args = (blendshape_models_dir, shared_dir, landmarker_path, monkeypatch)
     before = render(original, tmp_path / "before.mp4", *args)
     after = render(edited, tmp_path / "after.mp4", *args)

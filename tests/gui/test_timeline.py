@@ -80,7 +80,12 @@ def test_select_scale_undo_redo_and_keys_in_the_editor(qtbot, track_csv):
     qtbot.waitUntil(lambda: not view.playing, timeout=10000)
     assert view.playhead == FRAMES - 1
 
-    # No selection, or a bad amount: a message, nothing changed.
+    # Hovering names the curves nearest the pointer, with their values at that frame.
+    label = view.label_at(view.frame_x(5), view.height() / 2)
+    assert label.startswith("frame 5 (0.20 s): mouth") and label.count("mouth") == 3
+    assert view.label_at(view.frame_x(3)) == "frame 3: no face"
+
+    # No selection: a message, nothing changed.
     view.set_selection(0, 0)
     qtbot.mouseClick(editor.apply_button, Qt.MouseButton.LeftButton)
     assert "Select frames first" in editor.status.text()
