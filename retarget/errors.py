@@ -113,6 +113,18 @@ def explain(err: BaseException) -> str | None:
     return None
 
 
+def user_message(err: BaseException) -> str:
+    """One line for the user: our own errors already are one; an expected failure gets explain()'s sentence;
+    anything else its first line, prefixed with its type's name."""
+    if isinstance(err, RetargetError):
+        return str(err)
+    expected = explain(err)
+    if expected is not None:
+        return expected
+    first = first_line(err)
+    return first if first == type(err).__name__ else f"{type(err).__name__}: {first}"
+
+
 def run_command(prog: str, body, interrupted: str = "interrupted") -> int:
     """Run a command's body; every failure becomes one line on stderr and an exit code, never a traceback.
 

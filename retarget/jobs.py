@@ -51,7 +51,8 @@ def distributed_state():
 
 
 def run_video_jobs(renderer: OfflineRenderer, drivers: list[Path], batch: bool, out: Path, options: RenderOptions,
-                   state=None, cancel: threading.Event | None = None) -> list[JobSummary]:
+                   state=None, cancel: threading.Event | None = None, on_frame=None) -> list[JobSummary]:
+    """Render each driver (this process's share of them); on_frame(driven, image) after each rendered frame."""
     rank = state.process_index if state is not None else 0
     world = state.num_processes if state is not None else 1
     if batch:
@@ -62,11 +63,11 @@ def run_video_jobs(renderer: OfflineRenderer, drivers: list[Path], batch: bool, 
         if duplicates:
             raise BadInputError(f"drivers share the output name {duplicates[0]}.mp4; rename them")
         mine = drivers[rank::world]
-        summaries = [renderer.render(str(d), batch_output(out, d), options, cancel=cancel, rank=rank) for d in mine]
+        summaries = [renderer.render(str(d), batch_output(out, d), options, cancel=cancel, on_frame=on_frame, rank=rank) for d in mine]
     elif world > 1:
-        summaries = [_render_split(renderer, drivers[0], out, options, state, cancel)]
+        summaries = [_render_split(renderer, drivers[0], out, options, state, cancel, on_frame)]
     else:
-        summaries = [renderer.render(str(drivers[0]), out, options, cancel=cancel)]
+        summaries = [renderer.render(str(drivers[0]), out, options, cancel=cancel, on_frame=on_frame)]
     if state is not None:
         from accelerate.utils import gather_object
 
@@ -74,7 +75,7 @@ def run_video_jobs(renderer: OfflineRenderer, drivers: list[Path], batch: bool, 
     return summaries
 
 
-def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: RenderOptions, state, cancel) -> JobSummary:
+def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: RenderOptions, state, cancel, on_frame=None) -> JobSummary:
     """One video, frame ranges across processes; the main process prepares the work folder and assembles."""
     from retarget.media.sources import open_source
 
@@ -92,7 +93,7 @@ def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: R
         state.wait_for_everyone()
         mine = RenderOptions(**{**asdict(options), "frame_range": frame_range, "assemble": False, "resume": True,
                                 "lock": False})
-        summary = renderer.render(str(driver), out, mine, cancel=cancel, rank=rank)
+        summary = renderer.render(str(driver), out, mine, cancel=cancel, on_frame=on_frame, rank=rank)
         state.wait_for_everyone()
         if state.is_main_process:
             summary.audio = renderer.assemble(str(driver), out, work_dir_for(out), summary.frames,
