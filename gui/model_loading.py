@@ -11,8 +11,8 @@ from pathlib import Path
 from PyQt6.QtWidgets import QFileDialog
 
 from gui.workers import error_text
-from retarget.errors import RetargetError
-from retarget.session import MissingModelFile, State
+from retarget.errors import MissingModelFile, RetargetError
+from retarget.session import State
 
 
 class ModelLoading:

@@ -34,6 +34,14 @@ class MissingWeightsError(RetargetError):
     """Model files are missing or cannot be fetched."""
 
 
+class MissingModelFile(MissingWeightsError):
+    """Loading failed for want of a file; kind ("models", "hub", "landmarker" or "smirk") names which, so a UI can offer its fix."""
+
+    def __init__(self, kind: str, error: BaseException):
+        super().__init__(str(error))
+        self.kind, self.error = kind, error
+
+
 class BadInputError(RetargetError):
     """An input file cannot be read or is not what it claims to be."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import contextlib
 
-from retarget.engine import JobSummary, OfflineRenderer, RenderOptions, WorkFolder, work_dir_for, work_lock_for
+from retarget.engine import JobSummary, OfflineRenderer, RenderOptions, WorkFolder, job_key, work_dir_for, work_lock_for
 from retarget.errors import BadInputError
 from retarget.media.kinds import BLENDSHAPE_SUFFIXES, VIDEO_SUFFIXES
 
@@ -48,6 +48,21 @@ def distributed_state():
 
     # Without CUDA, accelerate only forms a process group (gloo) when told it runs on CPUs.
     return PartialState(cpu=not torch.cuda.is_available())
+
+
+def offline_renderer(retargeter, context, identity_photo: Path, files, settings, mapping, neutral=None,
+                     exp_adapter=None, ref_lora=None) -> OfflineRenderer:
+    """The renderer of one identity's video jobs: analyzers speaking the loaded adapter's format (set to the
+    driver's neutral when given), and the job key that lets a stopped render resume (files by content)."""
+    def make_analyzer():
+        analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes, identity_flame=context.flame)
+        if neutral is not None:
+            analyzer.set_neutral_from(neutral)
+        return analyzer
+
+    description = files.description if files is not None else ""
+    key = job_key(identity_photo, description, exp_adapter, ref_lora, models=files)  # reads whole files
+    return OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key, mapping=mapping)
 
 
 def run_video_jobs(renderer: OfflineRenderer, drivers: list[Path], batch: bool, out: Path, options: RenderOptions,

@@ -1,8 +1,8 @@
 """The one facade the CLI and the app drive: load the models, set the identity and the driver, start and
 stop the live stream, render offline (a still, or the resumable video jobs), record.
 
-States and the transitions between them are one table (TRANSITIONS); a call that the current state
-does not allow raises TransitionRefused, one line that says what to do (REFUSALS). Each slow step has
+States and the transitions between them are one table (session_states.TRANSITIONS); a call that the
+current state does not allow raises TransitionRefused, one line that says what to do (REFUSALS). Each slow step has
 two halves: `begin_*` moves the state at once on the caller's thread (the app's UI thread sees
 "streaming" the moment Start is clicked, and a second click is refused) and returns the slow work,
 which runs on any thread: the app runs it on a worker, the CLI calls it at once (`load_models`,
@@ -20,105 +20,28 @@ fn(name, *args). They run on the thread that caused them, so a UI queues them to
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
-from enum import Enum
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from retarget.errors import JobInterrupted, MissingWeightsError, RetargetError, user_message
+from retarget.errors import JobInterrupted, RetargetError, user_message
 from retarget.live_outputs import LiveOutputs
-
-
-class State(Enum):
-    IDLE = "idle"  # no models
-    LOADING = "loading"
-    READY = "ready"  # models in; identity and driver can change
-    STREAMING = "streaming"  # from Start until the stream's last generate() has returned
-    RENDERING = "rendering"  # an offline render (a still or video jobs)
-
+from retarget.session_states import (  # noqa: F401 - the session's vocabulary, imported from here by its users
+    BUSY, EVENTS, REFUSALS, TRANSITIONS, EventSource, FrameResult, State, TransitionRefused,
+)
 
 IDLE, LOADING, READY, STREAMING, RENDERING = State
 
-# Every allowed transition, and what makes it.
-TRANSITIONS: dict[tuple[State, State], str] = {
-    (IDLE, LOADING): "load_models",
-    (LOADING, READY): "the models are in",
-    (LOADING, IDLE): "loading failed",
-    (READY, LOADING): "load_models (other models, another device)",
-    (READY, STREAMING): "start_live",
-    (STREAMING, READY): "stop_live (or cancelled while the driver opened)",
-    (READY, RENDERING): "render_still / render_videos",
-    (RENDERING, READY): "the render ended: done, failed or cancelled",
-    (READY, IDLE): "close",
-}
 
-_RENDER_RUNNING = "An offline render is running; cancel it or wait for it to finish"
-# Every other transition is refused with what to do instead.
-REFUSALS: dict[tuple[State, State], str] = {
-    (IDLE, IDLE): "No models are loaded",
-    (IDLE, READY): "Load the models first",
-    (IDLE, STREAMING): "Load the models first, then start the stream",
-    (IDLE, RENDERING): "Load the models first, then render",
-    (LOADING, LOADING): "The models are already loading; wait for them",
-    (LOADING, STREAMING): "The models are still loading; start again when they are ready",
-    (LOADING, RENDERING): "The models are still loading; render when they are ready",
-    (READY, READY): "The models are already loaded",
-    (STREAMING, IDLE): "Stop the live stream first",
-    (STREAMING, LOADING): "Stop the live stream first, then load the models",
-    (STREAMING, STREAMING): "The live stream is already running; stop it first",
-    (STREAMING, RENDERING): "Stop the live stream first, then render",
-    (RENDERING, IDLE): _RENDER_RUNNING,
-    (RENDERING, LOADING): f"{_RENDER_RUNNING}, then load the models",
-    (RENDERING, STREAMING): _RENDER_RUNNING,
-    (RENDERING, RENDERING): _RENDER_RUNNING,
-}
-
-# Why something that needs READY cannot happen now (an identity change, a recording).
-_BUSY = {
-    IDLE: "Load the models first",
-    LOADING: "The models are still loading; wait for them",
-    STREAMING: "Stop the live stream first",
-    RENDERING: _RENDER_RUNNING,
-}
-
-EVENTS = ("state_changed", "frame", "stats", "progress", "error")
-
-
-class TransitionRefused(RetargetError):
-    """The current state does not allow what was asked; the message says what to do."""
-
-    def __init__(self, current: State, wanted: State, message: str | None = None):
-        super().__init__(message or REFUSALS[(current, wanted)])
-        self.current, self.wanted = current, wanted
-
-
-class MissingModelFile(MissingWeightsError):
-    """Loading failed for want of a file; kind ("models", "hub", "landmarker" or "smirk") names which, so a UI can offer its fix."""
-
-    def __init__(self, kind: str, error: BaseException):
-        super().__init__(str(error))
-        self.kind, self.error = kind, error
-
-
-@dataclass
-class FrameResult:
-    """One generated frame: the image; for a driven frame, what drove it; live, the stream's stats then."""
-
-    image: np.ndarray
-    driven: object = None  # DrivenFrame
-    stats: object = None  # LiveStats (live only; the engine keeps updating it)
-
-
-class Session:
+class Session(EventSource):
     """Models, identity, driver and the one job running on them (a live stream or an offline render)."""
 
     def __init__(self, keep_rows: bool = True):
+        super().__init__()
         self._lock = threading.RLock()  # state changes only; never held across slow work
         self._state = IDLE
-        self._handlers: dict[str, list[Callable]] = {name: [] for name in EVENTS}
-        self._any: list[Callable] = []
         self.retargeter = None
         self.files = None  # ModelFiles of the loaded set
         self._adapters: tuple = (None, None)  # --exp-adapter, --ref-lora: part of a render job's key
@@ -170,26 +93,6 @@ class Session:
         stream = self.stream
         return stream.stats if stream is not None else None
 
-    def on(self, name: str, callback: Callable) -> Callable:
-        if name not in EVENTS:
-            raise ValueError(f"no event {name!r}; events: {', '.join(EVENTS)}")
-        self._handlers[name].append(callback)
-        return callback
-
-    def on_event(self, callback: Callable) -> Callable:
-        """callback(name, *args) for every event."""
-        self._any.append(callback)
-        return callback
-
-    def off(self, name: str, callback: Callable) -> None:
-        self._handlers[name].remove(callback)
-
-    def _emit(self, name: str, *args) -> None:
-        for callback in list(self._handlers[name]):
-            callback(*args)
-        for callback in list(self._any):
-            callback(name, *args)
-
     def _enter(self, new: State) -> None:
         with self._lock:
             old = self._state
@@ -204,7 +107,7 @@ class Session:
     def _require_ready(self, doing: str) -> None:
         """Identity changes need the models in and the pipeline free."""
         if self._state is not READY:
-            raise RetargetError(f"{_BUSY[self._state]}, then {doing}")
+            raise RetargetError(f"{BUSY[self._state]}, then {doing}")
 
     # ------------------------------------------------------------------ models
     def begin_load(self, models: str = "hub", *, device="auto", dtype=None, exp_adapter=None, ref_lora=None,
@@ -219,21 +122,12 @@ class Session:
 
         def load():
             try:
-                retargeter, files = _load_models(models, device, dtype, exp_adapter, ref_lora, use_reference, landmarker,
-                                                 smirk, local_files_only, progress)
-                try:
-                    pipe = retargeter.pipeline
-                    if channels_last:
-                        pipe.enable_channels_last()
-                    if compile:
-                        pipe.enable_compile()
-                    if tiny_vae:
-                        pipe.use_tiny_vae(tiny_vae)
-                    if lcm_lora:
-                        pipe.load_lcm_lora(lcm_lora)
-                except BaseException:
-                    retargeter.close()
-                    raise
+                from retarget.retargeter import load_retargeter
+
+                retargeter, files = load_retargeter(
+                    models, device, dtype, exp_adapter=exp_adapter, ref_lora=ref_lora, use_reference=use_reference,
+                    landmarker=landmarker, smirk=smirk, lcm_lora=lcm_lora, channels_last=channels_last, compile=compile,
+                    tiny_vae=tiny_vae, local_files_only=local_files_only, progress=progress)
             except BaseException as err:
                 if old is not None:
                     old.close()
@@ -457,29 +351,22 @@ class Session:
         """RENDERING now; the returned call renders every frame of each driver (retarget.jobs: resumable, one
         driver or a batch, split across processes under accelerate) and returns the JobSummary list.
         auto_resume: continue what an earlier, stopped render of this same job left (the app's Render)."""
-        from retarget.engine import OfflineRenderer, WorkFolder, job_key
+        from retarget.engine import WorkFolder
 
         drivers, out = [Path(d) for d in drivers], Path(out)
         retargeter, context, cancel = self._begin_render()
         identity_path, files, (exp_adapter, ref_lora) = self.identity_path, self.files, self._adapters
 
-        def make_analyzer():
-            analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes, identity_flame=context.flame)
-            if neutral is not None:
-                analyzer.set_neutral_from(neutral)
-            return analyzer
-
         def render():
-            from retarget.jobs import run_video_jobs
+            from retarget.jobs import offline_renderer, run_video_jobs
             from retarget.media.sources import open_source
 
             error, done = None, [0]
             try:
                 if identity_path is None:
                     raise RetargetError("a video render needs the identity photo's file (its content names the job)")
-                description = files.description if files is not None else ""
-                key = job_key(identity_path, description, exp_adapter, ref_lora, models=files)  # reads whole files
-                renderer = OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key, mapping=mapping)
+                renderer = offline_renderer(retargeter, context, identity_path, files, settings, mapping, neutral,
+                                            exp_adapter, ref_lora)
                 total = 0
                 if self._handlers["progress"] or self._any:  # probing every driver costs: only for someone listening
                     for driver in drivers:
@@ -526,29 +413,3 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _load_models(models, device, dtype, exp_adapter, ref_lora, use_reference, landmarker, smirk, local_files_only, progress):
-    """The Retargeter, one step per file kind: a missing file raises MissingModelFile naming its kind."""
-    import torch
-
-    from retarget.assets import resolve_models
-    from retarget.pipeline import pick_device, pick_dtype
-    from retarget.retargeter import Retargeter
-
-    try:
-        files = resolve_models(models, local_files_only=local_files_only, progress=progress or (lambda line: None))
-    except MissingWeightsError as err:
-        raise MissingModelFile("hub" if models == "hub" else "models", err) from None
-    device = device if isinstance(device, torch.device) else pick_device(device or "auto")
-    if isinstance(dtype, str):
-        dtype = pick_dtype(dtype, device)
-    try:
-        # The generator first, then the landmarker (README order), then SMIRK: the first missing file is named.
-        retargeter = Retargeter(files, device=device, dtype=dtype, exp_adapter=exp_adapter, ref_lora=ref_lora,
-                                use_reference=use_reference, landmarker_path=landmarker, smirk_path=smirk)
-    except MissingWeightsError as err:
-        text = str(err)
-        kind = "landmarker" if "face landmarker" in text else "smirk" if "SMIRK" in text else "models"
-        raise MissingModelFile(kind, err) from None
-    return retargeter, files

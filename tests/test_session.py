@@ -12,8 +12,8 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from retarget.errors import BadInputError, RetargetError
-from retarget.session import REFUSALS, TRANSITIONS, MissingModelFile, Session, State, TransitionRefused
+from retarget.errors import BadInputError, MissingModelFile, RetargetError
+from retarget.session import REFUSALS, TRANSITIONS, Session, State, TransitionRefused
 from retarget.settings import GenerationSettings
 
 FAST = GenerationSettings(steps=2)
