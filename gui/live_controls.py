@@ -1,26 +1,29 @@
-"""The window's live stream: start, stop (waiting for the frame in progress), frames to the views, live settings.
+"""The window's live stream, through the session: start, stop (waiting for the frame in progress), frames to the
+views, live settings.
 
-The stream counts as stopped only once LiveSession.stop has joined its threads, so no second
-generate() can start on the pipeline while one still runs (a restart, a reload, a render).
+The session counts a stream as stopped only once its threads are joined, so no second generate()
+can start on the pipeline while one still runs (a restart, a reload, a render).
 """
 
 from __future__ import annotations
 
 from gui.recording import elapsed_text
-from gui.workers import LiveBridge, error_text, memory_in_use
+from gui.workers import error_text, memory_in_use
+from retarget.errors import RetargetError
+from retarget.session import State
 
 
 class LiveControls:
-    """MainWindow's live stream commands (a mixin over the window's state)."""
+    """MainWindow's live stream commands (a mixin over the window's session)."""
 
     def toggle_stream(self) -> None:
-        if self.stream_state == "running":
+        if self.session.live_running:
             self.stop_stream()
-        elif self.stream_state == "idle":
+        elif self.session.state is not State.STREAMING:
             self.start_stream()
 
     def start_stream(self) -> None:
-        if self.stream_state != "idle":
+        if self.session.state is State.STREAMING:
             return
         spec = self._driver_spec()
         if self.retargeter is None:
@@ -34,46 +37,27 @@ class LiveControls:
             self.show_error("No driver: no camera was found; choose a video file", kind="driver",
                             actions=[("Video file...", self._choose_video), ("Refresh cameras", self.refresh_cameras)])
             return
-        if self._render_task is not None:
+        if self.session.state is State.RENDERING:
             self.show_error("An offline render is running; cancel it or wait for it to finish", kind="render-running",
                             actions=[("Cancel render", self.cancel_render)])
             return
-        retargeter, context, mapping = self.retargeter, self.context, self.panel.mapping_settings()
-        self.stream_state = "starting"
+        mapping = self.panel.mapping_settings()
+        neutral = self._neutral_raw if mapping.relative else None
+        try:
+            open_and_start = self.session.begin_live(spec, settings=self.panel.generation_settings(), mapping=mapping,
+                                                     neutral_raw=neutral)
+        except RetargetError as err:
+            self.show_error(str(err), kind="stream")
+            return
         self._set_busy(f"Opening {spec}...")
         self._update_buttons()
 
-        def open_driver():
-            from retarget.media.sources import open_source
-
-            source = open_source(spec)  # a busy or missing camera, or a broken video, fails here
-            try:
-                analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes)
-            except BaseException:
-                source.close()
-                raise
-            return source, analyzer
-
-        def opened(result):
-            from retarget.engine import LiveSession
-
+        def opened(stream):
+            if stream is None or stream is not self.session.stream:
+                return  # stopped while the driver opened: the session closed what it opened
             self._set_busy(None)
-            source, analyzer = result
-            if self.stream_state != "starting" or retargeter is not self.retargeter:
-                source.close()
-                analyzer.close()
-                return
-            self._driver_fps = float(getattr(source, "fps", None) or 25.0)
-            self.outputs.rows = []
-            self.bridge = LiveBridge(self.outputs.write)
-            self.bridge.frame_ready.connect(self._on_frame_ready)
-            self.bridge.failed.connect(self._on_stream_failed)
-            self.session = LiveSession(retargeter.pipeline, context, analyzer, self.panel.generation_settings(), source,
-                                       on_output=self.bridge.on_output, on_error=self.bridge.on_error)
-            if self._neutral_raw is not None and mapping.relative:
-                analyzer.set_neutral_from(self._neutral_raw)
-            self.session.start()
-            self.stream_state = "running"
+            self._driver_fps = float(getattr(stream.source, "fps", None) or 25.0)
+            self.session.set_generation(self.panel.generation_settings())  # changed while the driver opened
             self.banner.clear("stream", "identity", "driver", "models-loading", "render-running")
             self.statusBar().showMessage(f"Live: {spec}", 3000)
             self._update_buttons()
@@ -81,43 +65,33 @@ class LiveControls:
 
         def failed(err):
             self._set_busy(None)
-            self.stream_state = "idle"
             self.stop_recording()  # one kept across a loop's restart ends here
             self.show_error(f"Could not start {spec}: {error_text(err)}", kind="stream",
                             actions=[("Retry", self.start_stream), ("Refresh cameras", self.refresh_cameras)])
             self._update_buttons()
 
-        self._run(open_driver, opened, failed, "open-driver")
+        self._run(open_and_start, opened, failed, "open-driver")
 
     def stop_stream(self, reason: str = "stopped", then=None, keep_recording: bool = False) -> None:
         """Stop on a worker thread (joining the engine can take a frame's time); `then` runs on the UI thread after."""
-        if self.stream_state == "starting":
-            self.stream_state = "idle"  # opened() sees this and closes what it opened
+        session = self.session
+        if session.opening:
+            session.begin_stop()  # ready at once; what the opening task opens is closed when it is done
             self._set_busy(None)
             self._update_buttons()
             if then:
                 then()
             return
-        if self.stream_state != "running":
-            if then and self.stream_state == "idle":
+        if not session.live_running:
+            if then and session.state is not State.STREAMING:
                 then()
             return
-        self.stream_state = "stopping"
-        session, bridge = self.session, self.bridge
+        stop = session.begin_stop()
         if not keep_recording:  # a looping video keeps recording across its restart
             self.stop_recording()
         self._update_buttons()
 
-        def stop():
-            session.stop()  # returns once the render thread's last generate() is over: the pipeline is free
-            session.analyzer.close()
-            return session
-
         def stopped(_):
-            if bridge is not None:
-                bridge.frame_ready.disconnect(self._on_frame_ready)
-            self.session = None
-            self.stream_state = "idle"
             self._show_stats(None)  # no numbers frozen from the last stream
             self._update_buttons()
             self.stream_stopped.emit(reason)
@@ -132,7 +106,7 @@ class LiveControls:
 
     def _on_frame_ready(self) -> None:
         """UI thread, once per shown frame: hand ready-made QImages to the views; nothing heavy here."""
-        frame = self.bridge.take() if self.bridge is not None else None
+        frame = self.bridge.take()
         if frame is None:
             return
         self.last_frame = frame
@@ -147,22 +121,20 @@ class LiveControls:
             self._update_buttons()
 
     def _on_stream_failed(self, err) -> None:
-        if isinstance(err, StopIteration):
-            return  # the end of a file, handled by _tick
         self.show_error(f"The live stream stopped: {error_text(err)}", kind="stream", actions=[("Restart", self.start_stream)])
         self.stop_stream("failed")
 
     def _tick(self) -> None:
         """Four times a second: status bar, end-of-stream detection."""
-        session = self.session
-        if session is not None and self.stream_state == "running":
-            self._show_stats(session.stats)
-            if session.finished.is_set() and (session.error is None or isinstance(session.error, StopIteration)):
-                broken = getattr(session.source, "decode_error", None)
+        stream = self.session.stream
+        if stream is not None and self.session.live_running:
+            self._show_stats(stream.stats)
+            if stream.finished.is_set() and (stream.error is None or isinstance(stream.error, StopIteration)):
+                broken = getattr(stream.source, "decode_error", None)
                 if broken:
                     self.show_error(f"The driver stopped: {broken}", kind="stream")
                     self.stop_stream("failed")
-                elif self.loop_check.isChecked() and not getattr(session.source, "live", False):
+                elif self.loop_check.isChecked() and not getattr(stream.source, "live", False):
                     self.statusBar().showMessage("The driver video ended; playing it again (Loop)", 3000)
                     self.stop_stream("ended", then=self.start_stream, keep_recording=True)
                 else:
@@ -179,19 +151,14 @@ class LiveControls:
 
     # ------------------------------------------------------------------ live settings
     def _apply_generation(self) -> None:
-        if self.session is not None:
-            # LiveSession reads .settings every frame; a new object swaps atomically.
-            self.session.settings = self.panel.generation_settings()
+        self.session.set_generation(self.panel.generation_settings())  # read every frame; a new object swaps atomically
 
     def _apply_mapping(self) -> None:
-        if self.session is None or self.stream_state != "running":
+        if not self.session.live_running:
             return
-        mapping, analyzer = self.panel.mapping_settings(), self.session.analyzer
         try:
             # A new mapper only: the stream's landmarker and SMIRK keep running; the next frame uses it.
-            analyzer.set_mapping(mapping)
-            if mapping.relative and self._neutral_raw is not None:
-                analyzer.set_neutral_from(self._neutral_raw)
+            self.session.set_mapping(self.panel.mapping_settings(), self._neutral_raw)
         except Exception as err:  # noqa: BLE001 - bad settings or a neutral no longer known: a message, the stream goes on
             self.show_error(error_text(err))  # as any failed task shows it
 
@@ -200,10 +167,9 @@ class LiveControls:
             self.statusBar().showMessage("Set neutral works in relative mode: tick 'Relative' first", 5000)
             return
         frame = self.last_frame
-        if self.session is None or frame is None or frame.raw_blendshapes is None:
+        if self.session.analyzer is None or frame is None or frame.raw_blendshapes is None:
             self.statusBar().showMessage("Set neutral needs a live driver with a face in view", 5000)
             return
         self._neutral_raw = frame.raw_blendshapes
-        self.session.analyzer.set_neutral_from(frame.raw_blendshapes)
+        self.session.set_neutral_from(frame.raw_blendshapes)
         self.statusBar().showMessage("Neutral face set from the current driver frame", 4000)
-

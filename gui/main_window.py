@@ -1,51 +1,49 @@
 """The main window: identity + driver in, live retargeted output, recording, offline render.
 
-Threads: the UI thread only moves small things around. Model loading, identity embedding, opening
-a driver, stopping a stream, closing a recording and offline renders run as Tasks (QThreads); live
-generation runs on LiveSession's own capture/render threads, whose frames reach the UI through
-LiveBridge's queued signal. The pipeline is never used by two streams at once: live and offline
-renders exclude each other, and a stream counts as stopped only once its render thread has
-finished its last generate() (LiveSession.stop joins it).
+The window holds widgets and Qt bridging only; models, identity, the live stream, renders and the
+recording belong to one retarget.session.Session, whose state (idle, loading, ready, streaming,
+rendering) is the one the buttons show. Each command lives in a mixin per concept (inputs, models,
+live, recording, render, layout, status).
 
-Messages: every error is a banner with a kind; a banner is cleared when its cause ends, and a
-missing file comes with the buttons that fix it (choose it, download it, retry).
+Threads: the UI thread only moves small things around. The session's slow halves (loading,
+embedding an identity, opening a driver, stopping a stream, rendering) and closing a recording run
+as Tasks (QThreads); live generation runs on the engine's own capture/render threads, whose frames
+and failures reach the UI through SessionBridge's queued signals. The session never lets two jobs
+use the pipeline at once, and a stream counts as stopped only once its last generate() is over.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import threading
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QPixmap
 from PyQt6.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QScrollArea,
-    QSplitter, QToolBar, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QScrollArea, QSplitter, QToolBar,
+    QVBoxLayout, QWidget,
 )
 
+from gui.inputs import NO_CAMERA, InputChoosing  # noqa: F401 - NO_CAMERA: the window's text, tests read it here
+from gui.layout import WindowLayout
 from gui.live_controls import LiveControls
 from gui.menus import build_menus
 from gui.model_loading import ModelLoading
-from gui.recording import LiveOutputs
 from gui.recording_controls import RecordingControls
 from gui.render_controls import RenderControls
 from gui.settings_panel import SettingsPanel
-from gui.views import BlendshapeChart, ErrorBanner, ImageView, region_legend, rgb_to_qimage
-from gui.workers import LiveBridge, RenderProgress, Task, error_text
+from gui.status import NO_VALUE, NOTICE_STYLE, StatusDisplay
+from gui.views import BlendshapeChart, ErrorBanner, ImageView, region_legend
+from gui.workers import SessionBridge, Task, error_text
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.media.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES, file_patterns, is_webcam_spec, webcam_device
-
-NO_CAMERA = "No camera found"
-NO_VALUE = "\u2013"  # an en dash: shown where there is no measurement yet
-NOTICE_STYLE = "background:#1f3f66; color:white;"
+from retarget.session import Session, State
 
 
 def _has_pyvirtualcam() -> bool:
     return importlib.util.find_spec("pyvirtualcam") is not None
 
 
-class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, QMainWindow):
+class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, RenderControls, WindowLayout, StatusDisplay,
+                 QMainWindow):
     # Signals tests and the screenshot tool can wait on.
     models_loaded = pyqtSignal()
     identity_loaded = pyqtSignal(str)
@@ -68,14 +66,9 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
         self.setWindowTitle("retarget: facial expression retargeting")
         self.setAcceptDrops(True)  # drop an identity photo or a driver video anywhere on the window
 
-        self.retargeter = None
-        self.device = None
-        self.models_description = ""
-        self.context = None
-        self.identity_path: Path | None = None
-        self.session = None
-        self.bridge: LiveBridge | None = None
-        self.stream_state = "idle"  # idle, starting, running, stopping
+        self.session = Session()  # models, identity, stream, render, recording: the window only shows them
+        self.bridge = SessionBridge(self.session, self)  # its events, queued to the UI thread
+        self.outputs = self.session.outputs  # recording, virtual camera, run rows: fed on the render thread
         self.last_frame = None
         self.error_messages: list[str] = []
         self._tasks: set[Task] = set()
@@ -88,17 +81,12 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
         self._cameras: list[int] | None = None
         self._mapping_timer = QTimer(self, singleShot=True, interval=250)  # gain spin boxes change in bursts
         self._mapping_timer.timeout.connect(self._apply_mapping)
-        # recording, virtual camera, run data: written from the engine's render thread
-        self.outputs = LiveOutputs()
         self.recording_path: Path | None = None
         self.recorded_frames = 0
         self.vcam_backend: str | None = None  # pyvirtualcam backend name; None = the platform's own
         self._vcam_wanted = False
         self.download_dialog = None
-        # offline render
-        self._render_task: Task | None = None
-        self._render_cancel: threading.Event | None = None
-        self._render_progress: RenderProgress | None = None
+        self._render_progress = None  # RenderProgress while an offline render runs
 
         self._build_ui()
         self.actions_by_name = build_menus(self)
@@ -245,6 +233,10 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
         self.panel.mapping_changed.connect(self._mapping_timer.start)
         self.panel.device_changed.connect(self._device_changed)
         self.panel.neutral_requested.connect(self.set_neutral)
+        self.bridge.frame_ready.connect(self._on_frame_ready)
+        self.bridge.failed.connect(self._on_stream_failed)
+        self.bridge.progressed.connect(self._render_progressed)
+        self.bridge.state_changed.connect(self._on_state_changed)
 
         if not _has_pyvirtualcam():
             self.vcam_check.setEnabled(False)
@@ -254,110 +246,41 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
         self.resize(1280, 760)
         self._update_buttons()
 
-    def _restore_layout(self) -> None:
-        """Window geometry and splitter positions, saved with the other settings."""
-        for key, restore in (("window/geometry", self.restoreGeometry), ("window/main_splitter", self.main_splitter.restoreState),
-                             ("window/centre_splitter", self.centre.restoreState), ("window/views_splitter", self.views.restoreState)):
-            value = self.store.value(key)
-            if value is not None:
-                try:
-                    restore(value)
-                except TypeError:  # a hand-edited settings file: keep the defaults
-                    pass
-        self.set_settings_visible(str(self.store.value("window/settings_visible", "true")).lower() in ("true", "1"))
-        self.set_view_mode(str(self.store.value("window/view_mode", "side")))
-        self.set_landmark_overlay(str(self.store.value("window/landmarks", "false")).lower() in ("true", "1"))
+    # ================================================================== what the session holds
+    @property
+    def retargeter(self):
+        return self.session.retargeter
 
-    def _save_layout(self) -> None:
-        self.store.setValue("window/geometry", self.saveGeometry())
-        self.store.setValue("window/main_splitter", self.main_splitter.saveState())
-        self.store.setValue("window/centre_splitter", self.centre.saveState())
-        self.store.setValue("window/views_splitter", self.views.saveState())
-        self.store.setValue("window/settings_visible", not self.settings_scroll.isHidden())
-        self.store.setValue("window/view_mode", self.view_mode)
-        self.store.setValue("window/landmarks", self.landmark_overlay)
+    @property
+    def context(self):
+        return self.session.identity
 
-    # ------------------------------------------------------------------ view
-    def set_view_mode(self, mode: str) -> None:
-        """side: driver | output; output: the output alone; blend: the output at half opacity over the driver."""
-        if mode not in ("side", "output", "blend"):
-            mode = "side"
-        self.view_mode = mode
-        self.driver_view.setVisible(mode == "side")
-        action = getattr(self, "actions_by_name", {}).get(f"view_{mode}")
-        if action is not None:
-            action.setChecked(True)
-        frame = self.last_frame
-        self.output_view.set_underlay(frame.driver if (mode == "blend" and frame is not None) else None)
+    @property
+    def identity_path(self) -> Path | None:
+        return self.session.identity_path
 
-    def set_landmark_overlay(self, on: bool) -> None:
-        """Draw the 478 face landmarks MediaPipe found over the driver pane."""
-        self.landmark_overlay = bool(on)
-        action = getattr(self, "actions_by_name", {}).get("landmarks")
-        if action is not None:
-            action.setChecked(self.landmark_overlay)
-        frame = self.last_frame
-        self.driver_view.set_points(frame.landmarks if (on and frame is not None) else None)
+    @property
+    def device(self):
+        return self.retargeter.pipeline.device if self.retargeter is not None else None
 
-    def set_settings_visible(self, visible: bool) -> None:
-        self.settings_scroll.setVisible(bool(visible))
-        action = getattr(self, "actions_by_name", {}).get("settings")
-        if action is not None:
-            action.setChecked(bool(visible))
-
-    def set_full_screen(self, on: bool) -> None:
-        self.showFullScreen() if on else self.showNormal()
-
-    def _show_render_row(self, visible: bool) -> None:
-        for w in (self.render_bar, self.render_eta, self.cancel_button):
-            w.setVisible(visible)
-
-    def _set_busy(self, text: str | None) -> None:
-        self.busy.setVisible(text is not None)
-        self.busy_label.setText(text or "")
-
-    def _show_stats(self, stats) -> None:
-        """Measured numbers, or a dash for each one not measured yet (no frame, or stopped)."""
-        def value(v: float, fmt: str) -> str:
-            return format(v, fmt) if v > 0 else NO_VALUE
-
-        if stats is None:
-            self.fps_label.setText(f"in {NO_VALUE} fps | out {NO_VALUE} fps | latency {NO_VALUE} ms")
-            return
-        out_fps = stats.output_fps if stats.rendered > 1 else 0.0
-        latency = stats.latency_ms if stats.rendered > 0 else 0.0
-        self.fps_label.setText(f"in {value(stats.input_fps, '.1f')} fps | out {value(out_fps, '.1f')} fps | "
-                               f"latency {value(latency, '.0f')} ms"
-                               + (f" | no face {stats.frames_without_face}" if stats.frames_without_face else ""))
+    def _on_state_changed(self, old: State, new: State) -> None:
+        self._update_buttons()
 
     def _update_buttons(self) -> None:
+        session = self.session
         ready = self.retargeter is not None and self.context is not None
-        rendering = self._render_task is not None
-        streaming = self.stream_state in ("running", "starting")
+        rendering = session.state is State.RENDERING
+        streaming = session.state is State.STREAMING
         recording = self.outputs.recorder is not None
-        self.start_button.setText("Stop" if streaming else "Start")
-        self.start_button.setEnabled((ready and not rendering and self._driver_spec() is not None)
-                                     or self.stream_state == "running")
-        self.record_button.setEnabled(self.stream_state == "running" or recording)
+        self.start_button.setText("Stop" if streaming and not session.stopping else "Start")
+        self.start_button.setEnabled((ready and not rendering and self._driver_spec() is not None) or session.live_running)
+        self.record_button.setEnabled(session.live_running or recording)
         self.record_button.setChecked(recording)
         self.record_button.setText("\u25cf Stop recording" if recording else "Record")
         self.snapshot_button.setEnabled(self.last_frame is not None)
         self.export_button.setEnabled(bool(self.outputs.rows))
-        self.render_button.setEnabled(ready and not rendering and not streaming and self.stream_state != "stopping")
-        self.identity_button.setEnabled(self.retargeter is not None or self.stream_state == "idle")
-
-    # ================================================================== messages
-    def show_error(self, text: str, kind: str | None = None, actions=()) -> None:
-        """Every error lands here: a non-modal banner (with fix buttons), the status bar, and error_messages (for tests)."""
-        self.error_messages.append(text)
-        self.banner.show_message(text, actions, kind)
-        self.statusBar().showMessage(text, 10000)
-        self.error_shown.emit(text)
-
-    def show_notice(self, text: str, kind: str | None = None, actions=()) -> None:
-        """A result the user should see until they dismiss it (a render's outcome, where a file was saved)."""
-        self.notice.show_message(text, actions, kind)
-        self.statusBar().showMessage(text, 10000)
+        self.render_button.setEnabled(ready and not rendering and not streaming)
+        self.identity_button.setEnabled(self.retargeter is not None or not streaming)
 
     def _run(self, fn, on_success=None, on_failure=None, name: str = "task") -> Task:
         task = Task(fn, self, name)
@@ -369,172 +292,29 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
         task.start()
         return task
 
-    # ================================================================== identity
-    def _choose_identity(self) -> None:
-        start = str(self.identity_path.parent) if self.identity_path else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Identity photo", start, f"Images ({file_patterns(IMAGE_SUFFIXES)})")
-        if path:
-            self.load_identity(path)
-
-    def load_identity(self, path, restart: bool = False) -> None:
-        """Embed the identity off the UI thread; restart: start the stream once it is in."""
-        path = Path(path)
-        if self.retargeter is None:
-            self._pending_identity = path  # embedded once the models are in
-            self.statusBar().showMessage(f"{path.name} will load when the models are ready", 5000)
-            return
-        if self.stream_state != "idle":
-            # The pipeline is busy rendering: swap the identity between streams, then carry on.
-            self.stop_stream(then=lambda: self._load_identity_then(path, restart=True))
-            return
-        self._load_identity_then(path, restart=restart)
-
-    def _load_identity_then(self, path: Path, restart: bool) -> None:
-        retargeter = self.retargeter
-        self._set_busy(f"Finding the face in {path.name}...")
-
-        def embed():
-            from retarget.face.image_io import load_image
-
-            image = load_image(path)
-            context = retargeter.identity_from_image(image, source=path.name)
-            return path, context, rgb_to_qimage(image)
-
-        def ready(result):
-            self._set_busy(None)
-            if retargeter is not self.retargeter:
-                return  # models were reloaded meanwhile; that reload embeds the identity again
-            self.identity_path, self.context, thumb = result
-            self.identity_thumb.setPixmap(QPixmap.fromImage(thumb).scaled(
-                self.identity_thumb.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
-            self.identity_thumb.setToolTip(str(path))
-            self.store.setValue("files/identity", str(path))
-            self.banner.clear("identity")
-            self.statusBar().showMessage(f"Identity: {path.name}", 5000)
-            self._update_buttons()
-            self.identity_loaded.emit(str(path))
-            if restart:
-                self.start_stream()
-
-        def failed(err):
-            self._set_busy(None)
-            self.show_error(f"Identity {path.name}: {error_text(err)}", kind="identity",
-                            actions=[("Choose another photo...", self._choose_identity)])
-            self._update_buttons()
-
-        self._run(embed, ready, failed, "identity")
-
-    # ================================================================== driver
-    def refresh_cameras(self) -> None:
-        """List the cameras again (off the UI thread: probing opens each one); says which came or went."""
-        from retarget.media.sources import list_cameras
-
-        if self._cameras is None:
-            self._set_cameras([])
-
-        # The camera a running stream holds cannot be opened again: keep it in the list.
-        busy = self._driver_spec() if self.stream_state != "idle" else None
-
-        def probe():
-            found = list_cameras()
-            if busy and isinstance(webcam_device(busy), int):
-                found = sorted(set(found) | {webcam_device(busy)})
-            return found
-
-        self._run(probe, self._set_cameras, lambda err: self._set_cameras([]), "cameras")
-
-    def _set_cameras(self, cameras) -> None:
-        previous, self._cameras = self._cameras, list(cameras)
-        if previous is not None:
-            changes = [f"Camera {i} connected" for i in cameras if i not in previous]
-            changes += [f"Camera {i} disconnected" for i in previous if i not in cameras]
-            if changes:
-                self.statusBar().showMessage("; ".join(changes), 8000)
-                self.cameras_changed.emit("; ".join(changes))
-        current = self._driver_spec()
-        videos = [(self.driver_combo.itemText(i), self.driver_combo.itemData(i)) for i in range(self.driver_combo.count())
-                  if self.driver_combo.itemData(i) and not is_webcam_spec(self.driver_combo.itemData(i))]
-        self.driver_combo.blockSignals(True)
-        self.driver_combo.clear()
-        if cameras:
-            for index in cameras:
-                self.driver_combo.addItem(f"Camera {index}", f"webcam:{index}")
-        else:
-            self.driver_combo.addItem(NO_CAMERA, None)
-        for text, data in videos:
-            self.driver_combo.addItem(text, data)
-        self._select_driver(current)
-        self.driver_combo.blockSignals(False)
-        self._update_buttons()
-
-    def _select_driver(self, spec) -> None:
-        index = self.driver_combo.findData(spec) if spec else -1
-        if index < 0:  # prefer something usable over "no camera found"
-            index = next((i for i in range(self.driver_combo.count()) if self.driver_combo.itemData(i)), 0)
-        self.driver_combo.setCurrentIndex(index)
-
-    def _driver_spec(self) -> str | None:
-        return self.driver_combo.currentData()
-
-    def _choose_video(self) -> None:
-        last = self.store.value("files/video", "")
-        path, _ = QFileDialog.getOpenFileName(self, "Driver video", str(Path(last).parent) if last else "",
-                                              f"Videos ({file_patterns(VIDEO_SUFFIXES)});;All files (*)")
-        if path:
-            self.add_video_driver(path)
-
-    def add_video_driver(self, path) -> None:
-        path = str(Path(path))
-        if self.driver_combo.findData(path) < 0:
-            self.driver_combo.addItem(f"Video: {Path(path).name}", path)
-        self._select_driver(path)
-        self.store.setValue("files/video", path)
-        self.banner.clear("driver")
-        self._update_buttons()
-
-    def _restore_files(self) -> None:
-        video = self.store.value("files/video", "")
-        if video and Path(video).is_file():
-            self.driver_combo.addItem(f"Video: {Path(video).name}", str(video))
-        identity = self.store.value("files/identity", "")
-        if identity and Path(identity).is_file():
-            self._pending_identity = Path(identity)
-
-    # ------------------------------------------------------------------ drag and drop
-    def dragEnterEvent(self, event) -> None:
-        if any(Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES for u in event.mimeData().urls()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:
-        for url in event.mimeData().urls():
-            path = Path(url.toLocalFile())
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                self.load_identity(path)
-            elif path.suffix.lower() in VIDEO_SUFFIXES:
-                self.add_video_driver(path)
-        event.acceptProposedAction()
-
     # ================================================================== shutdown
     def closeEvent(self, event) -> None:
         self.panel.save(self.store)
         self._save_layout()
         self.store.sync()
         self._status_timer.stop()
-        if self._render_cancel is not None:
-            self._render_cancel.set()
+        self.session.cancel_render()
         if self.download_dialog is not None and self.download_dialog.outcome is None:
             self.download_dialog.cancel()
-        sink, stopped_at = self.outputs.take_recorder()
+        sink, stopped_at = self.session.stop_recording()
         cam = self.outputs.set_vcam(None)
-        if self.session is not None:
-            self.session.stop()  # waits for the frame in progress: closing, a short wait is expected
-            self.session.analyzer.close()
+        if self.session.live_running or self.session.opening:
+            self.session.stop_live()  # waits for the frame in progress: closing, a short wait is expected
         if sink is not None:
             self._finish_recording_on_exit(sink, stopped_at)
         if cam is not None:
             cam.close()
         for task in list(self._tasks):
             task.wait()  # every worker ends: none may outlive the models it uses
-        if self.retargeter is not None:
-            self.retargeter.close()
+        try:
+            self.session.close()
+        except Exception as err:  # closing anyway: say so on stderr, never hang or crash the exit
+            import sys
+
+            print(f"retarget: closing: {error_text(err)}", file=sys.stderr)
         super().closeEvent(event)

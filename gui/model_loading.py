@@ -1,7 +1,7 @@
 """Loading the models in the window, and the fixes a missing file gets: choose it, download it, retry.
 
-Loading runs in one step per file kind (model set, MediaPipe landmarker, SMIRK), so a failure
-knows which file is missing and the banner offers the buttons that fix exactly that.
+The session loads in one step per file kind (model set, MediaPipe landmarker, SMIRK), so a failure
+(MissingModelFile) knows which file is missing and the banner offers the buttons that fix exactly that.
 """
 
 from __future__ import annotations
@@ -11,75 +11,45 @@ from pathlib import Path
 from PyQt6.QtWidgets import QFileDialog
 
 from gui.workers import error_text
-
-
-class MissingFile(Exception):
-    """A load failure that a file or folder fixes: kind is "models", "landmarker" or "smirk"."""
-
-    def __init__(self, kind: str, error: BaseException):
-        super().__init__(str(error))
-        self.kind, self.error = kind, error
+from retarget.errors import MissingModelFile, RetargetError
+from retarget.session import State
 
 
 class ModelLoading:
-    """MainWindow's model loading (a mixin: it uses the window's state, banners and tasks)."""
+    """MainWindow's model loading (a mixin: it uses the window's session, banners and tasks)."""
 
     def load_models(self) -> None:
-        """Load the generator and face models on a worker thread (minutes on first use of `hub`)."""
-        device_name = self.panel.device_name()
-        spec, landmarker, smirk, lcm = self.models_spec, self.landmarker_path, self.smirk_path, self.lcm_lora
+        """Load the generator and face models through the session, on a worker thread (minutes on first use of `hub`)."""
+        device_name, spec = self.panel.device_name(), self.models_spec
+        try:
+            # `hub` is read from the cache only: a first run downloads in the dialog, with progress and Cancel.
+            work = self.session.begin_load(spec, device=device_name, landmarker=self.landmarker_path, smirk=self.smirk_path,
+                                           lcm_lora=self.lcm_lora, local_files_only=True if spec == "hub" else None)
+        except RetargetError as err:  # a render or a stream holds the models
+            self.show_error(str(err), kind="load")
+            return
         self._set_busy(f"Loading models ({spec}) on {device_name}...")
-        self.retargeter_old, self.retargeter = self.retargeter, None
         self._update_buttons()
 
         def load():
             from retarget.cli.common import quiet_libraries
 
             quiet_libraries()
-            from retarget.assets import resolve_models
-            from retarget.errors import MissingWeightsError
-            from retarget.face.landmarker import find_landmarker_model
-            from retarget.pipeline import pick_device
-            from retarget.retargeter import Retargeter
-
-            # One step per file kind, so a failure says which file is missing and the banner offers its fix.
-            # `hub` is read from the cache only: a first run downloads in the dialog, with progress and Cancel.
-            try:
-                files = resolve_models(spec, local_files_only=True if spec == "hub" else None, progress=lambda line: None)
-            except MissingWeightsError as err:
-                raise MissingFile("hub" if spec == "hub" else "models", err) from None
-            try:
-                landmarker_file = find_landmarker_model(landmarker or files.landmarker)
-            except MissingWeightsError as err:
-                raise MissingFile("landmarker", err) from None
-            device = pick_device(device_name)
-            try:
-                retargeter = Retargeter(files, device=device, landmarker_path=landmarker_file, smirk_path=smirk)
-            except MissingWeightsError as err:
-                raise MissingFile("smirk" if "SMIRK" in str(err) else "models", err) from None
-            if lcm:
-                retargeter.pipeline.load_lcm_lora(lcm)
-            return retargeter, files
+            return work()
 
         self._run(load, self._models_ready, self._models_failed, "load-models")
 
-    def _models_ready(self, result) -> None:
-        old = getattr(self, "retargeter_old", None)
-        if old is not None:
-            old.close()
-        self.retargeter, files = result
-        self.models_description = files.description
-        self.device = self.retargeter.pipeline.device
+    def _models_ready(self, retargeter) -> None:
+        files = self.session.files
         self.device_label.setText(f"device: {self.device}")
-        self.panel.set_lcm_available(bool(getattr(self.retargeter.pipeline, "has_lcm", False)))
-        self.panel.set_control_support(self.retargeter.control_support())
+        self.panel.set_lcm_available(bool(getattr(retargeter.pipeline, "has_lcm", False)))
+        self.panel.set_control_support(retargeter.control_support())
         self._set_busy(None)
         self.banner.clear("models", "landmarker", "smirk", "download")
         self.statusBar().showMessage(f"Models ready: {files.description}", 5000)
         self.models_loaded.emit()
         identity = self._pending_identity or self.identity_path
-        self._pending_identity = None
-        self.context = None  # an identity embedded on another device or model set must be redone
+        self._pending_identity = None  # the session dropped the old identity: it is embedded again by these models
         restart, self._restart_after_load = self._restart_after_load, False
         if identity is not None:
             self.load_identity(identity, restart=restart)
@@ -90,12 +60,12 @@ class ModelLoading:
     def _models_failed(self, err) -> None:
         self._set_busy(None)
         self._restart_after_load = False
-        kind = err.kind if isinstance(err, MissingFile) else None
+        kind = err.kind if isinstance(err, MissingModelFile) else None
         if kind == "hub" and not self._hub_download_offered:
             self._hub_download_offered = True  # once per load: a failed or cancelled download ends in the banner
             self.download_hub_models()
             return
-        text = f"Could not load the models: {error_text(err.error if isinstance(err, MissingFile) else err)}"
+        text = f"Could not load the models: {error_text(err)}"
         retry = ("Retry", self.load_models)
         actions = {
             "models": [("Choose models folder...", self.choose_models_folder), ("Download...", self.download_models), retry],
@@ -132,8 +102,8 @@ class ModelLoading:
             self._reload_models()
 
     def _reload_models(self) -> None:
-        if self.stream_state != "idle":
-            self._restart_after_load = self.stream_state == "running"
+        if self.session.state is State.STREAMING:
+            self._restart_after_load = self.session.live_running
             self.stop_stream(then=self.load_models)
         else:
             self.load_models()

@@ -1,19 +1,11 @@
-"""Where the live output goes besides the screen: the recording, the virtual camera, the run's blendshape rows.
+"""The app's recording folder and how it shows a recording's length.
 
-LiveOutputs.write() runs on the engine's render thread (encoding must not load the UI thread);
-everything else runs on the UI thread, under one lock. Recordings and snapshots get new, unique
-names in the chosen folder and never replace an existing file: the name is reserved by creating
-the file exclusively (retarget.outputs.reserve_new_file), and only our own placeholder is ever replaced
-by the finished file.
+The frames themselves go through retarget.live_outputs.LiveOutputs, which the session owns.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
-
-import numpy as np
 
 
 def default_record_dir() -> Path:
@@ -24,58 +16,3 @@ def default_record_dir() -> Path:
 def elapsed_text(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
-
-
-class LiveOutputs:
-    """The recording sink, the virtual camera and the run's (time, blendshapes) rows of one window."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.recorder = None  # a TimedVideoSink while recording
-        self.record_started: float | None = None
-        self.vcam = None
-        self.vcam_error: str | None = None
-        self.rows: list = []
-
-    # ------------------------------------------------------------------ render thread
-    def write(self, driven, image: np.ndarray) -> None:
-        self.rows.append((driven.time, driven.blendshapes.copy() if driven.face_found else None))
-        with self.lock:
-            if self.recorder is not None:
-                # The capture time of the driver frame this output shows: the file plays in real time.
-                self.recorder.write(image, driven.capture_time)
-            if self.vcam is not None:
-                try:
-                    self.vcam.send(np.ascontiguousarray(image))
-                except Exception as err:  # a virtual camera that went away must not stop the stream
-                    self.vcam_error = str(err) or type(err).__name__
-                    self.vcam = None
-
-    # ------------------------------------------------------------------ UI thread
-    def start_recording(self, path: Path, size: int):
-        """Open a TimedVideoSink on `path` (a file we reserved, or a new one); returns it."""
-        from retarget.media.sinks import TimedVideoSink
-
-        sink = TimedVideoSink(path, (size, size))
-        with self.lock:
-            self.recorder = sink
-            self.record_started = time.monotonic()
-        return sink
-
-    def take_recorder(self):
-        """Stop feeding the recording; returns (sink, stop time) for closing off the UI thread."""
-        with self.lock:
-            sink, self.recorder = self.recorder, None
-            self.record_started = None
-        return sink, time.monotonic()
-
-    def elapsed(self) -> float:
-        started = self.record_started
-        return 0.0 if started is None else time.monotonic() - started
-
-    def set_vcam(self, cam) -> object:
-        """Swap the virtual camera; returns the previous one (to close)."""
-        with self.lock:
-            old, self.vcam = self.vcam, cam
-            self.vcam_error = None
-        return old

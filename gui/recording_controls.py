@@ -1,7 +1,7 @@
 """The window's Record, Snapshot, Export CSV and Virtual camera controls.
 
 Recordings and snapshots go to the "Save recordings in..." folder under new names (never
-replacing a file); the frames themselves are written by LiveOutputs on the engine's thread.
+replacing a file); the session writes the frames themselves on the engine's render thread.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class RecordingControls:
 
     def start_recording(self, path=None) -> None:
         """Record to a new file in the recordings folder (or to `path`, which must not exist yet)."""
-        if self.stream_state != "running" or self.retargeter is None:
+        if not self.session.live_running or self.retargeter is None:
             self.statusBar().showMessage("Recording needs a running stream", 4000)
             self.record_button.setChecked(False)
             return
@@ -58,7 +58,7 @@ class RecordingControls:
             self.record_button.setChecked(False)
             return
         try:
-            self.outputs.start_recording(path, self.retargeter.pipeline.image_size)
+            self.session.start_recording(path)
         except Exception as err:
             path.unlink(missing_ok=True)  # our empty placeholder
             self.show_error(f"Cannot record to {path}: {error_text(err)}", kind="recording")
@@ -72,7 +72,7 @@ class RecordingControls:
         self._update_buttons()
 
     def stop_recording(self) -> None:
-        sink, stopped_at = self.outputs.take_recorder()
+        sink, stopped_at = self.session.stop_recording()
         self._update_buttons()
         if sink is None:
             return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -10,10 +9,11 @@ from PyQt6.QtWidgets import QFileDialog
 
 from gui.workers import RenderProgress, error_text
 from retarget.media.kinds import VIDEO_SUFFIXES, file_patterns, is_webcam_spec
+from retarget.session import State
 
 
 class RenderControls:
-    """MainWindow's offline render commands (a mixin over the window's state)."""
+    """MainWindow's offline render commands (a mixin over the window's session)."""
 
     def _choose_render(self) -> None:
         driver = self._driver_spec()
@@ -26,38 +26,25 @@ class RenderControls:
         if out:
             self.start_render(driver, out)
 
-    def start_render(self, driver, out, batch_size: int = 4) -> None:
+    def start_render(self, driver, out, batch_size: int = 4) -> bool:
+        """Start the render job; False when refused (the banner says why)."""
         if self.retargeter is None or self.context is None or self.identity_path is None:
             self.show_error("Load the models and an identity photo before rendering", kind="identity")
-            return
-        if self.stream_state != "idle" or self._render_task is not None:
+            return False
+        if self.session.state is not State.READY:
             self.show_error("Stop the live stream (or the running render) first", kind="render-busy")
-            return
-        from retarget.engine import OfflineRenderer, RenderOptions, WorkFolder, job_key
+            return False
+        from retarget.engine import RenderOptions
 
         driver, out = str(driver), Path(out)
-        retargeter, context, identity = self.retargeter, self.context, self.identity_path
-        mapping, settings = self.panel.mapping_settings(), self.panel.generation_settings()
-        cancel = threading.Event()
-        progress = RenderProgress(0)
-        progress.progressed.connect(self._render_progressed)
+        options = RenderOptions(batch_size=batch_size, progress=False)
+        # The same job as the CLI's: it resumes what a cancelled render of these inputs left behind.
+        render = self.session.begin_render([driver], out, settings=self.panel.generation_settings(),
+                                           mapping=self.panel.mapping_settings(), options=options, auto_resume=True)
+        progress = self._render_progress = RenderProgress()
 
-        def render():
-            from retarget.media.sources import open_source
-
-            key = job_key(identity, self.models_description)  # reads the whole photo: not on the UI thread
-            with open_source(driver) as source:
-                progress.total = source.frame_count or 0
-            progress.progressed.emit(0, progress.total)
-            renderer = OfflineRenderer(retargeter.pipeline, context,
-                                       lambda: retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes),
-                                       settings, key)
-            # Same job as the CLI's: resume what a cancelled render of these inputs left behind.
-            resume = WorkFolder.for_output(out).holds(renderer.manifest(driver, mapping))
-            options = RenderOptions(batch_size=batch_size, resume=resume, progress=False)
-            return renderer.render(driver, out, options, cancel=cancel, on_frame=progress.on_frame)
-
-        def done(summary):
+        def done(summaries):
+            summary = summaries[0]
             self._render_ended()
             # The outcome stays on screen until dismissed: a render can take hours and finish unattended.
             self.show_notice(
@@ -79,19 +66,20 @@ class RenderControls:
                 self.show_error(f"Render of {Path(driver).name} failed: {error_text(err)}", kind="render")
                 self.render_finished.emit("failed")
 
-        self._render_cancel, self._render_progress = cancel, progress
         self.store.setValue("files/render_dir", str(out.parent))
         self.render_bar.setRange(0, 0)
         self.render_eta.setText("starting...")
         self._show_render_row(True)
         self.cancel_button.setEnabled(True)
-        self._render_task = self._run(render, done, failed, "render")
+        self._run(render, done, failed, "render")
         self._update_buttons()
+        return True
 
     def _render_progressed(self, done: int, total: int) -> None:
         progress = self._render_progress
         if progress is None:
             return
+        progress.update(done, total)
         if total > 0:
             self.render_bar.setRange(0, total)
             self.render_bar.setValue(done)
@@ -101,17 +89,13 @@ class RenderControls:
             self.render_eta.setText(f"ETA {int(eta // 60)}:{int(eta % 60):02d}")
 
     def cancel_render(self) -> None:
-        if self._render_cancel is not None:
-            self._render_cancel.set()  # the renderer stops between frames, keeping what it rendered
+        if self.session.state is State.RENDERING:
+            self.session.cancel_render()  # the renderer stops between frames, keeping what it rendered
             self.cancel_button.setEnabled(False)
             self.render_eta.setText("cancelling...")
 
-    def render_frames_done(self) -> int:
-        return self._render_progress.done if self._render_progress is not None else 0
-
     def _render_ended(self) -> None:
-        self._render_task = None
-        self._render_cancel = None
+        self._render_progress = None
         self._show_render_row(False)
         self.banner.clear("render-running", "render-busy")
         self._update_buttons()

@@ -91,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         _timeline_scene(window, args, scratch, save, fail)
     else:
         def grab_when_ready() -> None:
-            if args.scene == "recording" and window.stream_state == "running" and window.outputs.recorder is None:
+            if args.scene == "recording" and window.session.live_running and window.outputs.recorder is None:
                 window.start_recording()  # as soon as the stream runs: a few seconds on the clock by the grab
             session = window.session
-            live = window.stream_state == "running" and session is not None and session.stats.rendered >= 1
+            live = session.live_running and session.stats.rendered >= 1
             if live and window.output_view.frames_shown >= args.frames and window.driver_view.frames_shown > 0:
                 recorder = window.outputs.recorder
                 if args.scene == "recording" and (recorder is None or recorder.frames_written < 1

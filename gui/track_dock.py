@@ -25,6 +25,7 @@ from PyQt6.QtWidgets import QDockWidget, QFileDialog
 from gui.timeline import TimelineEditor
 from gui.workers import error_text
 from retarget.expression.track import ExpressionTrack
+from retarget.session_states import State
 
 FLAME_REASON = ("A blendshape track cannot drive the FLAME-55 Expression Adapter (as with any CSV driver): "
                 "load an adapter trained on blendshapes (--exp-adapter) to preview or render")
@@ -133,7 +134,7 @@ class TrackDock(QDockWidget):
     def _show_on_chart(self, frame: int) -> None:
         """The window's blendshape chart shows the playhead's frame while no live stream owns it."""
         track = self.editor.track
-        if track is not None and self.window_.stream_state == "idle":
+        if track is not None and self.window_.session.state is not State.STREAMING:
             self.window_.chart.set_values(np.nan_to_num(track.values[frame], nan=0.0))
 
     # ------------------------------------------------------------------ preview
@@ -214,8 +215,7 @@ class TrackDock(QDockWidget):
             csv.unlink(missing_ok=True)
             self.window_.show_error(f"Render: {error_text(err)}", kind="track")
             return None
-        self.window_.start_render(csv, out)
-        if self.window_._render_task is None:  # refused (busy, no identity): the window said why
+        if not self.window_.start_render(csv, out):  # refused (busy, no identity): the window said why
             csv.unlink(missing_ok=True)
             return None
         self._render_csv = csv

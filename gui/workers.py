@@ -1,4 +1,4 @@
-"""Background work for the window: one-shot tasks on QThreads and the bridge from the live engine's threads.
+"""Background work for the window: one-shot tasks on QThreads and the bridge from the session's events.
 
 Everything slow (model loading, identity embedding, opening a camera, stopping a stream, closing a
 recording, offline rendering) runs off the UI thread; results come back through Qt signals, which
@@ -17,19 +17,7 @@ import numpy as np
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
 from gui.views import rgb_to_qimage
-
-
-def error_text(err: BaseException) -> str:
-    """One line for the user: our own errors already are; anything else gets its type name."""
-    from retarget.errors import RetargetError, explain, first_line
-
-    if isinstance(err, RetargetError):
-        return str(err)
-    expected = explain(err)  # the same messages as the CLI's for expected kinds of failure
-    if expected is not None:
-        return expected
-    first = first_line(err)
-    return first if first == type(err).__name__ else f"{type(err).__name__}: {first}"
+from retarget.errors import user_message as error_text  # noqa: F401 - the gui's name for it
 
 
 class Task(QThread):
@@ -74,27 +62,32 @@ class LiveFrame:
         self.landmarks = None if landmarks is None else np.asarray(landmarks)[:, :2].copy()  # x, y pixels for the overlay
 
 
-class LiveBridge(QObject):
-    """Receives LiveSession callbacks (engine threads) and signals the UI, newest frame wins.
+class SessionBridge(QObject):
+    """The session's events (any thread) as Qt signals (queued to the UI thread); live frames: newest wins.
 
     Only one frame_ready is ever queued: if the UI has not picked up the previous frame yet, the new
     one replaces it, so a slow UI never builds a backlog of signals.
     """
 
     frame_ready = pyqtSignal()
-    failed = pyqtSignal(object)
+    failed = pyqtSignal(object)  # the live stream's threads failed (opening, loading... fail in their own Task)
+    state_changed = pyqtSignal(object, object)
+    progressed = pyqtSignal(int, int)  # offline render: frames done, total
 
-    def __init__(self, extra_sinks: Callable[[object, object], None] | None = None):
-        super().__init__()
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
         self._lock = threading.Lock()
         self._pending: LiveFrame | None = None
-        self.extra_sinks = extra_sinks  # recording, CSV rows, virtual camera: run here, off the UI thread
         self.frames = 0
+        session.on("frame", self._on_frame)
+        session.on("error", self._on_error)
+        session.on("state_changed", self.state_changed.emit)
+        session.on("progress", self.progressed.emit)
 
-    def on_output(self, driven, image, stats) -> None:  # engine render thread
-        frame = LiveFrame(driven, image, stats)
-        if self.extra_sinks is not None:
-            self.extra_sinks(driven, image)
+    def _on_frame(self, result) -> None:  # the engine's render thread
+        if result.stats is None:
+            return  # an offline render's frame: progress shows it
+        frame = LiveFrame(result.driven, result.image, result.stats)
         with self._lock:
             self.frames += 1
             notify = self._pending is None
@@ -102,8 +95,9 @@ class LiveBridge(QObject):
         if notify:
             self.frame_ready.emit()
 
-    def on_error(self, err: BaseException) -> None:  # engine thread
-        self.failed.emit(err)
+    def _on_error(self, message: str, err: BaseException, during: str) -> None:
+        if during == "stream":
+            self.failed.emit(err)
 
     def take(self) -> LiveFrame | None:  # UI thread
         with self._lock:
@@ -111,20 +105,15 @@ class LiveBridge(QObject):
             return frame
 
 
-class RenderProgress(QObject):
-    """Offline render progress, counted in on_frame (render thread) and signalled to the UI."""
+class RenderProgress:
+    """An offline render's progress as the UI shows it: frames done, total, and when it started (for the ETA)."""
 
-    progressed = pyqtSignal(int, int)  # frames done, total
-
-    def __init__(self, total: int):
-        super().__init__()
-        self.total = total
-        self.done = 0
+    def __init__(self) -> None:
+        self.done, self.total = 0, 0
         self.started = time.monotonic()
 
-    def on_frame(self, driven, image) -> None:
-        self.done += 1
-        self.progressed.emit(self.done, self.total)
+    def update(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
 
 
 def memory_in_use() -> str:

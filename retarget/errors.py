@@ -34,6 +34,14 @@ class MissingWeightsError(RetargetError):
     """Model files are missing or cannot be fetched."""
 
 
+class MissingModelFile(MissingWeightsError):
+    """Loading failed for want of a file; kind ("models", "hub", "landmarker" or "smirk") names which, so a UI can offer its fix."""
+
+    def __init__(self, kind: str, error: BaseException):
+        super().__init__(str(error))
+        self.kind, self.error = kind, error
+
+
 class BadInputError(RetargetError):
     """An input file cannot be read or is not what it claims to be."""
 
@@ -111,6 +119,18 @@ def explain(err: BaseException) -> str | None:
     if name in ("SafetensorError", "BadZipFile", "JSONDecodeError") or "PytorchStreamReader" in str(err):
         return f"a file is truncated or corrupt ({first_line(err, 160)}); replace it with a complete copy"
     return None
+
+
+def user_message(err: BaseException) -> str:
+    """One line for the user: our own errors already are one; an expected failure gets explain()'s sentence;
+    anything else its first line, prefixed with its type's name."""
+    if isinstance(err, RetargetError):
+        return str(err)
+    expected = explain(err)
+    if expected is not None:
+        return expected
+    first = first_line(err)
+    return first if first == type(err).__name__ else f"{type(err).__name__}: {first}"
 
 
 def run_command(prog: str, body, interrupted: str = "interrupted") -> int:

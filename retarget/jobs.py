@@ -15,7 +15,7 @@ from pathlib import Path
 
 import contextlib
 
-from retarget.engine import JobSummary, OfflineRenderer, RenderOptions, WorkFolder, work_dir_for, work_lock_for
+from retarget.engine import JobSummary, OfflineRenderer, RenderOptions, WorkFolder, job_key, work_dir_for, work_lock_for
 from retarget.errors import BadInputError
 from retarget.media.kinds import BLENDSHAPE_SUFFIXES, VIDEO_SUFFIXES
 
@@ -50,8 +50,24 @@ def distributed_state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
+def offline_renderer(retargeter, context, identity_photo: Path, files, settings, mapping, neutral=None,
+                     exp_adapter=None, ref_lora=None) -> OfflineRenderer:
+    """The renderer of one identity's video jobs: analyzers speaking the loaded adapter's format (set to the
+    driver's neutral when given), and the job key that lets a stopped render resume (files by content)."""
+    def make_analyzer():
+        analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes, identity_flame=context.flame)
+        if neutral is not None:
+            analyzer.set_neutral_from(neutral)
+        return analyzer
+
+    description = files.description if files is not None else ""
+    key = job_key(identity_photo, description, exp_adapter, ref_lora, models=files)  # reads whole files
+    return OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key, mapping=mapping)
+
+
 def run_video_jobs(renderer: OfflineRenderer, drivers: list[Path], batch: bool, out: Path, options: RenderOptions,
-                   state=None, cancel: threading.Event | None = None) -> list[JobSummary]:
+                   state=None, cancel: threading.Event | None = None, on_frame=None) -> list[JobSummary]:
+    """Render each driver (this process's share of them); on_frame(driven, image) after each rendered frame."""
     rank = state.process_index if state is not None else 0
     world = state.num_processes if state is not None else 1
     if batch:
@@ -62,11 +78,11 @@ def run_video_jobs(renderer: OfflineRenderer, drivers: list[Path], batch: bool, 
         if duplicates:
             raise BadInputError(f"drivers share the output name {duplicates[0]}.mp4; rename them")
         mine = drivers[rank::world]
-        summaries = [renderer.render(str(d), batch_output(out, d), options, cancel=cancel, rank=rank) for d in mine]
+        summaries = [renderer.render(str(d), batch_output(out, d), options, cancel=cancel, on_frame=on_frame, rank=rank) for d in mine]
     elif world > 1:
-        summaries = [_render_split(renderer, drivers[0], out, options, state, cancel)]
+        summaries = [_render_split(renderer, drivers[0], out, options, state, cancel, on_frame)]
     else:
-        summaries = [renderer.render(str(drivers[0]), out, options, cancel=cancel)]
+        summaries = [renderer.render(str(drivers[0]), out, options, cancel=cancel, on_frame=on_frame)]
     if state is not None:
         from accelerate.utils import gather_object
 
@@ -74,7 +90,7 @@ def run_video_jobs(renderer: OfflineRenderer, drivers: list[Path], batch: bool, 
     return summaries
 
 
-def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: RenderOptions, state, cancel) -> JobSummary:
+def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: RenderOptions, state, cancel, on_frame=None) -> JobSummary:
     """One video, frame ranges across processes; the main process prepares the work folder and assembles."""
     from retarget.media.sources import open_source
 
@@ -92,7 +108,7 @@ def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: R
         state.wait_for_everyone()
         mine = RenderOptions(**{**asdict(options), "frame_range": frame_range, "assemble": False, "resume": True,
                                 "lock": False})
-        summary = renderer.render(str(driver), out, mine, cancel=cancel, rank=rank)
+        summary = renderer.render(str(driver), out, mine, cancel=cancel, on_frame=on_frame, rank=rank)
         state.wait_for_everyone()
         if state.is_main_process:
             summary.audio = renderer.assemble(str(driver), out, work_dir_for(out), summary.frames,

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from retarget.assets import SMIRK_HELP, ModelFiles
-from retarget.errors import BadInputError, MissingWeightsError, NoFaceError
+from retarget.errors import BadInputError, MissingModelFile, MissingWeightsError, NoFaceError
 from retarget.face.align import align_ffhq
 from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder
 from retarget.face.landmarker import FaceLandmarker, FaceObservation, landmarker_for
@@ -156,3 +156,43 @@ class Retargeter:
 
     def render(self, context: IdentityContext, expressions, settings: GenerationSettings, progress: bool = False) -> np.ndarray:
         return self.pipeline.generate(context, expressions, settings, progress=progress)
+
+
+def load_retargeter(models: str = "hub", device="auto", dtype=None, *, exp_adapter=None, ref_lora=None,
+                    use_reference: bool = True, landmarker=None, smirk=None, lcm_lora=None, channels_last: bool = False,
+                    compile: bool = False, tiny_vae=None, local_files_only: bool | None = None, progress=None):
+    """A Retargeter from a models spec (hub, a folder, random:tiny), device and dtype as names or objects, and the
+    speed options; returns it and its ModelFiles. A missing file raises MissingModelFile naming its kind
+    (models, hub, landmarker, smirk), so a UI can offer the fix for exactly that file."""
+    from retarget.assets import resolve_models
+    from retarget.pipeline import pick_device, pick_dtype
+
+    try:
+        files = resolve_models(models, local_files_only=local_files_only, progress=progress or (lambda line: None))
+    except MissingWeightsError as err:
+        raise MissingModelFile("hub" if models == "hub" else "models", err) from None
+    device = device if isinstance(device, torch.device) else pick_device(device or "auto")
+    if isinstance(dtype, str):
+        dtype = pick_dtype(dtype, device)
+    try:
+        # The generator first, then the landmarker (README order), then SMIRK: the first missing file is named.
+        retargeter = Retargeter(files, device=device, dtype=dtype, exp_adapter=exp_adapter, ref_lora=ref_lora,
+                                use_reference=use_reference, landmarker_path=landmarker, smirk_path=smirk)
+    except MissingWeightsError as err:
+        text = str(err)
+        kind = "landmarker" if "face landmarker" in text else "smirk" if "SMIRK" in text else "models"
+        raise MissingModelFile(kind, err) from None
+    try:
+        pipe = retargeter.pipeline
+        if channels_last:
+            pipe.enable_channels_last()
+        if compile:
+            pipe.enable_compile()
+        if tiny_vae:
+            pipe.use_tiny_vae(tiny_vae)
+        if lcm_lora:
+            pipe.load_lcm_lora(lcm_lora)
+    except BaseException:
+        retargeter.close()
+        raise
+    return retargeter, files

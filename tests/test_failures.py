@@ -245,6 +245,7 @@ def test_live_stop_waits_for_a_slow_generate_before_closing_the_source():
 def test_the_webcam_is_released_when_the_recording_cannot_open(tmp_path, monkeypatch):
     import retarget.media.sources as sources
     from retarget.cli.live import run_live
+    from retarget.session import Session
 
     class Camera:
         fps = 30.0
@@ -264,7 +265,7 @@ def test_the_webcam_is_released_when_the_recording_cannot_open(tmp_path, monkeyp
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder would go")
     with pytest.raises(OSError):
-        run_live(Retargeter, None, None, None, "webcam:0", blocker / "rec.mp4")
+        run_live(Session.with_retargeter(Retargeter, identity="identity"), "webcam:0", blocker / "rec.mp4", None)
     assert camera.closed or not opened  # released, or never opened (the recording is opened first)
 
 

@@ -97,14 +97,15 @@ class PassThroughAnalyzer:
 def test_cli_live_recording_lasts_as_long_as_the_stream(tmp_path, capsys):
     """`--driver webcam:0 --out rec.mp4`'s path, with a slow generator: the file plays in real time."""
     from retarget.cli.live import run_live
+    from retarget.session import Session
     from retarget.settings import GenerationSettings
 
     driver = _synthetic_video(tmp_path / "driver.mp4", seconds=2.0)
     out = tmp_path / "rec.mp4"
     pipeline = SlowPipeline()
     began = time.monotonic()
-    assert run_live(SimpleNamespace(pipeline=pipeline), None, PassThroughAnalyzer(), GenerationSettings(),
-                     str(driver), out) == 0
+    session = Session.with_retargeter(SimpleNamespace(pipeline=pipeline), identity="identity")
+    assert run_live(session, str(driver), out, GenerationSettings(), analyzer=PassThroughAnalyzer()) == 0
     wall = time.monotonic() - began
     frames = len(_decoded_times(out)) - 1  # the last frame is repeated once at the stop time
     assert 2 <= frames <= pipeline.calls < 50  # one written frame per generated frame, not per source frame

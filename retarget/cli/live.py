@@ -10,42 +10,38 @@ from retarget.errors import BadInputError, RetargetError
 from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
 
 
-def run_live(retargeter, context, analyzer, settings, driver: str, out: Path, min_change: float = 0.0) -> int:
-    """Webcam without a window: render the newest frame continuously and record it until Ctrl-C.
+def run_live(session, driver: str, out: Path, settings, mapping=None, neutral=None, min_change: float = 0.0,
+             analyzer=None) -> int:
+    """Webcam without a window: the session renders the newest frame continuously and records it until Ctrl-C.
 
     The recording is written with each frame's capture time (TimedVideoSink), so it plays in real
-    time however fast the generator is.
+    time however fast the generator is. `analyzer` replaces the one the session would build (tests).
     """
-    from retarget.engine import LiveSession
-    from retarget.media.sinks import TimedVideoSink
-    from retarget.media.sources import open_source
-
     if out.suffix.lower() not in OUTPUT_VIDEO_SUFFIXES:
         raise BadInputError(f"--out {out}: live recording writes a video (.mp4)")
-    size = retargeter.pipeline.image_size
-    sink = TimedVideoSink(out, (size, size))  # before the camera: a sink that cannot open leaves no camera open
+    sink = session.start_recording(out)  # before the camera: a sink that cannot open leaves no camera open
     try:
-        source = open_source(driver)
+        session.start_live(driver, settings=settings, mapping=mapping, analyzer=analyzer, neutral_raw=neutral,
+                           min_change=min_change)
     except BaseException:
+        session.stop_recording()
         sink.abort()
         raise
-    session = LiveSession(retargeter.pipeline, context, analyzer, settings, source,
-                          on_output=lambda driven, image, stats: sink.write(image, driven.capture_time),
-                          min_change=min_change)
-    session.start()
+    stream = session.stream
     try:
-        while not session.wait(timeout=1.0):
-            s = session.stats
+        while not stream.wait(timeout=1.0):
+            s = stream.stats
             print(f"\rin {s.input_fps:5.1f} fps  out {s.output_fps:5.1f} fps  latency {s.latency_ms:6.0f} ms", end="", file=sys.stderr)
     except KeyboardInterrupt:
         pass
     finally:
         stopped_at = time.monotonic()
-        session.stop()
+        session.stop_live()  # the frame in progress still lands in the recording
+        session.stop_recording()
         print(file=sys.stderr)
-    if session.error is not None and not isinstance(session.error, StopIteration):
+    if stream.error is not None and not isinstance(stream.error, StopIteration):
         sink.abort()
-        raise session.error if isinstance(session.error, RetargetError) else RetargetError(f"live stream stopped: {session.error}")
+        raise stream.error if isinstance(stream.error, RetargetError) else RetargetError(f"live stream stopped: {stream.error}")
     if sink.frames_written == 0:
         sink.abort()
         raise RetargetError(f"no frame was rendered before the stream stopped, so {out} was not written")

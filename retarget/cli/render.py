@@ -185,57 +185,34 @@ def run_headless(args: argparse.Namespace) -> int:
         open_source(str(drivers[0])).close()
 
     quiet_libraries()
-    from retarget.assets import resolve_models
     from retarget.jobs import distributed_state
-    from retarget.pipeline import pick_device, pick_dtype
-    from retarget.retargeter import Retargeter
+    from retarget.pipeline import pick_device
+    from retarget.session import Session
 
     started = time.perf_counter()
     state = None if still or webcam else distributed_state()
-    files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
-    if files.is_test_model and (state is None or state.is_main_process):
-        print(f"note: using {files.description}", file=sys.stderr)
     device = state.device if state is not None and state.device.type == "cuda" else pick_device(args.device)
-    with Retargeter(
-        files,
-        device=device,
-        dtype=pick_dtype(args.dtype, device),
-        exp_adapter=args.exp_adapter,
-        ref_lora=args.ref_lora,
-        use_reference=settings.reference_active,
-        landmarker_path=args.landmarker,
-        smirk_path=args.smirk,
-    ) as retargeter:
-        if args.channels_last:
-            retargeter.pipeline.enable_channels_last()
-        if args.compile:
-            retargeter.pipeline.enable_compile()
-        if args.tiny_vae:
-            retargeter.pipeline.use_tiny_vae(args.tiny_vae)
-        if args.lcm_lora:
-            retargeter.pipeline.load_lcm_lora(args.lcm_lora)
-        context = retargeter.identity_from_image(identity_image, source=str(args.identity))
+    with Session(keep_rows=False) as session:
+        session.load_models(args.models, device=device, dtype=args.dtype, exp_adapter=args.exp_adapter,
+                            ref_lora=args.ref_lora, use_reference=settings.reference_active, landmarker=args.landmarker,
+                            smirk=args.smirk, lcm_lora=args.lcm_lora, channels_last=args.channels_last,
+                            compile=args.compile, tiny_vae=args.tiny_vae,
+                            progress=lambda line: print(line, file=sys.stderr))
+        files = session.files
+        if files.is_test_model and (state is None or state.is_main_process):
+            print(f"note: using {files.description}", file=sys.stderr)
+        session.set_identity(args.identity, image=identity_image, source=str(args.identity))
         if still:
-            from retarget.outputs import write_image
-
-            expression = retargeter.expression_from_image(driver_image, source=str(drivers[0]), mapping=mapping,
-                                                          identity_neutral=context.blendshapes)
-            image = retargeter.render(context, expression[None], settings, progress=sys.stderr.isatty())[0]
-            write_image(args.out, image)
+            image = session.render_still(driver_image, args.out, settings=settings, mapping=mapping, source=str(drivers[0]),
+                                         progress=sys.stderr.isatty())
             size = f"{image.shape[1]}x{image.shape[0]}"
             print(f"wrote {args.out} ({size}) in {time.perf_counter() - started:.1f} s on {device} with {files.description}")
             return 0
-        neutral = _neutral_from_frame(retargeter, str(drivers[0]), args.neutral_frame, mapping.mirror) if args.neutral_frame is not None else None
-
-        def make_analyzer():
-            analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes, identity_flame=context.flame)
-            if neutral is not None:
-                analyzer.set_neutral_from(neutral)
-            return analyzer
-
+        neutral = (_neutral_from_frame(session.retargeter, str(drivers[0]), args.neutral_frame, mapping.mirror)
+                   if args.neutral_frame is not None else None)
         if webcam:
-            return run_live(retargeter, context, make_analyzer(), settings, str(drivers[0]), args.out, args.min_change)
-        return _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, args, files, state, started, mapping)
+            return run_live(session, str(drivers[0]), args.out, settings, mapping, neutral, args.min_change)
+        return _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, started)
 
 
 def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = False):
@@ -252,19 +229,18 @@ def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = Fals
     raise BadInputError(f"--neutral-frame {index}: {driver} has fewer frames")
 
 
-def _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, args, files, state, started, mapping) -> int:
-    from retarget.engine import OfflineRenderer, RenderOptions, job_key
-    from retarget.jobs import print_summary, run_video_jobs
+def _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, started) -> int:
+    from retarget.engine import RenderOptions
+    from retarget.jobs import print_summary
 
-    key = job_key(args.identity, files.description, args.exp_adapter, args.ref_lora, models=files)
-    renderer = OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key, mapping=mapping)
     options = RenderOptions(
         batch_size=args.batch_size,
         side_by_side=args.side_by_side,
         resume=args.resume,
         progress=sys.stderr.isatty(),
     )
-    summaries = run_video_jobs(renderer, drivers, batch, args.out, options, state=state)
+    summaries = session.render_videos(drivers, args.out, settings=settings, mapping=mapping, options=options, batch=batch,
+                                      neutral=neutral, state=state)
     print_summary(summaries, state)
     incomplete = [s for s in summaries if s.incomplete]
     if state is None or state.is_main_process:

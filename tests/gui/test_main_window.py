@@ -9,6 +9,8 @@ from unittest import mock
 import numpy as np
 import pytest
 
+from retarget.session import State
+
 
 @pytest.fixture
 def media(shared_dir):
@@ -61,7 +63,7 @@ def test_live_video_driver_shows_output_frames(qtbot, make_window, media):
     assert window.session.analyzer is analyzer and analyzer._landmarker is landmarker and analyzer.smirk is smirk
     assert analyzer.mapping.gains["jaw"] == 1.5
     _stop(qtbot, window)
-    assert window.stream_state == "idle"
+    assert window.session.state is State.READY
     assert not window.error_messages
 
 
@@ -150,7 +152,7 @@ def test_identity_without_a_face_is_a_message_not_a_crash(qtbot, make_window, me
     assert window.banner.isVisible() and "no face" in window.banner.text().lower()
     assert window.context is None
     window.start_stream()  # still no identity: told so, nothing starts
-    assert window.stream_state == "idle"
+    assert window.session.state is State.READY
     assert len(window.error_messages) == 2
 
 
@@ -161,7 +163,7 @@ def test_broken_video_driver_is_a_message(qtbot, make_window, media, tmp_path):
     window.add_video_driver(broken)
     with qtbot.waitSignal(window.error_shown, timeout=20000):
         window.start_stream()
-    assert window.stream_state == "idle"
+    assert window.session.state is State.READY
 
 
 class SlowPipeline:
@@ -385,7 +387,7 @@ def test_changing_the_device_mid_stream_restarts_the_stream(qtbot, make_window, 
     with qtbot.waitSignals([window.stream_stopped, window.models_loaded, window.stream_started], order="strict",
                            timeout=120000):
         window.panel.device.setCurrentIndex(window.panel.device.findData(target))
-    assert window.retargeter is not old and window.stream_state == "running"
+    assert window.retargeter is not old and window.session.live_running
     assert not window.error_messages
     _stop(qtbot, window)
 

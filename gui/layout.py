@@ -1,0 +1,61 @@
+"""The window's layout: view modes, the landmark overlay, the settings panel, full screen, and saving them
+(with the window's geometry and splitter positions) in the settings between runs."""
+
+from __future__ import annotations
+
+
+class WindowLayout:
+    """MainWindow's layout commands and their persistence (a mixin over the window's widgets and store)."""
+
+    def _restore_layout(self) -> None:
+        """Window geometry and splitter positions, saved with the other settings."""
+        for key, restore in (("window/geometry", self.restoreGeometry), ("window/main_splitter", self.main_splitter.restoreState),
+                             ("window/centre_splitter", self.centre.restoreState), ("window/views_splitter", self.views.restoreState)):
+            value = self.store.value(key)
+            if value is not None:
+                try:
+                    restore(value)
+                except TypeError:  # a hand-edited settings file: keep the defaults
+                    pass
+        self.set_settings_visible(str(self.store.value("window/settings_visible", "true")).lower() in ("true", "1"))
+        self.set_view_mode(str(self.store.value("window/view_mode", "side")))
+        self.set_landmark_overlay(str(self.store.value("window/landmarks", "false")).lower() in ("true", "1"))
+
+    def _save_layout(self) -> None:
+        self.store.setValue("window/geometry", self.saveGeometry())
+        self.store.setValue("window/main_splitter", self.main_splitter.saveState())
+        self.store.setValue("window/centre_splitter", self.centre.saveState())
+        self.store.setValue("window/views_splitter", self.views.saveState())
+        self.store.setValue("window/settings_visible", not self.settings_scroll.isHidden())
+        self.store.setValue("window/view_mode", self.view_mode)
+        self.store.setValue("window/landmarks", self.landmark_overlay)
+
+    def set_view_mode(self, mode: str) -> None:
+        """side: driver | output; output: the output alone; blend: the output at half opacity over the driver."""
+        if mode not in ("side", "output", "blend"):
+            mode = "side"
+        self.view_mode = mode
+        self.driver_view.setVisible(mode == "side")
+        action = getattr(self, "actions_by_name", {}).get(f"view_{mode}")
+        if action is not None:
+            action.setChecked(True)
+        frame = self.last_frame
+        self.output_view.set_underlay(frame.driver if (mode == "blend" and frame is not None) else None)
+
+    def set_landmark_overlay(self, on: bool) -> None:
+        """Draw the 478 face landmarks MediaPipe found over the driver pane."""
+        self.landmark_overlay = bool(on)
+        action = getattr(self, "actions_by_name", {}).get("landmarks")
+        if action is not None:
+            action.setChecked(self.landmark_overlay)
+        frame = self.last_frame
+        self.driver_view.set_points(frame.landmarks if (on and frame is not None) else None)
+
+    def set_settings_visible(self, visible: bool) -> None:
+        self.settings_scroll.setVisible(bool(visible))
+        action = getattr(self, "actions_by_name", {}).get("settings")
+        if action is not None:
+            action.setChecked(bool(visible))
+
+    def set_full_screen(self, on: bool) -> None:
+        self.showFullScreen() if on else self.showNormal()
