@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import (
     QSplitter, QToolBar, QVBoxLayout, QWidget,
 )
 
+from gui.expression_composer import add_expression_composer
 from gui.live_controls import LiveControls
 from gui.menus import build_menus
 from gui.model_loading import ModelLoading
@@ -102,6 +103,7 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
 
         self._build_ui()
         self.actions_by_name = build_menus(self)
+        self.composer = add_expression_composer(self)  # View > Compose expression: sliders for a still
         self.panel.restore(self.store)
         if device is not None and not self.panel.select_device(device):
             self.show_error(f"--device {device} is not available here; using {self.panel.device_name()}", kind="device")
