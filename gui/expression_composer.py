@@ -118,6 +118,8 @@ class ExpressionComposer(QObject):
         def done(result):
             self.last_still, qimage = result
             w.output_view.set_image(qimage)
+            if self.panel.space.kind == "blendshapes52":  # the chart shows 52 blendshapes: these ones
+                w.chart.set_values(self.panel.space.full_vector(self.panel.values()))
             self.panel.save_button.setEnabled(True)
             w.statusBar().showMessage("Rendered the composed expression (Save still... keeps it)", 6000)
             self.still_rendered.emit(self.last_still)

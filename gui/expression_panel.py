@@ -143,9 +143,13 @@ class ExpressionPanel(QWidget):
         self.save_button = QPushButton("Save still...")
         self.save_button.setToolTip("Save the last rendered still as a PNG")
         self.save_button.setEnabled(False)
-        for w in (self.reset_button, self.photo_button, self.presets_button, self.render_button, self.save_button):
+        for w in (self.reset_button, self.photo_button, self.presets_button):
             buttons.addWidget(w)
         outer.addLayout(buttons)
+        actions = QHBoxLayout()
+        for w in (self.render_button, self.save_button):
+            actions.addWidget(w)
+        outer.addLayout(actions)
         thumbs = QHBoxLayout()
         self.thumb_caption = QLabel("")
         self.thumb_caption.setWordWrap(True)

@@ -23,6 +23,7 @@ SHORTCUTS = [
     ("F5", "Refresh the camera list"),
     ("Ctrl+L", "Face landmarks on the driver pane"),
     ("F9", "Show / hide the settings panel"),
+    ("Ctrl+E", "Compose an expression with sliders (View menu)"),
     ("F11", "Full screen"),
     ("Ctrl+Q", "Quit"),
 ]
