@@ -28,7 +28,7 @@ def headless_parser() -> argparse.ArgumentParser:
                              "webcam:N; several files or a folder of videos render as a batch")
     parser.add_argument("--expression", type=Path, metavar="EXPR.json", help=EXPRESSION_HELP)
     parser.add_argument("--out", type=Path,
-                        help="output: an image for an image driver; a video (.mp4) for a video/CSV driver, or a folder "
+                        help="output: an image for an image driver or --expression; a video (.mp4) for a video/CSV driver, or a folder "
                              "(PNG sequence); a folder for a batch")
     parser.add_argument("--models", default="hub", help=MODELS_HELP)
     parser.add_argument("--exp-adapter", type=Path, help="use this Expression Adapter file instead of the models folder's")
