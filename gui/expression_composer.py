@@ -69,7 +69,7 @@ class ExpressionComposer(QObject):
         self.panel.set_kind(self.window.retargeter.pipeline.expression_kind)
 
     # ------------------------------------------------------------------ guards
-    def _ready(self, need_identity: bool = True) -> bool:
+    def _ready(self, need_identity: bool = True, what: str = "rendering a still") -> bool:
         w = self.window
         if w.retargeter is None:
             w.show_error("The models are still loading; compose again when they are ready", kind="compose")
@@ -77,9 +77,9 @@ class ExpressionComposer(QObject):
             w.show_error("Choose an identity photo first (button or drop one on the window)", kind="compose",
                          actions=[("Choose photo...", w._choose_identity)])
         elif w.stream_state != "idle" or w._render_task is not None:
-            w.show_error("Stop the live stream (or the running render) before rendering a still", kind="compose")
+            w.show_error(f"Stop the live stream (or the running render) before {what}", kind="compose")
         elif self.busy:
-            w.statusBar().showMessage("A still is being rendered; wait for it", 4000)
+            w.statusBar().showMessage("The compose panel is still working on its last request; wait for it", 4000)
         else:
             return True
         return False
@@ -187,7 +187,7 @@ class ExpressionComposer(QObject):
 
     def start_from_photo(self, path) -> None:
         """Set every slider to the values this photo drives (the settings panel's gains; relative mode needs a video)."""
-        if not self._ready(need_identity=False):
+        if not self._ready(need_identity=False, what="taking a driver photo's values"):
             return
         w = self.window
         path = Path(path)

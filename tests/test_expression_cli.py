@@ -82,7 +82,7 @@ def test_wrong_kind_for_the_loaded_adapter_names_both_kinds(tmp_path, blendshape
     ("{not json", [], "not valid JSON"),
     ({"kind": "flame55", "values": {"smile": 1}}, [], "unknown flame55 name 'smile'"),
     ({"kind": "flame55", "values": {"jaw_sideways": 0.5}}, [], "use -0.2 to 0.2"),
-    ({"kind": "flame55", "values": {}}, ["--gain", "jaw=2"], "--gain act on a driver's values"),
+    ({"kind": "flame55", "values": {}}, ["--gain", "jaw=2"], "--gain: mapping options act on a driver's values"),
     ({"kind": "flame55", "values": {}}, ["--driver", "clip.mp4"], "--expression renders a still"),
 ])
 def test_bad_expression_options_exit_2_with_one_line(tmp_path, identity, document, extra, fragment, capsys):

@@ -33,8 +33,8 @@ def read_expression_option(args: argparse.Namespace):
                                        ("--mirror", args.mirror), ("--relative", args.relative),
                                        ("--neutral-frame", args.neutral_frame is not None)) if on]
         if given:
-            raise BadInputError(f"{', '.join(given)} act on a driver's values; --expression alone has none: "
-                                "drop them, or add --driver IMAGE to start from a photo")
+            raise BadInputError(f"{', '.join(given)}: mapping options act on a driver's values, and --expression alone "
+                                "has none; drop them, or add --driver IMAGE to start from a photo")
     return read_expression(args.expression)
 
 

@@ -87,17 +87,20 @@ def write_expression(path, expression: ComposedExpression, replace: bool = False
 
 
 # ------------------------------------------------------------------ presets
-_BOTH = lambda stem, value: {f"{stem}Left": value, f"{stem}Right": value}  # noqa: E731 - a symmetric pair
+def _both(stem: str, value: float) -> dict[str, float]:
+    """A symmetric pair: the same value on the left and the right."""
+    return {f"{stem}Left": value, f"{stem}Right": value}
+
 
 BUILTIN_PRESETS: dict[str, dict[str, dict[str, float]]] = {
     BLENDSHAPES: {
         "neutral": {},
-        "smile": {**_BOTH("mouthSmile", 0.8), **_BOTH("cheekSquint", 0.4), **_BOTH("eyeSquint", 0.2)},
-        "surprise": {"browInnerUp": 0.8, **_BOTH("browOuterUp", 0.7), **_BOTH("eyeWide", 0.7), "jawOpen": 0.45},
-        "sad": {"browInnerUp": 0.7, **_BOTH("mouthFrown", 0.6), "mouthShrugLower": 0.3},
-        "angry": {**_BOTH("browDown", 0.8), **_BOTH("eyeSquint", 0.4), **_BOTH("noseSneer", 0.5), **_BOTH("mouthPress", 0.4)},
+        "smile": {**_both("mouthSmile", 0.8), **_both("cheekSquint", 0.4), **_both("eyeSquint", 0.2)},
+        "surprise": {"browInnerUp": 0.8, **_both("browOuterUp", 0.7), **_both("eyeWide", 0.7), "jawOpen": 0.45},
+        "sad": {"browInnerUp": 0.7, **_both("mouthFrown", 0.6), "mouthShrugLower": 0.3},
+        "angry": {**_both("browDown", 0.8), **_both("eyeSquint", 0.4), **_both("noseSneer", 0.5), **_both("mouthPress", 0.4)},
         "mouth open": {"jawOpen": 0.7},
-        "eyes closed": _BOTH("eyeBlink", 1.0),
+        "eyes closed": _both("eyeBlink", 1.0),
         "wink (left eye)": {"eyeBlinkLeft": 1.0, "mouthSmileLeft": 0.4},
     },
     # The 50 FLAME coefficients have no stated meaning, so presets use only the named values.
