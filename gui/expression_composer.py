@@ -130,7 +130,8 @@ class ExpressionComposer(QObject):
         if self.last_still is None:
             return
         # The dialog asks before replacing an existing file.
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save still", "expression.png", "PNG image (*.png)")
+        start = str(self.window.record_dir() / "expression.png")  # where snapshots go too
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save still", start, "PNG image (*.png)")
         if path:
             from retarget.outputs import write_image
 
