@@ -174,3 +174,44 @@ def test_start_from_a_driver_photo_takes_its_mapped_values(qtbot, composer_windo
     np.testing.assert_array_equal(window.composer.panel.vector(), np.asarray(expected, np.float32))
     fed = _render(qtbot, window)
     np.testing.assert_array_equal(fed, np.asarray(expected, np.float32))
+
+
+# ---------------------------------------------------------------- the panel alone (no models)
+def test_panel_adapts_to_the_adapter_kind(qtbot, tmp_path):
+    from gui.expression_panel import ExpressionPanel
+
+    panel = ExpressionPanel(tmp_path)
+    qtbot.addWidget(panel)
+    assert not panel.render_button.isEnabled()  # no models yet
+    panel.set_kind("blendshapes51")
+    assert "_neutral" not in panel.rows and len(panel.rows) == 51
+    panel.rows["jawOpen"].slider.setValue(500)
+    vector = panel.vector()
+    assert vector.shape == (51,) and np.flatnonzero(vector).tolist() == [BLENDSHAPE_NAMES.index("jawOpen") - 1]
+    panel.set_kind("blendshapes52")  # same names: the values stay
+    assert panel.values()["jawOpen"] == 0.5 and "_neutral" in panel.rows
+    panel.set_kind("flame55")
+    assert len(panel.rows) == 55 and all(v == 0.0 for v in panel.values().values())
+    assert [name for name, row in panel.rows.items() if row.thumbs is not None] == [f"exp_{i:02d}" for i in range(50)]
+
+
+def test_save_as_asks_before_replacing_a_preset(qtbot, tmp_path):
+    from PyQt6.QtWidgets import QInputDialog, QMessageBox
+
+    from gui.expression_panel import ExpressionPanel
+
+    panel = ExpressionPanel(tmp_path)
+    qtbot.addWidget(panel)
+    panel.set_kind("flame55")
+    panel.rows["jaw_open"].slider.setValue(500)
+    with mock.patch.object(QInputDialog, "getText", return_value=("mine", True)):
+        panel._ask_save_preset()
+        path = tmp_path / "mine.json"
+        assert json.loads(path.read_text()) == {"kind": "flame55", "values": {"jaw_open": 0.3}}
+        panel.rows["jaw_open"].slider.setValue(0)
+        with mock.patch.object(QMessageBox, "question", return_value=QMessageBox.StandardButton.No) as asked:
+            panel._ask_save_preset()
+        assert asked.call_count == 1 and json.loads(path.read_text())["values"] == {"jaw_open": 0.3}
+        with mock.patch.object(QMessageBox, "question", return_value=QMessageBox.StandardButton.Yes):
+            panel._ask_save_preset()
+        assert json.loads(path.read_text())["values"] == {}
