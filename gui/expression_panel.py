@@ -191,11 +191,12 @@ class ExpressionPanel(QWidget):
             return
         if self.space is not old_space:
             self._values = {name: 0.0 for name in self.space.names}
+            self.thumbs_box.setVisible(False)
+        self._build_rows()
         self.kind_label.setText(
             "Published FLAME-55 adapter: 2 eyelid and 3 jaw values by name, and 50 global expression coefficients "
             "(\u00b1 renders what one does)" if self.space.kind == FLAME else
-            f"Blendshape adapter ({adapter_kind}): the 52 MediaPipe blendshapes by region")
-        self._build_rows()
+            f"Blendshape adapter ({adapter_kind}): the {len(self.rows)} MediaPipe blendshapes by region")
 
     def _build_rows(self) -> None:
         content = QWidget()
