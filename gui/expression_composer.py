@@ -194,7 +194,9 @@ class ExpressionComposer(QObject):
         path = Path(path)
         retargeter = w.retargeter
         neutral = w.context.blendshapes if w.context is not None else None
-        mapping = replace(w.panel.mapping_settings(), relative=False)
+        mapping = w.panel.mapping_settings()
+        relative_dropped = mapping.relative
+        mapping = replace(mapping, relative=False)  # a single photo has no neutral face to be relative to
 
         def analyse():
             from retarget.face.image_io import load_image
@@ -206,7 +208,7 @@ class ExpressionComposer(QObject):
             outside = self.panel.take_adapter_vector(vector)
             w.statusBar().showMessage(f"Sliders set from {path.name}" + (
                 f"; {outside} values lie outside the sliders' ranges (kept exactly; a preset needs them in range)"
-                if outside else ""), 8000)
+                if outside else "") + ("; relative mode is not used for a single photo" if relative_dropped else ""), 8000)
             self.photo_taken.emit(str(path))
 
         self._start(analyse, done, f"Driver photo {path.name}")
