@@ -23,6 +23,7 @@ from PyQt6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
+from gui.expression_composer import add_expression_composer
 from gui.inputs import NO_CAMERA, InputChoosing  # noqa: F401 - NO_CAMERA: the window's text, tests read it here
 from gui.layout import WindowLayout
 from gui.live_controls import LiveControls
@@ -90,6 +91,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
 
         self._build_ui()
         self.actions_by_name = build_menus(self)
+        self.composer = add_expression_composer(self)  # View > Compose expression: sliders for a still
         self.panel.restore(self.store)
         if device is not None and not self.panel.select_device(device):
             self.show_error(f"--device {device} is not available here; using {self.panel.device_name()}", kind="device")

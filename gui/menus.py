@@ -25,6 +25,7 @@ SHORTCUTS = [
     ("F5", "Refresh the camera list"),
     ("Ctrl+L", "Face landmarks on the driver pane"),
     ("F9", "Show / hide the settings panel"),
+    ("Ctrl+E", "Compose an expression with sliders (View menu)"),
     ("F11", "Full screen"),
     ("Ctrl+Q", "Quit"),
     ("Left / Right", "Expression track: step a frame (Shift: 10), while the timeline has focus"),

@@ -1,11 +1,13 @@
-"""`python -m gui.screenshot OUT.png [--scene main|recording|small|error|download] [--models random:tiny]`.
+"""`python -m gui.screenshot OUT.png [--scene main|recording|small|error|download|timeline|expression] [--models random:tiny]`.
 
 Scenes: main (the window live on the shared media), recording (the same, recording: red dot,
 elapsed time, file name), small (live at 1024x768), error (a missing MediaPipe model: the banner
 with its fix buttons), download (the download dialog; its progress is SIMULATED, as the build
 machines have no network), timeline (the expression track editor on --track, by default the
 driver's blendshapes extracted with `retarget extract`, a range of the mouth scaled, the current
-frame previewed). Each grabs the window (or the dialog) to a PNG.
+frame previewed), expression (the Compose expression dock: a preset plus a few sliders
+moved, a still rendered and, for a FLAME-55 adapter, one coefficient's thumbnails). Each grabs the
+window (or the dialog) to a PNG.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from pathlib import Path
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
-SCENES = ("main", "recording", "small", "error", "download", "timeline")
+SCENES = ("main", "recording", "small", "error", "download", "timeline", "expression")
 
 
 def _simulated_download(counter):
@@ -30,6 +32,34 @@ def _simulated_download(counter):
         for _ in range(10_000):
             time.sleep(0.01)
             bar.update(2_500_000)
+
+
+def _compose_scene(window, identity: Path, save) -> None:
+    """Models -> identity -> open the dock, set a preset and a few sliders -> thumbnails (FLAME) -> still -> grab."""
+    from PyQt6.QtCore import QTimer
+
+    composer = window.composer
+
+    def compose(_=None) -> None:
+        window.set_view_mode("output")
+        composer.action.trigger()
+        panel = composer.panel
+        if panel.space.kind == "flame55":
+            panel.load_preset("eyes closed")
+            panel.rows["jaw_open"].slider.setValue(400)
+            panel.sections["expression"].toggle.setChecked(True)
+            panel.rows["exp_00"].slider.setValue(700)
+            composer.thumbnails_ready.connect(lambda _: composer.render_still())
+            composer.render_thumbnails(0)
+        else:
+            panel.load_preset("smile")
+            panel.sections["eyes"].toggle.setChecked(False)  # the mouth's smile values in view
+            panel.rows["jawOpen"].slider.setValue(300)
+            composer.render_still()
+
+    composer.still_rendered.connect(lambda _: QTimer.singleShot(300, lambda: save(window)))
+    window.models_loaded.connect(lambda: window.load_identity(identity))
+    window.identity_loaded.connect(compose)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         QTimer.singleShot(2500, lambda: save(dialog))
     elif args.scene == "timeline":
         _timeline_scene(window, args, scratch, save, fail)
+    elif args.scene == "expression":
+        window.error_shown.connect(fail)
+        _compose_scene(window, args.identity, save)
     else:
         def grab_when_ready() -> None:
             if args.scene == "recording" and window.session.live_running and window.outputs.recorder is None:

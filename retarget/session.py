@@ -323,15 +323,30 @@ class Session(EventSource):
         if cancel is not None:
             cancel.set()
 
-    def render_still(self, driver_image: np.ndarray, out=None, *, settings, mapping=None, source: str = "the driver",
-                     progress: bool = False) -> np.ndarray:
-        """One driver image -> one output image (written to `out` when given, under a temporary name first)."""
+    def render_expressions(self, expressions: np.ndarray, *, settings, progress: bool = False) -> np.ndarray:
+        """Expression vectors (N, D), e.g. composed by hand -> N images of the identity, as one render."""
+        retargeter, context, _ = self._begin_render()
+        error = None
+        try:
+            return retargeter.render(context, np.asarray(expressions), settings, progress=progress)
+        except BaseException as err:
+            error = err
+            raise
+        finally:
+            self._end_render(error)
+
+    def render_still(self, driver_image: np.ndarray | None, out=None, *, settings, mapping=None,
+                     source: str = "the driver", progress: bool = False,
+                     expression: np.ndarray | None = None) -> np.ndarray:
+        """One driver image (or an explicit expression vector, e.g. composed by hand) -> one output image
+        (written to `out` when given, under a temporary name first)."""
         retargeter, context, _ = self._begin_render()
         error = None
         try:
             self._emit("progress", 0, 1)
-            expression = retargeter.expression_from_image(driver_image, source=source, mapping=mapping,
-                                                          identity_neutral=context.blendshapes)
+            if expression is None:
+                expression = retargeter.expression_from_image(driver_image, source=source, mapping=mapping,
+                                                              identity_neutral=context.blendshapes)
             image = retargeter.render(context, expression[None], settings, progress=progress)[0]
             if out is not None:
                 from retarget.outputs import write_image

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from retarget.cli.common import MODELS_HELP, quiet_libraries
+from retarget.cli.expression import EXPRESSION_HELP, expression_for_still, read_expression_option
 from retarget.cli.live import run_live
 from retarget.errors import EXIT_INCOMPLETE, BadInputError, RetargetError
 from retarget.media.kinds import IMAGE_SUFFIXES, is_webcam_spec, media_kind
@@ -25,8 +26,9 @@ def headless_parser() -> argparse.ArgumentParser:
     parser.add_argument("--driver", type=Path, nargs="+",
                         help="driver: an image, a video, a folder of images, a blendshape CSV (ours or Live Link Face), "
                              "webcam:N; several files or a folder of videos render as a batch")
+    parser.add_argument("--expression", type=Path, metavar="EXPR.json", help=EXPRESSION_HELP)
     parser.add_argument("--out", type=Path,
-                        help="output: an image for an image driver; a video (.mp4) for a video/CSV driver, or a folder "
+                        help="output: an image for an image driver or --expression; a video (.mp4) for a video/CSV driver, or a folder "
                              "(PNG sequence); a folder for a batch")
     parser.add_argument("--models", default="hub", help=MODELS_HELP)
     parser.add_argument("--exp-adapter", type=Path, help="use this Expression Adapter file instead of the models folder's")
@@ -97,7 +99,7 @@ def mapping_settings(args: argparse.Namespace):
 
 def _input_paths(args: argparse.Namespace) -> list[tuple[str, object]]:
     """Every file or folder the job reads, by flag: no output may be, contain or lie inside one of them."""
-    inputs = [("--identity", args.identity), *(("--driver", d) for d in args.driver)]
+    inputs = [("--identity", args.identity), ("--expression", args.expression), *(("--driver", d) for d in args.driver or ())]
     if args.models not in ("hub",) and not str(args.models).startswith("random:"):
         inputs.append(("--models", args.models))
     for flag in ("exp_adapter", "ref_lora", "landmarker", "smirk"):
@@ -136,9 +138,11 @@ def check_numbers(args: argparse.Namespace) -> None:
 
 
 def run_headless(args: argparse.Namespace) -> int:
-    for flag in ("identity", "driver", "out"):
+    for flag in ("identity", "out"):
         if getattr(args, flag) is None:
             raise RetargetError(f"--headless needs --{flag}")
+    if args.driver is None and args.expression is None:
+        raise RetargetError("--headless needs --driver (or --expression EXPR.json for a still from named values)")
     settings = GenerationSettings(
         steps=args.steps,
         cfg=args.cfg,
@@ -155,10 +159,11 @@ def run_headless(args: argparse.Namespace) -> int:
     settings.validate()
     mapping = mapping_settings(args)
     check_numbers(args)
-    drivers = args.driver
-    still = len(drivers) == 1 and media_kind(drivers[0]) == "image"
+    composed = read_expression_option(args) if args.expression is not None else None
+    drivers = args.driver or []
+    still = composed is not None or (len(drivers) == 1 and media_kind(drivers[0]) == "image")
     if still and media_kind(args.out) != "image":
-        raise BadInputError(f"--out {args.out}: an image driver gives an image; use {', '.join(sorted(IMAGE_SUFFIXES))}")
+        raise BadInputError(f"--out {args.out}: a still (an image driver or --expression) is an image; use {', '.join(sorted(IMAGE_SUFFIXES))}")
     webcam = len(drivers) == 1 and is_webcam_spec(drivers[0])
     batch = False
     if not still and not webcam:
@@ -170,7 +175,7 @@ def run_headless(args: argparse.Namespace) -> int:
     from retarget.face.image_io import load_image
 
     identity_image = load_image(args.identity)
-    driver_image = load_image(drivers[0]) if still else None
+    driver_image = load_image(drivers[0]) if still and drivers else None
     if not still and not webcam:
         from retarget.media.sources import open_source
 
@@ -203,8 +208,14 @@ def run_headless(args: argparse.Namespace) -> int:
             print(f"note: using {files.description}", file=sys.stderr)
         session.set_identity(args.identity, image=identity_image, source=str(args.identity))
         if still:
-            image = session.render_still(driver_image, args.out, settings=settings, mapping=mapping, source=str(drivers[0]),
-                                         progress=sys.stderr.isatty())
+            expression = None
+            if composed is not None:
+                expression = expression_for_still(session.retargeter, composed, str(args.expression), driver_image,
+                                                  str(drivers[0]) if drivers else "", mapping,
+                                                  session.identity.blendshapes)
+            image = session.render_still(driver_image, args.out, settings=settings, mapping=mapping,
+                                         source=str(drivers[0]) if drivers else "", progress=sys.stderr.isatty(),
+                                         expression=expression)
             size = f"{image.shape[1]}x{image.shape[0]}"
             print(f"wrote {args.out} ({size}) in {time.perf_counter() - started:.1f} s on {device} with {files.description}")
             return 0
