@@ -6,11 +6,13 @@ import sys
 import time
 from pathlib import Path
 
+from retarget.config.render import LiveOptions, VideoOptions
 from retarget.errors import BadInputError, RetargetError
 from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
 
 
-def run_live(retargeter, context, analyzer, settings, driver: str, out: Path, min_change: float = 0.0) -> int:
+def run_live(retargeter, context, analyzer, settings, driver: str, out: Path, live: LiveOptions | None = None,
+             video: VideoOptions | None = None) -> int:
     """Webcam without a window: render the newest frame continuously and record it until Ctrl-C.
 
     The recording is written with each frame's capture time (TimedVideoSink), so it plays in real
@@ -23,7 +25,7 @@ def run_live(retargeter, context, analyzer, settings, driver: str, out: Path, mi
     if out.suffix.lower() not in OUTPUT_VIDEO_SUFFIXES:
         raise BadInputError(f"--out {out}: live recording writes a video (.mp4)")
     size = retargeter.pipeline.image_size
-    sink = TimedVideoSink(out, (size, size))  # before the camera: a sink that cannot open leaves no camera open
+    sink = TimedVideoSink(out, (size, size), video=video)  # before the camera: a sink that cannot open leaves no camera open
     try:
         source = open_source(driver)
     except BaseException:
@@ -31,7 +33,7 @@ def run_live(retargeter, context, analyzer, settings, driver: str, out: Path, mi
         raise
     session = LiveSession(retargeter.pipeline, context, analyzer, settings, source,
                           on_output=lambda driven, image, stats: sink.write(image, driven.capture_time),
-                          min_change=min_change)
+                          min_change=(live or LiveOptions()).min_change)
     session.start()
     try:
         while not session.wait(timeout=1.0):
