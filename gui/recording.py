@@ -52,11 +52,12 @@ class LiveOutputs:
                     self.vcam = None
 
     # ------------------------------------------------------------------ UI thread
-    def start_recording(self, path: Path, size: int):
-        """Open a TimedVideoSink on `path` (a file we reserved, or a new one); returns it."""
+    def start_recording(self, path: Path, size: int, video=None):
+        """Open a TimedVideoSink on `path` (a file we reserved, or a new one), encoding with `video`
+        (retarget.config.VideoOptions); returns it."""
         from retarget.media.sinks import TimedVideoSink
 
-        sink = TimedVideoSink(path, (size, size))
+        sink = TimedVideoSink(path, (size, size), video=video)
         with self.lock:
             self.recorder = sink
             self.record_started = time.monotonic()

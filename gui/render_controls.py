@@ -33,11 +33,14 @@ class RenderControls:
         if self.stream_state != "idle" or self._render_task is not None:
             self.show_error("Stop the live stream (or the running render) first", kind="render-busy")
             return
+        from dataclasses import replace
+
         from retarget.engine import OfflineRenderer, RenderOptions, WorkFolder, job_key
 
         driver, out = str(driver), Path(out)
         retargeter, context, identity = self.retargeter, self.context, self.identity_path
         mapping, settings = self.panel.mapping_settings(), self.panel.generation_settings()
+        render_options = self.panel.options(RenderOptions, batch_size=batch_size, progress=False)  # the form's knobs (e.g. CRF)
         cancel = threading.Event()
         progress = RenderProgress(0)
         progress.progressed.connect(self._render_progressed)
@@ -54,7 +57,7 @@ class RenderControls:
                                        settings, key)
             # Same job as the CLI's: resume what a cancelled render of these inputs left behind.
             resume = WorkFolder.for_output(out).holds(renderer.manifest(driver, mapping))
-            options = RenderOptions(batch_size=batch_size, resume=resume, progress=False)
+            options = replace(render_options, resume=resume)
             return renderer.render(driver, out, options, cancel=cancel, on_frame=progress.on_frame)
 
         def done(summary):
