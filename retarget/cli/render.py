@@ -11,6 +11,7 @@ from retarget.cli.common import quiet_libraries
 from retarget.cli.live import run_live
 from retarget.config import (
     HEADLESS_KNOBS, GenerationSettings, LiveOptions, MappingSettings, ModelOptions, PresetChoice, RenderOptions, VideoOptions,
+    knob_fields, validate_knobs,
 )
 from retarget.config.cli_options import add_knob_options, from_args
 from retarget.errors import EXIT_INCOMPLETE, BadInputError, RetargetError
@@ -48,12 +49,12 @@ def _input_paths(args: argparse.Namespace) -> list[tuple[str, object]]:
     inputs = [("--identity", args.identity), *(("--driver", d) for d in args.driver)]
     if args.models not in ("hub",) and not str(args.models).startswith("random:"):
         inputs.append(("--models", args.models))
-    for flag in ("exp_adapter", "ref_lora", "landmarker", "smirk"):
-        inputs.append((f"--{flag.replace('_', '-')}", getattr(args, flag)))
-    for flag in ("lcm_lora", "tiny_vae"):
-        value = getattr(args, flag)
-        if value and Path(value).exists():
-            inputs.append((f"--{flag.replace('_', '-')}", value))
+    for field in knob_fields(ModelOptions):
+        value = getattr(args, field.name)
+        # The knobs that read files: a Path option (a missing one is refused later), or a source that is a
+        # local file or folder rather than a hub id (--lcm-lora, --tiny-vae).
+        if field.knob.reads and value and (field.type is Path or Path(value).exists()):
+            inputs.append((field.knob.flag, value))
     return inputs
 
 
@@ -75,9 +76,9 @@ def check_outputs(args: argparse.Namespace, still: bool, batch: bool) -> None:
 
 
 def check_numbers(args: argparse.Namespace) -> None:
-    """The knobs GenerationSettings/MappingSettings do not hold: render, video and live options."""
-    for cls in (RenderOptions, VideoOptions, LiveOptions):
-        from_args(cls, args).validate()
+    """The knobs outside GenerationSettings/MappingSettings (checked where those are built): models, render, video, live."""
+    for cls in (ModelOptions, RenderOptions, VideoOptions, LiveOptions):
+        validate_knobs(from_args(cls, args))
 
 
 def run_headless(args: argparse.Namespace) -> int:

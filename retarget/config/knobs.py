@@ -33,6 +33,7 @@ class Knob:
     flag: str | None = None  # the command-line flag; None: not a command-line option
     group: str | None = None  # the --help section it is listed under; None: the main one
     metavar: str | None = None
+    reads: bool = False  # names a file or folder the job reads: no output may be, hold or lie inside it
     # Validation (the command line, the app and the library all go through validate_knobs)
     low: float | None = None
     high: float | None = None

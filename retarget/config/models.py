@@ -21,21 +21,21 @@ class ModelOptions:
     TITLE: ClassVar[str] = "Device"
 
     models: str = knob("hub", flag="--models", help=MODELS_HELP)
-    exp_adapter: Path | None = knob(None, flag="--exp-adapter", help="use this Expression Adapter file instead of the models folder's")
-    ref_lora: Path | None = knob(None, flag="--ref-lora", help="use this Reference Adapter LoRA file instead of the models folder's")
-    landmarker: Path | None = knob(None, flag="--landmarker",
+    exp_adapter: Path | None = knob(None, flag="--exp-adapter", reads=True, help="use this Expression Adapter file instead of the models folder's")
+    ref_lora: Path | None = knob(None, flag="--ref-lora", reads=True, help="use this Reference Adapter LoRA file instead of the models folder's")
+    landmarker: Path | None = knob(None, flag="--landmarker", reads=True,
                                    help="MediaPipe face_landmarker.task (default: models folder, $RETARGET_FACE_LANDMARKER, cache, download)")
-    smirk: Path | None = knob(None, flag="--smirk", help="SMIRK_em1.pt for FLAME-55 adapters (default: MODELS/smirk/SMIRK_em1.pt)")
+    smirk: Path | None = knob(None, flag="--smirk", reads=True, help="SMIRK_em1.pt for FLAME-55 adapters (default: MODELS/smirk/SMIRK_em1.pt)")
     # The app lists the devices this machine has; `device` was a top-level saved key before model/device.
     device: str = knob("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps (default auto)",
                        label="Run on", tooltip="Where the generator runs; changing it reloads the models", old_keys=("device",))
     dtype: str = knob("auto", flag="--dtype", choices=DTYPES, help="auto = fp16 on CUDA, fp32 elsewhere")
-    lcm_lora: str | None = knob(None, flag="--lcm-lora", group="speed", metavar="SRC",
+    lcm_lora: str | None = knob(None, flag="--lcm-lora", group="speed", reads=True, metavar="SRC",
                                 help="load the LCM-LoRA (latent-consistency/lcm-lora-sdv1-5, a folder or file) for --preset lcm")
     compile: bool = knob(False, flag="--compile", group="speed",
                          help="torch.compile the UNet (CUDA graphs on CUDA); slow first frames, same output")
     channels_last: bool = knob(False, flag="--channels-last", group="speed", help="NHWC memory layout (faster on GPUs, same output)")
-    tiny_vae: str | None = knob(None, flag="--tiny-vae", group="speed", metavar="SRC",
+    tiny_vae: str | None = knob(None, flag="--tiny-vae", group="speed", reads=True, metavar="SRC",
                                 help="decode with TAESD (e.g. madebyollin/taesd or a folder): faster, slightly less detail")
 
     def speed_up(self, pipeline) -> None:
