@@ -18,6 +18,7 @@ argparse parser, so a hand-written option can still be added beside the generate
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import MISSING, dataclass
@@ -98,7 +99,8 @@ def _unwrap(annotation) -> tuple[type, bool]:
     return (origin or annotation), False
 
 
-def knob_fields(cls) -> list[KnobField]:
+@functools.lru_cache(maxsize=None)  # read on every validate(); a class's fields never change
+def knob_fields(cls) -> tuple[KnobField, ...]:
     """The fields of `cls` that are knobs, in declaration order."""
     hints = typing.get_type_hints(cls)
     found = []
@@ -109,7 +111,7 @@ def knob_fields(cls) -> list[KnobField]:
         kind, optional = _unwrap(hints[f.name])
         default = f.default if f.default is not MISSING else (f.default_factory() if f.default_factory is not MISSING else None)
         found.append(KnobField(f.name, kind, optional, default, meta, cls))
-    return found
+    return tuple(found)
 
 
 def check_number(name: str, value, *, low: float | None = None, high: float | None = None, low_open: bool = False) -> None:
