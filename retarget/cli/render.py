@@ -186,7 +186,7 @@ def _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, a
 
     key = job_key(args.identity, files.description, args.exp_adapter, args.ref_lora, models=files)
     renderer = OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key, mapping=mapping)
-    options = from_args(RenderOptions, args, video=from_args(VideoOptions, args), progress=sys.stderr.isatty())
+    options = from_args(RenderOptions, args, progress=sys.stderr.isatty())  # with its VideoOptions
     summaries = run_video_jobs(renderer, drivers, batch, args.out, options, state=state)
     print_summary(summaries, state)
     incomplete = [s for s in summaries if s.incomplete]

@@ -9,6 +9,7 @@ options were written by hand.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
@@ -67,5 +68,8 @@ def from_args(cls, args: argparse.Namespace, base=None, **overrides):
             continue
         value = getattr(args, field.name)
         values[field.name] = field.knob.parse(value) if field.knob.parse is not None else value
+    for field in dataclasses.fields(cls):  # a knob dataclass inside (RenderOptions.video) is filled too
+        if dataclasses.is_dataclass(field.default_factory) and knob_fields(field.default_factory):
+            values[field.name] = from_args(field.default_factory, args)
     values.update(overrides)
     return replace(base, **values) if base is not None else cls(**values)
