@@ -6,12 +6,13 @@ small readers use it: `validate_knobs` (one-line RetargetError messages), `retar
 (argparse options) and `retarget.config.store` (saved settings); the app's settings form
 (gui/settings_panel.py) builds its widgets from the same fields.
 
-Why our own ~300 lines rather than tyro or simple-parsing: both derive flag names, metavars and help
-layout from the field (tyro writes `--steps INT`, `--no-reference`/`--reference` pairs and
-`(default: 25)`; simple-parsing prefixes nested dataclasses), so `retarget --help` and the meaning of
-`--no-smoothing`, `--gain NAME=VALUE` and `--preset` could not stay as they are without overriding
-nearly every field, and neither knows about app labels, spin-box ranges or saved-settings keys.
-A generator over `dataclasses.fields` keeps every existing flag byte for byte and stays a plain
+Why a small generator of our own (knobs, cli_options and store: about 300 lines) rather than tyro or
+simple-parsing: those derive each flag from the field name and write their own help (tyro turns
+`use_reference: bool = True` into `--use-reference, --no-use-reference` with `(default: True)` in a
+boxed layout), so keeping `retarget --help` and today's flags (`--no-reference`, `--smoothing-cutoff`
+for min_cutoff, the repeatable `--gain NAME=VALUE`) would mean overriding nearly every field; neither
+knows app labels, spin-box ranges or saved-settings keys; and either would be a new dependency. Ours
+keeps every existing option's flag, meaning, default, help text and metavar, and leaves a plain
 argparse parser, so a hand-written option can still be added beside the generated ones.
 """
 
