@@ -13,6 +13,7 @@ from PyQt6.QtWidgets import QFileDialog
 
 from gui.recording import default_record_dir, elapsed_text
 from gui.workers import Task, error_text
+from retarget.config import VideoOptions
 from retarget.outputs import reserve_new_file
 
 
@@ -58,7 +59,7 @@ class RecordingControls:
             self.record_button.setChecked(False)
             return
         try:
-            self.session.start_recording(path)
+            self.session.start_recording(path, video=self.panel.options(VideoOptions))
         except Exception as err:
             path.unlink(missing_ok=True)  # our empty placeholder
             self.show_error(f"Cannot record to {path}: {error_text(err)}", kind="recording")

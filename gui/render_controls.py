@@ -37,7 +37,7 @@ class RenderControls:
         from retarget.engine import RenderOptions
 
         driver, out = str(driver), Path(out)
-        options = RenderOptions(batch_size=batch_size, progress=False)
+        options = self.panel.options(RenderOptions, batch_size=batch_size, progress=False)  # the form's knobs (e.g. CRF)
         # The same job as the CLI's: it resumes what a cancelled render of these inputs left behind.
         render = self.session.begin_render([driver], out, settings=self.panel.generation_settings(),
                                            mapping=self.panel.mapping_settings(), options=options, auto_resume=True)

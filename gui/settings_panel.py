@@ -1,17 +1,19 @@
-"""The controls panel: generation (quality preset, steps, CFG, adapters, seed), mapping and device."""
+"""The settings panel: a form generated from the knob dataclasses of retarget.config (generation, mapping,
+device, output video), and their saved settings."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from PyQt6.QtCore import QSettings, Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
+from retarget.config import APP_FORM_KNOBS, GenerationSettings, KnobField, MappingSettings, knob_fields
+from retarget.config import PRESETS as LIBRARY_PRESETS
+from retarget.config.store import app_fields, read_value, write_value
 from retarget.expression.flame import control_support
-from retarget.expression.mapping import FLAME_ONLY_GAINS, MappingSettings
-from retarget.expression.mapping import REGIONS as MAPPING_REGIONS
-from retarget.settings import PAPER_CFG, PAPER_EXP_SCALE, PAPER_REF_SCALE, PAPER_STEPS, GenerationSettings
-from retarget.settings import PRESETS as LIBRARY_PRESETS
 
 # name, label (what it trades), steps, cfg: the library's presets that need no extra weights
 PRESETS = [
@@ -22,8 +24,9 @@ PRESETS = [
 # Offered only while an LCM-LoRA is loaded (retarget --lcm-lora SRC): the LCM sampler, not DPM-Solver++.
 _LCM = LIBRARY_PRESETS["lcm"]
 LCM_PRESET = ("lcm", f"Fast live (LCM): {_LCM.steps} steps, guidance {_LCM.cfg:g} ({_LCM.trade})", _LCM.steps, _LCM.cfg)
+_GAIN_FIELD = next(f for f in knob_fields(MappingSettings) if f.name == "gains")
 # The library's own gain names: every blendshape region, then the FLAME-only ones.
-GAINS = (*MAPPING_REGIONS, *FLAME_ONLY_GAINS)
+GAINS = _GAIN_FIELD.knob.keys
 
 
 def available_devices() -> list[str]:
@@ -47,95 +50,108 @@ def _double(lo: float, hi: float, step: float, value: float, decimals: int = 2) 
 
 
 class SettingsPanel(QWidget):
-    """Emits generation_changed / mapping_changed / device_changed; the window applies them live."""
+    """The knobs with an app label (retarget.config), one group per dataclass; emits generation_changed /
+    mapping_changed / device_changed / options_changed, which the window applies live.
+
+    Widgets, ranges, defaults, labels, tooltips and the saved-settings keys all come from the fields: a
+    knob given a label appears here (and in saved settings) with no code in this module. Each widget is
+    also an attribute named like its field (panel.steps, panel.gains["jaw"], panel.crf).
+    """
 
     generation_changed = pyqtSignal()
     mapping_changed = pyqtSignal()
     device_changed = pyqtSignal(str)
     neutral_requested = pyqtSignal()
+    options_changed = pyqtSignal()  # a knob of the other groups (e.g. the output video's quality)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._applying_preset = False
-        layout = QVBoxLayout(self)
-
-        gen = QGroupBox("Generation")
-        form = QFormLayout(gen)
-        self.preset = QComboBox()
-        for name, label, _, _ in PRESETS:
-            self.preset.addItem(label, name)
-            self.preset.setItemData(self.preset.count() - 1, label, Qt.ItemDataRole.ToolTipRole)
-        # Long labels say what each preset trades; the closed combo shows their start, the list all of it.
-        self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.preset.setMinimumContentsLength(16)
-        self.preset.view().setMinimumWidth(520)
-        self.preset.setToolTip("Quality presets: fewer sampling steps are faster but less detailed")
-        self.steps = QSpinBox()
-        self.steps.setRange(1, 100)
-        self.steps.setValue(PAPER_STEPS)
-        self.cfg = _double(1.0, 15.0, 0.5, PAPER_CFG, 1)
-        self.cfg.setToolTip("Classifier-free guidance; 1.0 turns it off (one UNet pass per step, faster)")
-        self.use_reference = QCheckBox("Reference Adapter")
-        self.use_reference.setChecked(True)
-        self.use_reference.setToolTip("Keeps the identity's appearance (hair, skin) close to the photo")
-        self.ref_scale = _double(0.0, 2.0, 0.05, PAPER_REF_SCALE)
-        self.exp_scale = _double(0.0, 3.0, 0.05, PAPER_EXP_SCALE)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        form.addRow("Preset", self.preset)
-        form.addRow("Steps", self.steps)
-        form.addRow("CFG", self.cfg)
-        form.addRow(self.use_reference, self.ref_scale)
-        form.addRow("Expression scale", self.exp_scale)
-        form.addRow("Seed", self.seed)
-        layout.addWidget(gen)
-
-        mapping = QGroupBox("Expression mapping")
-        mform = QFormLayout(mapping)
-        self.gains = {}
-        self._gain_tips = {}
-        for region in GAINS:
-            box = _double(0.0, 3.0, 0.1, 1.0)
-            self._gain_tips[region] = (f"Gain on the {region} blendshapes (1 = as the driver does it)" if region in MAPPING_REGIONS
-                                       else f"Gain on FLAME's {region} coefficients (1 = as the driver does it)")
-            self.gains[region] = box
-            mform.addRow(f"{region.capitalize()} gain", box)
-        self.set_control_support(control_support(None))
-        self.smoothing = QCheckBox("Smoothing (One Euro)")
-        self.smoothing.setChecked(True)
-        self.relative = QCheckBox("Relative to the driver's neutral face")
-        self.relative.setToolTip("Transfers the driver's change from its neutral face onto the identity's own expression")
+        self.fields = app_fields(*APP_FORM_KNOBS)
+        self.widgets: dict = {}
+        for field in self.fields:
+            self.widgets[field.name] = self._make_widget(field)
+            setattr(self, field.name, self.widgets[field.name])
         self.set_neutral = QPushButton("Set neutral (N)")
         self.set_neutral.setToolTip("Relative mode: the driver's current face becomes its neutral")
         self.set_neutral.setEnabled(False)
-        self.mirror = QCheckBox("Mirror (swap left and right)")
-        mform.addRow(self.smoothing)
-        mform.addRow(self.relative)
-        mform.addRow(self.set_neutral)
-        mform.addRow(self.mirror)
-        layout.addWidget(mapping)
 
-        dev = QGroupBox("Device")
-        dform = QFormLayout(dev)
-        self.device = QComboBox()
-        for name in available_devices():
-            self.device.addItem(name, name)
-        self.device.setToolTip("Where the generator runs; changing it reloads the models")
-        dform.addRow("Run on", self.device)
-        layout.addWidget(dev)
+        layout = QVBoxLayout(self)
+        forms: dict[str, QFormLayout] = {}
+        # A check box that enables another knob shares that knob's row, at that knob's place.
+        switches = {f.knob.gui_pair: f.name for f in self.fields if f.knob.gui_pair}
+        for field in self.fields:
+            if field.knob.gui_pair:
+                continue
+            title = field.owner.TITLE
+            if title not in forms:
+                box = QGroupBox(title)
+                forms[title] = QFormLayout(box)
+                layout.addWidget(box)
+            form, widget = forms[title], self.widgets[field.name]
+            if field.type is dict:
+                for name, box in widget.items():
+                    form.addRow(field.knob.label.format(name.capitalize()), box)
+            elif field.name in switches:
+                form.addRow(self.widgets[switches[field.name]], widget)
+            elif field.type is bool:
+                form.addRow(widget)
+            else:
+                form.addRow(field.knob.label, widget)
+            if field.name == "relative":
+                form.addRow(self.set_neutral)  # relative mode's own command, under its switch
         layout.addStretch(1)
+        self.set_control_support(control_support(None))
+        self._connect()
 
+    def _make_widget(self, field: KnobField):
+        k = field.knob
+        tooltip = k.tooltip if isinstance(k.tooltip, str) else k.help
+        if field.name == "preset":
+            widget = QComboBox()
+            for name, label, _, _ in PRESETS:
+                widget.addItem(label, name)
+                widget.setItemData(widget.count() - 1, label, Qt.ItemDataRole.ToolTipRole)
+            # Long labels say what each preset trades; the closed combo shows their start, the list all of it.
+            widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            widget.setMinimumContentsLength(16)
+            widget.view().setMinimumWidth(520)
+        elif field.type is dict:
+            low, high = k.gui_range or (k.low, k.high)
+            return {name: _double(low, high, k.step or 0.1, k.item_default, k.decimals) for name in k.keys}
+        elif field.type is bool:
+            widget = QCheckBox(k.label)
+            widget.setChecked(bool(field.default))
+        elif k.choices is not None or field.name == "device":
+            widget = QComboBox()
+            for name in (available_devices() if field.name == "device" else k.choices):
+                widget.addItem(str(name), name)
+            widget.setCurrentIndex(max(widget.findData(field.default), 0))
+        elif field.type is int:
+            widget = QSpinBox()
+            low, high = k.gui_range or (k.low, k.high)
+            widget.setRange(int(low), int(high))
+            widget.setValue(int(field.default))
+        else:
+            low, high = k.gui_range or (k.low, k.high)
+            widget = _double(low, high, k.step or 0.1, field.default, k.decimals)
+        widget.setToolTip(tooltip)
+        return widget
+
+    def _connect(self) -> None:
         self.preset.currentIndexChanged.connect(self._preset_chosen)
+        for field in self.fields:
+            if field.name in ("preset", "steps", "cfg", "device"):
+                continue
+            signal = {GenerationSettings: self.generation_changed, MappingSettings: self.mapping_changed}.get(
+                field.owner, self.options_changed)
+            widget = self.widgets[field.name]
+            for one in (widget.values() if field.type is dict else (widget,)):
+                _changed(one).connect(signal)
+            if field.knob.gui_pair:
+                widget.toggled.connect(self.widgets[field.knob.gui_pair].setEnabled)
         for box in (self.steps, self.cfg):
             box.valueChanged.connect(self._steps_or_cfg_edited)
-        for box in (self.ref_scale, self.exp_scale, self.seed):
-            box.valueChanged.connect(self.generation_changed)
-        self.use_reference.toggled.connect(self.generation_changed)
-        self.use_reference.toggled.connect(self.ref_scale.setEnabled)
-        for box in self.gains.values():
-            box.valueChanged.connect(self.mapping_changed)
-        for check in (self.smoothing, self.relative, self.mirror):
-            check.toggled.connect(self.mapping_changed)
         self.relative.toggled.connect(self.set_neutral.setEnabled)
         self.set_neutral.clicked.connect(self.neutral_requested)
         self.device.currentIndexChanged.connect(lambda _: self.device_changed.emit(self.device_name()))
@@ -182,25 +198,38 @@ class SettingsPanel(QWidget):
             self.preset.blockSignals(False)
 
     # ------------------------------------------------------------------ values
+    def value(self, field: KnobField):
+        """The widget's value as the field holds it (a dict knob: the enabled names only)."""
+        widget = self.widgets[field.name]
+        if field.type is dict:
+            return {name: box.value() for name, box in widget.items() if box.isEnabled()}
+        if isinstance(widget, QCheckBox):
+            return widget.isChecked()
+        if isinstance(widget, QComboBox):
+            return widget.currentData()
+        return widget.value()
+
+    def options(self, cls, **overrides):
+        """An instance of a knob dataclass with the form's values for its knobs (defaults for the rest)."""
+        values = {f.name: self.value(f) for f in self.fields if f.owner is cls}
+        for field in dataclasses.fields(cls):  # a knob dataclass inside (RenderOptions.video) is filled too
+            if field.default_factory in APP_FORM_KNOBS:
+                values[field.name] = self.options(field.default_factory)
+        return cls(**{**values, **overrides})
+
     def generation_settings(self) -> GenerationSettings:
-        return GenerationSettings(
-            steps=self.steps.value(), cfg=self.cfg.value(), ref_scale=self.ref_scale.value(),
-            exp_scale=self.exp_scale.value(), use_reference=self.use_reference.isChecked(), seed=self.seed.value(),
-            sampler=LIBRARY_PRESETS["lcm"].sampler if self.preset.currentData() == LCM_PRESET[0] else "dpmsolver++",
-        )
+        lcm = self.preset.currentData() == LCM_PRESET[0]
+        return self.options(GenerationSettings, sampler=LIBRARY_PRESETS["lcm"].sampler if lcm else "dpmsolver++")
 
     def mapping_settings(self) -> MappingSettings:
-        return MappingSettings(
-            smoothing=self.smoothing.isChecked(), relative=self.relative.isChecked(), mirror=self.mirror.isChecked(),
-            gains={region: box.value() for region, box in self.gains.items() if box.isEnabled()},
-        )
+        return self.options(MappingSettings)
 
     def set_control_support(self, support: dict) -> None:
         """Disable the gains the loaded adapter cannot apply, with the reason as the tooltip (never ignored silently)."""
         for region, box in self.gains.items():
             reason = support.get(f"gain.{region}")
             box.setEnabled(reason is None)
-            box.setToolTip(self._gain_tips[region] if reason is None else f"Not available: {reason}")
+            box.setToolTip(_GAIN_FIELD.knob.tooltip(region) if reason is None else f"Not available: {reason}")
 
     def device_name(self) -> str:
         return self.device.currentData() or "auto"
@@ -216,49 +245,39 @@ class SettingsPanel(QWidget):
 
     # ------------------------------------------------------------------ persistence
     def save(self, store: QSettings) -> None:
-        store.setValue("gen/preset", self.preset.currentData())
-        store.setValue("gen/steps", self.steps.value())
-        store.setValue("gen/cfg", self.cfg.value())
-        store.setValue("gen/use_reference", self.use_reference.isChecked())
-        store.setValue("gen/ref_scale", self.ref_scale.value())
-        store.setValue("gen/exp_scale", self.exp_scale.value())
-        store.setValue("gen/seed", self.seed.value())
-        for region, box in self.gains.items():
-            store.setValue(f"map/gain_{region}", box.value())
-        store.setValue("map/smoothing", self.smoothing.isChecked())
-        store.setValue("map/relative", self.relative.isChecked())
-        store.setValue("map/mirror", self.mirror.isChecked())
-        store.setValue("device", self.device_name())
+        for field in self.fields:
+            value = ({n: box.value() for n, box in self.gains.items()} if field.type is dict  # disabled gains too
+                     else self.device_name() if field.name == "device" else self.value(field))
+            write_value(store, field, value)
 
     def restore(self, store: QSettings) -> None:
-        """Apply stored values; bad or missing ones keep the defaults (settings files get hand-edited)."""
-
-        def get(key, kind, default):
-            try:
-                value = store.value(key, default)
-                if kind is bool:
-                    return value if isinstance(value, bool) else str(value).lower() in ("true", "1")
-                return kind(value)
-            except (TypeError, ValueError):
-                return default
-
+        """Apply stored values (old keys migrate); bad or missing ones keep the defaults (settings files get hand-edited)."""
         self.blockSignals(True)
+        self._applying_preset = True  # the stored steps/CFG and preset, not "custom" half-way
         try:
-            self.set_preset(get("gen/preset", str, "quality"), apply=False)
-            self._applying_preset = True
-            self.steps.setValue(get("gen/steps", int, self.steps.value()))
-            self.cfg.setValue(get("gen/cfg", float, self.cfg.value()))
-            self._applying_preset = False
-            self.use_reference.setChecked(get("gen/use_reference", bool, True))
-            self.ref_scale.setValue(get("gen/ref_scale", float, self.ref_scale.value()))
-            self.exp_scale.setValue(get("gen/exp_scale", float, self.exp_scale.value()))
-            self.seed.setValue(get("gen/seed", int, 0))
-            for region, box in self.gains.items():
-                box.setValue(get(f"map/gain_{region}", float, 1.0))
-            self.smoothing.setChecked(get("map/smoothing", bool, True))
-            self.relative.setChecked(get("map/relative", bool, False))
-            self.mirror.setChecked(get("map/mirror", bool, False))
-            index = self.device.findData(get("device", str, "auto"))
-            self.device.setCurrentIndex(max(index, 0))
+            for field in self.fields:
+                widget = self.widgets[field.name]
+                if field.name == "preset":  # first: its steps/CFG are then overwritten by the stored ones
+                    self.set_preset(read_value(store, field, "quality", check=False), apply=False)
+                elif field.type is dict:
+                    stored = read_value(store, field, {name: field.knob.item_default for name in widget})
+                    for name, box in widget.items():
+                        box.setValue(stored[name])
+                elif isinstance(widget, QCheckBox):
+                    widget.setChecked(read_value(store, field, field.default))
+                elif isinstance(widget, QComboBox):
+                    widget.setCurrentIndex(max(widget.findData(read_value(store, field, field.default)), 0))
+                else:
+                    widget.setValue(read_value(store, field, field.default))
         finally:
+            self._applying_preset = False
             self.blockSignals(False)
+
+
+def _changed(widget):
+    """The signal a widget sends when the user changes its value."""
+    if isinstance(widget, QCheckBox):
+        return widget.toggled
+    if isinstance(widget, QComboBox):
+        return widget.currentIndexChanged
+    return widget.valueChanged

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import contextlib
@@ -106,13 +106,12 @@ def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: R
         if state.is_main_process:
             WorkFolder.for_output(out).prepare(renderer.manifest(str(driver), renderer.mapping_settings()), options.resume)
         state.wait_for_everyone()
-        mine = RenderOptions(**{**asdict(options), "frame_range": frame_range, "assemble": False, "resume": True,
-                                "lock": False})
+        mine = replace(options, frame_range=frame_range, assemble=False, resume=True, lock=False)
         summary = renderer.render(str(driver), out, mine, cancel=cancel, on_frame=on_frame, rank=rank)
         state.wait_for_everyone()
         if state.is_main_process:
             summary.audio = renderer.assemble(str(driver), out, work_dir_for(out), summary.frames,
-                                              _rate(driver), _has_audio(driver), options.side_by_side)
+                                              _rate(driver), _has_audio(driver), options.side_by_side, options.video)
         state.wait_for_everyone()
     return summary
 

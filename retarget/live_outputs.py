@@ -43,11 +43,12 @@ class LiveOutputs:
                     self.vcam = None
 
     # ------------------------------------------------------------------ the caller's thread
-    def start_recording(self, path: Path, size: int):
-        """Open a TimedVideoSink on `path` (a file we reserved, or a new one); returns it."""
+    def start_recording(self, path: Path, size: int, video=None):
+        """Open a TimedVideoSink on `path` (a file we reserved, or a new one), encoding with `video`
+        (retarget.config.VideoOptions); returns it."""
         from retarget.media.sinks import TimedVideoSink
 
-        sink = TimedVideoSink(path, (size, size))
+        sink = TimedVideoSink(path, (size, size), video=video)
         with self.lock:
             self.recorder = sink
             self.record_started = time.monotonic()

@@ -290,12 +290,12 @@ class Session(EventSource):
         analyzer.set_neutral_from(raw)
 
     # ------------------------------------------------------------------ record
-    def start_recording(self, path, size: int | None = None):
+    def start_recording(self, path, size: int | None = None, video=None):
         """Record the live output to `path` (each frame at its capture time); before Start too, so a sink that
         cannot open fails before a camera is opened. Returns the TimedVideoSink."""
         if self._state not in (READY, STREAMING):
             self._require_ready("record")
-        return self.outputs.start_recording(Path(path), size or self.retargeter.pipeline.image_size)
+        return self.outputs.start_recording(Path(path), size or self.retargeter.pipeline.image_size, video)
 
     def stop_recording(self):
         """Stop feeding the recording; returns (sink, stop time) for the caller to close (encoder flush: slow)."""

@@ -58,4 +58,4 @@ def test_live_recording_refuses_a_container_we_do_not_write(tmp_path):
     from retarget.errors import BadInputError
 
     with pytest.raises(BadInputError, match="live recording writes a video"):
-        run_live(None, None, None, None, "webcam:0", tmp_path / "rec.avi")  # readable, but not a container we write
+        run_live(None, "webcam:0", tmp_path / "rec.avi", None)  # readable, but not a container we write

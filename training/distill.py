@@ -99,7 +99,7 @@ class DistillTrainer(AdapterTrainer):
 
     def __init__(self, args):
         super().__init__(args)
-        self.uses_pairs = not args.no_reference  # reference frame from the same clip, as the Reference Adapter trains
+        self.uses_pairs = args.use_reference  # reference frame from the same clip, as the Reference Adapter trains
         self.ema: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ models
@@ -111,7 +111,7 @@ class DistillTrainer(AdapterTrainer):
         args = self.args
         exp_adapter = adapter_file(args.exp_adapter, files.exp_adapter, "--exp-adapter", f"no Expression Adapter in {files.description}")
         ref_lora = None
-        if not args.no_reference:
+        if args.use_reference:
             ref_lora = adapter_file(args.ref_lora, files.ref_lora, "--ref-lora",
                                     f"no Reference Adapter in {files.description} (or train without it: --no-reference)")
         if args.init is not None:
@@ -130,7 +130,7 @@ class DistillTrainer(AdapterTrainer):
                                              is_test_model=files.is_test_model)
         pipeline.load_lcm_lora(init)
         self.set_schedule(pipeline.scheduler_config)
-        common = dict(ref_scale=args.ref_scale, use_reference=not args.no_reference, seed=args.seed)
+        common = dict(ref_scale=args.ref_scale, use_reference=args.use_reference, seed=args.seed)
         self.teacher = GenerationSettings(steps=args.sample_steps, cfg=args.teacher_cfg, **common)
         self.student = GenerationSettings(steps=args.student_steps, cfg=1.0, sampler="lcm", **common)
         return pipeline
@@ -257,15 +257,14 @@ class DistillTrainer(AdapterTrainer):
 
 
 def build_parser():
-    from retarget.settings import PAPER_CFG, PAPER_REF_SCALE
+    from retarget.config import PAPER_CFG, GenerationSettings, ModelOptions
+    from retarget.config.cli_options import add_knob_options
 
     parser = base_parser("python -m training.distill",
                          "Distil Arc2Face with both adapters into a few-step LCM-LoRA (diffusers' LoRA format, for --preset lcm).",
                          lr=1e-4, max_steps=4000, drop=None)
-    parser.add_argument("--exp-adapter", type=Path, help="the Expression Adapter (default: the models folder's)")
-    parser.add_argument("--ref-lora", type=Path, help="the Reference Adapter LoRA (default: the models folder's)")
-    parser.add_argument("--no-reference", action="store_true", help="distil the model without the Reference Adapter")
-    parser.add_argument("--ref-scale", type=float, default=PAPER_REF_SCALE, help=f"Reference Adapter scale (default {PAPER_REF_SCALE})")
+    add_knob_options(parser, ModelOptions, only=("exp_adapter", "ref_lora"))
+    add_knob_options(parser, GenerationSettings, only=("use_reference", "ref_scale"))  # --no-reference: distil without it
     parser.add_argument("--teacher-cfg", type=float, default=PAPER_CFG, help=f"teacher's classifier-free guidance (default {PAPER_CFG})")
     parser.add_argument("--rank", type=int, default=64, help="LoRA rank (default 64, as LCM-LoRA)")
     parser.add_argument("--init", help="start from this LCM-LoRA (file, folder or hub id, e.g. latent-consistency/lcm-lora-sdv1-5)")

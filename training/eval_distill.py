@@ -34,7 +34,8 @@ UNTRAINED = "untrained"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from retarget.settings import PAPER_CFG, PAPER_STEPS
+    from retarget.config import PAPER_CFG, PAPER_STEPS, GenerationSettings, ModelOptions
+    from retarget.config.cli_options import add_knob_options
 
     parser = argparse.ArgumentParser(prog="python -m training.eval_distill",
                                      description="A distilled LCM-LoRA student at a few steps against the 25-step teacher.")
@@ -42,18 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--driver", type=Path, nargs="+", required=True, help="driver face image(s); every identity x driver pair is rendered")
     parser.add_argument("--lcm-lora", action="append", required=True, metavar="SRC",
                         help=f"a student: LCM-LoRA file, folder or hub id, or `{UNTRAINED}` (the zero LoRA distillation starts from); repeatable")
-    parser.add_argument("--models", default="hub", help="hub, a models folder, or random:tiny (test models)")
+    add_knob_options(parser, ModelOptions, only=("models", "exp_adapter", "ref_lora", "device", "dtype", "landmarker", "smirk"))
+    add_knob_options(parser, GenerationSettings, only=("use_reference", "seed"))  # as the LoRA was distilled
     parser.add_argument("--student-steps", default="2,4,8", help="comma-separated LCM step counts (default 2,4,8)")
     parser.add_argument("--teacher-steps", type=int, default=PAPER_STEPS, help=f"teacher's DPM-Solver++ steps (default {PAPER_STEPS})")
     parser.add_argument("--teacher-cfg", type=float, default=PAPER_CFG, help=f"teacher's guidance (default {PAPER_CFG})")
-    parser.add_argument("--exp-adapter", type=Path, help="Expression Adapter file (default: the models folder's)")
-    parser.add_argument("--ref-lora", type=Path, help="Reference Adapter LoRA (default: the models folder's)")
-    parser.add_argument("--no-reference", action="store_true", help="Reference Adapter off (as the LoRA was distilled with --no-reference)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--dtype", choices=("auto", "fp16", "bf16", "fp32"), default="auto")
-    parser.add_argument("--landmarker", type=Path, help="MediaPipe face_landmarker.task")
-    parser.add_argument("--smirk", type=Path, help="SMIRK_em1.pt for a FLAME-55 Expression Adapter")
     parser.add_argument("--images", type=Path, help="also write every rendered image into this folder")
     parser.add_argument("--json", type=Path, help="write the results here")
     return parser
@@ -141,7 +135,8 @@ def run(args) -> dict:
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
     evaluator = Evaluator(files.arcface, find_landmarker_model(args.landmarker or files.landmarker))
-    base = GenerationSettings(seed=args.seed, use_reference=not args.no_reference)
+    base = GenerationSettings(seed=args.seed, use_reference=args.use_reference)
+    base.validate()
     pairs = [{"identity": str(i), "driver": str(d)} for i in args.identity for d in args.driver]
     results = {"device": str(device), "dtype": str(dtype).replace("torch.", ""), "models": files.description, "pairs": pairs, "rows": []}
     try:
@@ -150,7 +145,7 @@ def run(args) -> dict:
         # Perception and identity contexts once, with the teacher; a context is plain tensors that any
         # pipeline of the same base models can use, so every student sees exactly the same inputs.
         with Retargeter(files, device=device, dtype=dtype, exp_adapter=args.exp_adapter, ref_lora=args.ref_lora,
-                        use_reference=not args.no_reference, landmarker_path=args.landmarker, smirk_path=args.smirk) as teacher, \
+                        use_reference=args.use_reference, landmarker_path=args.landmarker, smirk_path=args.smirk) as teacher, \
                 tempfile.TemporaryDirectory(prefix="retarget-eval-distill-") as work:
             contexts = [teacher.identity_from_image(load_image(p), source=str(p)) for p in args.identity]
             expressions = [teacher.expression_from_image(load_image(p), source=str(p)) for p in args.driver]
@@ -161,7 +156,7 @@ def run(args) -> dict:
                     pipeline, runs = teacher.pipeline, [replace(base, steps=args.teacher_steps, cfg=args.teacher_cfg)]
                 else:
                     pipeline = RetargetPipeline.from_files(files, device, dtype, exp_adapter=args.exp_adapter, ref_lora=args.ref_lora,
-                                                           use_ref_lora=not args.no_reference)
+                                                           use_ref_lora=args.use_reference)
                     pipeline.load_lcm_lora(untrained_lora(files.unet, Path(work)) if label == UNTRAINED else label)
                     runs = [replace(preset_settings("lcm", base), steps=n) for n in steps]
                 for settings in runs:

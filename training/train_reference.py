@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from retarget.config import ModelOptions
+from retarget.config.cli_options import add_knob_options
 from retarget.errors import RetargetError
 from training.common import AdapterTrainer, adapter_file, base_parser, cli, lora_weights_of, run
 
@@ -125,7 +127,7 @@ def build_parser():
                          "Train the Reference Adapter LoRA (published pytorch_lora_weights.safetensors layout).",
                          lr=1e-5, max_steps=15_000, drop=0.0)
     parser.add_argument("--rank", type=int, default=128, help="LoRA rank (default 128, as published)")
-    parser.add_argument("--exp-adapter", type=Path, help="the frozen Expression Adapter (default: the models folder's)")
+    add_knob_options(parser, ModelOptions, only=("exp_adapter",))  # the frozen Expression Adapter
     parser.add_argument("--init", type=Path, help="fine-tune this pytorch_lora_weights.safetensors instead of starting from zero")
     return parser
 

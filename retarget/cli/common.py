@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 
-MODELS_HELP = (
-    "hub (default: FoivosPar/Arc2Face + SD 1.5 VAE/tokenizer/scheduler through the Hugging Face cache), "
-    "a models folder, or random:tiny / random:sd15 (randomly initialised TEST MODELS: output is noise)"
-)
+from retarget.config.models import MODELS_HELP  # noqa: F401 (the --models help, with its knob)
 
 
 def quiet_libraries() -> None:

@@ -6,12 +6,13 @@ import sys
 import time
 from pathlib import Path
 
+from retarget.config.render import LiveOptions, VideoOptions
 from retarget.errors import BadInputError, RetargetError
 from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
 
 
 def run_live(session, driver: str, out: Path, settings, mapping=None, neutral=None, min_change: float = 0.0,
-             analyzer=None) -> int:
+             analyzer=None, video: VideoOptions | None = None) -> int:
     """Webcam without a window: the session renders the newest frame continuously and records it until Ctrl-C.
 
     The recording is written with each frame's capture time (TimedVideoSink), so it plays in real
@@ -19,7 +20,7 @@ def run_live(session, driver: str, out: Path, settings, mapping=None, neutral=No
     """
     if out.suffix.lower() not in OUTPUT_VIDEO_SUFFIXES:
         raise BadInputError(f"--out {out}: live recording writes a video (.mp4)")
-    sink = session.start_recording(out)  # before the camera: a sink that cannot open leaves no camera open
+    sink = session.start_recording(out, video=video)  # before the camera: a sink that cannot open leaves no camera open
     try:
         session.start_live(driver, settings=settings, mapping=mapping, analyzer=analyzer, neutral_raw=neutral,
                            min_change=min_change)

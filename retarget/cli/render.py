@@ -7,12 +7,17 @@ import sys
 import time
 from pathlib import Path
 
-from retarget.cli.common import MODELS_HELP, quiet_libraries
+from retarget.cli.common import quiet_libraries
 from retarget.cli.expression import EXPRESSION_HELP, expression_for_still, read_expression_option
 from retarget.cli.live import run_live
+from retarget.config import (
+    HEADLESS_KNOBS, GenerationSettings, LiveOptions, MappingSettings, ModelOptions, PresetChoice, RenderOptions, VideoOptions,
+    knob_fields, validate_knobs,
+)
+from retarget.config.cli_options import add_knob_options, from_args
 from retarget.errors import EXIT_INCOMPLETE, BadInputError, RetargetError
 from retarget.media.kinds import IMAGE_SUFFIXES, is_webcam_spec, media_kind
-from retarget.settings import PAPER_CFG, PAPER_EXP_SCALE, PAPER_REF_SCALE, PAPER_STEPS, PRESETS, GenerationSettings, check_number
+
 
 def headless_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -30,69 +35,13 @@ def headless_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path,
                         help="output: an image for an image driver or --expression; a video (.mp4) for a video/CSV driver, or a folder "
                              "(PNG sequence); a folder for a batch")
-    parser.add_argument("--models", default="hub", help=MODELS_HELP)
-    parser.add_argument("--exp-adapter", type=Path, help="use this Expression Adapter file instead of the models folder's")
-    parser.add_argument("--ref-lora", type=Path, help="use this Reference Adapter LoRA file instead of the models folder's")
-    parser.add_argument("--landmarker", type=Path, help="MediaPipe face_landmarker.task (default: models folder, $RETARGET_FACE_LANDMARKER, cache, download)")
-    parser.add_argument("--smirk", type=Path, help="SMIRK_em1.pt for FLAME-55 adapters (default: MODELS/smirk/SMIRK_em1.pt)")
-    parser.add_argument("--steps", type=int, default=PAPER_STEPS, help=f"DPM-Solver++ steps (default {PAPER_STEPS})")
-    parser.add_argument("--cfg", type=float, default=PAPER_CFG, help=f"classifier-free guidance (default {PAPER_CFG})")
-    parser.add_argument("--ref-scale", type=float, default=PAPER_REF_SCALE, help=f"Reference Adapter scale, 0 = off (default {PAPER_REF_SCALE})")
-    parser.add_argument("--exp-scale", type=float, default=PAPER_EXP_SCALE, help=f"Expression Adapter scale (default {PAPER_EXP_SCALE})")
-    parser.add_argument("--no-reference", action="store_true", help="switch the Reference Adapter off (and do not load it)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the initial noise (default 0)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    parser.add_argument("--dtype", choices=("auto", "fp16", "bf16", "fp32"), default="auto", help="auto = fp16 on CUDA, fp32 elsewhere")
-    speed = parser.add_argument_group("speed")
-    speed.add_argument("--preset", choices=tuple(PRESETS),
-                       help="sampling preset, overriding --steps/--cfg: "
-                            + "; ".join(f"{p.name} = {p.steps} steps, CFG {p.cfg} ({p.trade})" for p in PRESETS.values()))
-    speed.add_argument("--lcm-lora", metavar="SRC", help="load the LCM-LoRA (latent-consistency/lcm-lora-sdv1-5, a folder or file) for --preset lcm")
-    speed.add_argument("--compile", action="store_true", help="torch.compile the UNet (CUDA graphs on CUDA); slow first frames, same output")
-    speed.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster on GPUs, same output)")
-    speed.add_argument("--tiny-vae", metavar="SRC", help="decode with TAESD (e.g. madebyollin/taesd or a folder): faster, slightly less detail")
-    speed.add_argument("--min-change", type=float, default=0.0,
-                       help="live: skip generation while the expression changed less than this (mean absolute change); 0 = off")
-    video = parser.add_argument_group("video drivers")
-    video.add_argument("--batch-size", type=int, default=4, help="frames per generator call (default 4)")
-    video.add_argument("--resume", action="store_true", help="continue a stopped job from the frames already rendered")
-    video.add_argument("--side-by-side", type=Path, help="also write a driver|output video here")
-    video.add_argument("--per-frame-noise", action="store_true", help="new noise every frame (default: one fixed noise keeps video stable)")
-    mapping = parser.add_argument_group("expression mapping")
-    mapping.add_argument("--no-smoothing", action="store_true", help="turn One Euro smoothing off (on by default)")
-    mapping.add_argument("--smoothing-cutoff", type=float, default=1.0, help="One Euro min cutoff in Hz (lower = smoother; default 1.0)")
-    mapping.add_argument("--smoothing-beta", type=float, default=0.3, help="One Euro speed coefficient (higher = less lag; default 0.3)")
-    mapping.add_argument("--relative", action="store_true", help="map the driver's change from its neutral face onto the identity's own expression")
-    mapping.add_argument("--neutral-frame", type=int, help="relative mode: this driver frame is the neutral face (default: the median of the first second)")
-    mapping.add_argument("--intensity", type=float, default=1.0, help="overall expression intensity (default 1.0)")
-    mapping.add_argument("--gain", action="append", default=[], metavar="NAME=VALUE",
-                         help="gain for a blendshape or a region (brows, eyes, mouth, jaw, cheeks, nose); repeatable. "
-                              "The FLAME-55 adapter takes eyes (eyelids), jaw and expression (its 50 coefficients together)")
-    mapping.add_argument("--mirror", action="store_true", help="swap left and right (selfie cameras); FLAME-55: the driver image is flipped before SMIRK")
+    # Every other option is generated from the knob dataclasses (retarget.config): flag, default, help.
+    add_knob_options(parser, *HEADLESS_KNOBS)
     return parser
 
 
-def mapping_settings(args: argparse.Namespace):
-    from retarget.expression.mapping import MappingSettings
-
-    gains = {}
-    for item in args.gain:
-        name, sep, value = item.partition("=")
-        try:
-            gains[name.strip()] = float(value)
-        except ValueError:
-            raise RetargetError(f"--gain {item}: expected NAME=VALUE, e.g. --gain mouth=1.5") from None
-        if not sep:
-            raise RetargetError(f"--gain {item}: expected NAME=VALUE, e.g. --gain mouth=1.5")
-    settings = MappingSettings(
-        smoothing=not args.no_smoothing,
-        min_cutoff=args.smoothing_cutoff,
-        beta=args.smoothing_beta,
-        relative=args.relative,
-        intensity=args.intensity,
-        gains=gains,
-        mirror=args.mirror,
-    )
+def mapping_settings(args: argparse.Namespace) -> MappingSettings:
+    settings = from_args(MappingSettings, args)
     settings.validate()
     return settings
 
@@ -102,12 +51,12 @@ def _input_paths(args: argparse.Namespace) -> list[tuple[str, object]]:
     inputs = [("--identity", args.identity), ("--expression", args.expression), *(("--driver", d) for d in args.driver or ())]
     if args.models not in ("hub",) and not str(args.models).startswith("random:"):
         inputs.append(("--models", args.models))
-    for flag in ("exp_adapter", "ref_lora", "landmarker", "smirk"):
-        inputs.append((f"--{flag.replace('_', '-')}", getattr(args, flag)))
-    for flag in ("lcm_lora", "tiny_vae"):
-        value = getattr(args, flag)
-        if value and Path(value).exists():
-            inputs.append((f"--{flag.replace('_', '-')}", value))
+    for field in knob_fields(ModelOptions):
+        value = getattr(args, field.name)
+        # The knobs that read files: a Path option (a missing one is refused later), or a source that is a
+        # local file or folder rather than a hub id (--lcm-lora, --tiny-vae).
+        if field.knob.reads and value and (field.type is Path or Path(value).exists()):
+            inputs.append((field.knob.flag, value))
     return inputs
 
 
@@ -129,12 +78,9 @@ def check_outputs(args: argparse.Namespace, still: bool, batch: bool) -> None:
 
 
 def check_numbers(args: argparse.Namespace) -> None:
-    """Numeric flags that GenerationSettings/MappingSettings do not hold (NaN passes a `<` check, so test finiteness)."""
-    check_number("--min-change", args.min_change, low=0.0)
-    if args.batch_size < 1:
-        raise RetargetError(f"--batch-size must be at least 1 (got {args.batch_size})")
-    if args.neutral_frame is not None and args.neutral_frame < 0:
-        raise RetargetError(f"--neutral-frame must be 0 or more (got {args.neutral_frame})")
+    """The knobs outside GenerationSettings/MappingSettings (checked where those are built): models, render, video, live."""
+    for cls in (ModelOptions, RenderOptions, VideoOptions, LiveOptions):
+        validate_knobs(from_args(cls, args))
 
 
 def run_headless(args: argparse.Namespace) -> int:
@@ -143,19 +89,7 @@ def run_headless(args: argparse.Namespace) -> int:
             raise RetargetError(f"--headless needs --{flag}")
     if args.driver is None and args.expression is None:
         raise RetargetError("--headless needs --driver (or --expression EXPR.json for a still from named values)")
-    settings = GenerationSettings(
-        steps=args.steps,
-        cfg=args.cfg,
-        ref_scale=args.ref_scale,
-        exp_scale=args.exp_scale,
-        use_reference=not args.no_reference,
-        seed=args.seed,
-        per_frame_noise=args.per_frame_noise,
-    )
-    if args.preset:
-        from retarget.settings import preset_settings
-
-        settings = preset_settings(args.preset, settings)
+    settings = from_args(PresetChoice, args).apply(from_args(GenerationSettings, args))
     settings.validate()
     mapping = mapping_settings(args)
     check_numbers(args)
@@ -222,7 +156,8 @@ def run_headless(args: argparse.Namespace) -> int:
         neutral = (_neutral_from_frame(session.retargeter, str(drivers[0]), args.neutral_frame, mapping.mirror)
                    if args.neutral_frame is not None else None)
         if webcam:
-            return run_live(session, str(drivers[0]), args.out, settings, mapping, neutral, args.min_change)
+            return run_live(session, str(drivers[0]), args.out, settings, mapping, neutral,
+                            from_args(LiveOptions, args).min_change, video=from_args(VideoOptions, args))
         return _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, started)
 
 
@@ -241,15 +176,9 @@ def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = Fals
 
 
 def _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, started) -> int:
-    from retarget.engine import RenderOptions
     from retarget.jobs import print_summary
 
-    options = RenderOptions(
-        batch_size=args.batch_size,
-        side_by_side=args.side_by_side,
-        resume=args.resume,
-        progress=sys.stderr.isatty(),
-    )
+    options = from_args(RenderOptions, args, progress=sys.stderr.isatty())  # with its VideoOptions
     summaries = session.render_videos(drivers, args.out, settings=settings, mapping=mapping, options=options, batch=batch,
                                       neutral=neutral, state=state)
     print_summary(summaries, state)

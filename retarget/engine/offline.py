@@ -21,26 +21,13 @@ import numpy as np
 from retarget.driving import DriverAnalyzer, DrivenFrame
 from retarget.engine.stages import perception_stream
 from retarget.engine.work_folder import WorkFolder, work_lock_for
+from retarget.config.render import RenderOptions, VideoOptions  # noqa: F401 (re-exported: retarget.engine.RenderOptions)
 from retarget.errors import BadInputError, JobInterrupted, RetargetError
 from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
 from retarget.media.sinks import PngSequenceSink, VideoSink, frame_rate, side_by_side
 from retarget.media.sources import open_source
 from retarget.outputs import check_folder_target, check_output, replace_folder, resolved
 from retarget.settings import GenerationSettings
-
-
-@dataclass
-class RenderOptions:
-    batch_size: int = 4
-    side_by_side: Path | None = None
-    resume: bool = False
-    # Render only frames [start, stop) (a share of one long video); perception still runs from frame 0
-    # so smoothing and calibration match a single-process run.
-    frame_range: tuple[int, int | None] | None = None
-    assemble: bool = True
-    progress: bool = True
-    # Hold the work folder's lock for the job (off for the ranks of a split job, whose main process holds it).
-    lock: bool = True
 
 
 @dataclass
@@ -216,11 +203,12 @@ class OfflineRenderer:
             fps = getattr(source, "frame_rate", None) or frame_rate(source.fps or 25.0)
             has_audio = bool(getattr(source, "has_audio", False))
         if options.assemble:
-            summary.audio = self.assemble(driver, out, work.path, summary.frames, fps, has_audio, options.side_by_side)
+            summary.audio = self.assemble(driver, out, work.path, summary.frames, fps, has_audio, options.side_by_side,
+                                          options.video)
         return summary
 
     def assemble(self, driver: str, out: Path, work: Path, frames: int, fps: Fraction, has_audio: bool,
-                 side_by_side_path: Path | None) -> bool:
+                 side_by_side_path: Path | None, video: VideoOptions | None = None) -> bool:
         """Every frame rendered -> the final file(s), written under temporary names and renamed; then the work folder goes."""
         work = WorkFolder(work)
         missing = sorted(set(range(frames)) - work.rendered_indices())
@@ -239,13 +227,14 @@ class OfflineRenderer:
             sink.close()
             replace_folder(staging, target)  # an old folder goes only if we made it (marker) or it is empty
         else:
-            with VideoSink(out, fps, size, audio_from=audio) as sink:
+            with VideoSink(out, fps, size, audio_from=audio, video=video) as sink:
                 for index in range(frames):
                     sink.write(work.read_frame(index))
             if sink.audio_error:
                 print(f"warning: {out}: audio not copied ({sink.audio_error})")
         if side_by_side_path is not None:
-            with open_source(driver) as source, VideoSink(side_by_side_path, fps, _side_size(source, size), audio_from=audio) as sink:
+            with open_source(driver) as source, VideoSink(side_by_side_path, fps, _side_size(source, size), audio_from=audio,
+                                                         video=video) as sink:
                 for frame in source:
                     if frame.index >= frames:
                         break

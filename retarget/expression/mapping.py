@@ -7,30 +7,15 @@ timestamps, so a blendshape CSV and the video it was extracted from map to the s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
+# The settings (with their regions and gain names) live with every other knob in retarget.config.
+from retarget.config.mapping import FLAME_ONLY_GAINS, NEUTRAL_INDEX, REGIONS, MappingSettings  # noqa: F401
 from retarget.errors import RetargetError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES, mirror_blendshapes
 
 NUM = len(BLENDSHAPE_NAMES)
-NEUTRAL_INDEX = 0  # MediaPipe's `_neutral`: a confidence-like score, not a facial action
-
-# Face regions by ARKit name prefix; a gain on a region applies to each of its names.
-_REGION_PREFIXES = {
-    "brows": ("brow",),
-    "eyes": ("eye",),
-    "mouth": ("mouth",),
-    "jaw": ("jaw",),
-    "cheeks": ("cheek",),
-    "nose": ("nose",),
-}
-REGIONS: dict[str, tuple[str, ...]] = {
-    region: tuple(n for n in BLENDSHAPE_NAMES if n.startswith(prefixes)) for region, prefixes in _REGION_PREFIXES.items()
-}
-# Gains that only the FLAME-55 adapter has (retarget.expression.flame); blendshape mapping refuses them.
-FLAME_ONLY_GAINS = ("expression",)
 
 
 class OneEuroFilter:
@@ -71,57 +56,6 @@ class OneEuroFilter:
         self._x = self._x + self._alpha(cutoff, dt) * (x - self._x)
         self._t = float(t)
         return self._x.copy()
-
-
-@dataclass
-class MappingSettings:
-    smoothing: bool = True
-    min_cutoff: float = 1.0
-    beta: float = 0.3
-    # Relative mode transfers the driver's change from its own neutral face onto the identity's neutral.
-    relative: bool = False
-    intensity: float = 1.0
-    # Per blendshape name or per region in REGIONS; a name's own gain wins over its region's.
-    gains: dict[str, float] = field(default_factory=dict)
-    # Swap left and right, for a driver seen in a mirror (e.g. a selfie preview).
-    mirror: bool = False
-    # Frames whose median becomes the driver's neutral when relative mode starts uncalibrated.
-    calibration_window: int = 25
-
-    def gain_vector(self) -> np.ndarray:
-        """The per-name multipliers these gains describe; `_neutral` always 1."""
-        lower = {n.lower(): i for i, n in enumerate(BLENDSHAPE_NAMES)}
-        gains = np.ones(NUM, dtype=np.float64)
-        named: dict[int, float] = {}
-        for key, value in self.gains.items():
-            k = key.strip()
-            if k.lower() in REGIONS:
-                for name in REGIONS[k.lower()]:
-                    gains[BLENDSHAPE_NAMES.index(name)] = float(value)
-            elif k.lower() in lower and lower[k.lower()] != NEUTRAL_INDEX:
-                named[lower[k.lower()]] = float(value)
-            elif k.lower() in FLAME_ONLY_GAINS:
-                continue  # checked against the loaded adapter (refused by ExpressionMapper unless it is 1)
-            else:
-                raise RetargetError(
-                    f"unknown gain '{key}': use a blendshape name such as jawOpen, a region ({', '.join(REGIONS)}) "
-                    "or, for the FLAME-55 adapter, expression"
-                )
-        for index, value in named.items():
-            gains[index] = value
-        return gains
-
-    def validate(self) -> None:
-        from retarget.settings import check_number
-
-        check_number("--intensity", self.intensity, low=0.0)
-        check_number("--smoothing-cutoff", self.min_cutoff, low=0.0, low_open=True)
-        check_number("--smoothing-beta", self.beta, low=0.0)
-        if self.calibration_window < 0:
-            raise RetargetError(f"calibration_window must be 0 or more (got {self.calibration_window})")
-        for name, value in self.gains.items():
-            check_number(f"--gain {name}", value, low=0.0)
-        self.gain_vector()  # unknown names
 
 
 def fixed_vector(values, size: int, what: str, order: str) -> np.ndarray:

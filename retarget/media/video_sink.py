@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retarget.config.render import VideoOptions
 from retarget.errors import RetargetError
 from retarget.media.audio_mux import mux_audio, probe_audio
 from retarget.media.frame_sink import FrameSink, as_rgb, remove_file
@@ -40,7 +41,7 @@ class VideoSink(FrameSink):
     mux_audio() on the finished file.
     """
 
-    def __init__(self, path, fps: float | Fraction, size: tuple[int, int], audio_from=None, crf: int = 18,
+    def __init__(self, path, fps: float | Fraction, size: tuple[int, int], audio_from=None, video: VideoOptions | None = None,
                  preset: str = "medium"):
         import av
 
@@ -55,7 +56,9 @@ class VideoSink(FrameSink):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial = temp_path(self.path, "partial")
         self._container = av.open(str(self.partial), mode="w")
-        stream = self._container.add_stream("libx264", rate=self.rate, options={"crf": str(crf), "preset": preset})
+        # The quality knobs (CRF, ...) come from VideoOptions; the speed preset is the sink's own choice.
+        options = {**(video or VideoOptions()).codec_options(), "preset": preset}
+        stream = self._container.add_stream("libx264", rate=self.rate, options=options)
         w, h = self.size
         # yuv420p subsamples chroma 2x2, so x264 needs even sides; odd frames get one padded edge pixel.
         stream.width, stream.height = w + (w % 2), h + (h % 2)
@@ -139,9 +142,10 @@ class TimedVideoSink(VideoSink):
 
     TIME_BASE = Fraction(1, 1000)
 
-    def __init__(self, path, size: tuple[int, int], nominal_fps: float = 30.0, crf: int = 18, preset: str = "veryfast"):
+    def __init__(self, path, size: tuple[int, int], nominal_fps: float = 30.0, video: VideoOptions | None = None,
+                 preset: str = "veryfast"):
         # nominal_fps only guides the encoder's rate control; timestamps decide the timing.
-        super().__init__(path, nominal_fps, size, crf=crf, preset=preset)
+        super().__init__(path, nominal_fps, size, video=video, preset=preset)
         self._stream.codec_context.time_base = self.TIME_BASE
         # No B-frames: packets then leave in display order, so every sample's duration is exactly
         # the gap to the next timestamp (B-frame reordering shortened the file's last second).

@@ -132,7 +132,7 @@ def test_teacher_step_is_ddim_and_the_student_is_parametrised_as_lcm_scheduler_s
 
     from retarget.testmodels import SD15_SCHEDULER_CONFIG
 
-    trainer = distill.DistillTrainer(argparse.Namespace(no_reference=False))
+    trainer = distill.DistillTrainer(argparse.Namespace(use_reference=True))
     trainer.set_schedule(SD15_SCHEDULER_CONFIG)
     assert trainer.skip == 20 and trainer.grid[0] == 19 and trainer.grid[-1] == 999
     gen = torch.Generator().manual_seed(0)

@@ -1,0 +1,50 @@
+"""Which weights load, where, and how the loaded generator is sped up (ModelOptions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from retarget.config.knobs import knob
+
+MODELS_HELP = (
+    "hub (default: FoivosPar/Arc2Face + SD 1.5 VAE/tokenizer/scheduler through the Hugging Face cache), "
+    "a models folder, or random:tiny / random:sd15 (randomly initialised TEST MODELS: output is noise)"
+)
+DTYPES = ("auto", "fp16", "bf16", "fp32")
+
+
+@dataclass
+class ModelOptions:
+    SECTION: ClassVar[str] = "model"  # saved-settings keys model/<name>
+    TITLE: ClassVar[str] = "Device"
+
+    models: str = knob("hub", flag="--models", help=MODELS_HELP)
+    exp_adapter: Path | None = knob(None, flag="--exp-adapter", reads=True, help="use this Expression Adapter file instead of the models folder's")
+    ref_lora: Path | None = knob(None, flag="--ref-lora", reads=True, help="use this Reference Adapter LoRA file instead of the models folder's")
+    landmarker: Path | None = knob(None, flag="--landmarker", reads=True,
+                                   help="MediaPipe face_landmarker.task (default: models folder, $RETARGET_FACE_LANDMARKER, cache, download)")
+    smirk: Path | None = knob(None, flag="--smirk", reads=True, help="SMIRK_em1.pt for FLAME-55 adapters (default: MODELS/smirk/SMIRK_em1.pt)")
+    # The app lists the devices this machine has; `device` was a top-level saved key before model/device.
+    device: str = knob("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps (default auto)",
+                       label="Run on", tooltip="Where the generator runs; changing it reloads the models", old_keys=("device",))
+    dtype: str = knob("auto", flag="--dtype", choices=DTYPES, help="auto = fp16 on CUDA, fp32 elsewhere")
+    lcm_lora: str | None = knob(None, flag="--lcm-lora", group="speed", reads=True, metavar="SRC",
+                                help="load the LCM-LoRA (latent-consistency/lcm-lora-sdv1-5, a folder or file) for --preset lcm")
+    compile: bool = knob(False, flag="--compile", group="speed",
+                         help="torch.compile the UNet (CUDA graphs on CUDA); slow first frames, same output")
+    channels_last: bool = knob(False, flag="--channels-last", group="speed", help="NHWC memory layout (faster on GPUs, same output)")
+    tiny_vae: str | None = knob(None, flag="--tiny-vae", group="speed", reads=True, metavar="SRC",
+                                help="decode with TAESD (e.g. madebyollin/taesd or a folder): faster, slightly less detail")
+
+    def speed_up(self, pipeline) -> None:
+        """Apply the speed options to a loaded RetargetPipeline."""
+        if self.channels_last:
+            pipeline.enable_channels_last()
+        if self.compile:
+            pipeline.enable_compile()
+        if self.tiny_vae:
+            pipeline.use_tiny_vae(self.tiny_vae)
+        if self.lcm_lora:
+            pipeline.load_lcm_lora(self.lcm_lora)
