@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from retarget.cli.common import MODELS_HELP, quiet_libraries
+from retarget.cli.faces import check_face_flags, check_faces, face_choice_key
 from retarget.cli.live import run_live
 from retarget.errors import EXIT_INCOMPLETE, BadInputError, RetargetError
 from retarget.media.kinds import IMAGE_SUFFIXES, is_webcam_spec, media_kind
@@ -25,6 +26,11 @@ def headless_parser() -> argparse.ArgumentParser:
     parser.add_argument("--driver", type=Path, nargs="+",
                         help="driver: an image, a video, a folder of images, a blendshape CSV (ours or Live Link Face), "
                              "webcam:N; several files or a folder of videos render as a batch")
+    parser.add_argument("--identity-face", type=int, metavar="N",
+                        help="which face of the identity photo, numbered from 1 left to right (default: the largest)")
+    parser.add_argument("--driver-face", type=int, metavar="N",
+                        help="drive with face N (from 1, left to right) of the first driver frame with faces, "
+                             "tracked across frames (default: the largest face of each frame)")
     parser.add_argument("--out", type=Path,
                         help="output: an image for an image driver; a video (.mp4) for a video/CSV driver, or a folder "
                              "(PNG sequence); a folder for a batch")
@@ -155,6 +161,7 @@ def run_headless(args: argparse.Namespace) -> int:
     settings.validate()
     mapping = mapping_settings(args)
     check_numbers(args)
+    check_face_flags(args)
     drivers = args.driver
     still = len(drivers) == 1 and media_kind(drivers[0]) == "image"
     if still and media_kind(args.out) != "image":
@@ -192,9 +199,14 @@ def run_headless(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     state = None if still or webcam else distributed_state()
+    main_process = state is None or state.is_main_process
+    # Face numbers are checked before any download or model load when the landmarker is already on disk.
+    faces_checked = main_process and check_faces(args, None, identity_image, drivers, still, webcam)
     files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
     if files.is_test_model and (state is None or state.is_main_process):
         print(f"note: using {files.description}", file=sys.stderr)
+    if main_process and not faces_checked:
+        check_faces(args, files, identity_image, drivers, still, webcam)
     device = state.device if state is not None and state.device.type == "cuda" else pick_device(args.device)
     with Retargeter(
         files,
@@ -214,12 +226,12 @@ def run_headless(args: argparse.Namespace) -> int:
             retargeter.pipeline.use_tiny_vae(args.tiny_vae)
         if args.lcm_lora:
             retargeter.pipeline.load_lcm_lora(args.lcm_lora)
-        context = retargeter.identity_from_image(identity_image, source=str(args.identity))
+        context = retargeter.identity_from_image(identity_image, source=str(args.identity), face=args.identity_face)
         if still:
             from retarget.outputs import write_image
 
             expression = retargeter.expression_from_image(driver_image, source=str(drivers[0]), mapping=mapping,
-                                                          identity_neutral=context.blendshapes)
+                                                          identity_neutral=context.blendshapes, face=args.driver_face)
             image = retargeter.render(context, expression[None], settings, progress=sys.stderr.isatty())[0]
             write_image(args.out, image)
             size = f"{image.shape[1]}x{image.shape[0]}"
@@ -228,7 +240,8 @@ def run_headless(args: argparse.Namespace) -> int:
         neutral = _neutral_from_frame(retargeter, str(drivers[0]), args.neutral_frame, mapping.mirror) if args.neutral_frame is not None else None
 
         def make_analyzer():
-            analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes, identity_flame=context.flame)
+            analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes, identity_flame=context.flame,
+                                                  face=args.driver_face)
             if neutral is not None:
                 analyzer.set_neutral_from(neutral)
             return analyzer
@@ -257,6 +270,7 @@ def _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, a
     from retarget.jobs import print_summary, run_video_jobs
 
     key = job_key(args.identity, files.description, args.exp_adapter, args.ref_lora, models=files)
+    key.update(face_choice_key(args))  # another face is another job; none chosen leaves older work folders valid
     renderer = OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key, mapping=mapping)
     options = RenderOptions(
         batch_size=args.batch_size,

@@ -1,0 +1,48 @@
+"""Pictures with several faces, composed from the shared photos and videos (for the face-selection tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+BACKGROUND = 128
+
+
+def face_tile(image: np.ndarray, box, size: int) -> np.ndarray:
+    """A size x size square around the face in `box` (1.8x its size, edges repeated), resized."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 0.9 * max(x1 - x0, y1 - y0)
+    matrix = np.array([[size / (2 * half), 0, size / 2 - cx * size / (2 * half)],
+                       [0, size / (2 * half), size / 2 - cy * size / (2 * half)]], np.float64)
+    return cv2.warpAffine(np.ascontiguousarray(image), matrix, (size, size), flags=cv2.INTER_AREA,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, width: int, height: int) -> tuple[np.ndarray, list]:
+    """Two tiles on a grey canvas, left tile in the left half and right tile in the right half, vertically centred.
+
+    Returns the canvas and the tiles' rectangles (x0, y0, x1, y1), left first.
+    """
+    canvas = np.full((height, width, 3), BACKGROUND, np.uint8)
+    rects = []
+    for tile, centre_x in ((left, width // 4), (right, 3 * width // 4)):
+        h, w = tile.shape[:2]
+        x0, y0 = centre_x - w // 2, (height - h) // 2
+        canvas[y0:y0 + h, x0:x0 + w] = tile
+        rects.append((x0, y0, x0 + w, y0 + h))
+    return canvas, rects
+
+
+def blank(image: np.ndarray, rect) -> np.ndarray:
+    """The picture with one tile painted over in the background grey."""
+    out = image.copy()
+    x0, y0, x1, y1 = rect
+    out[y0:y1, x0:x1] = BACKGROUND
+    return out
+
+
+def inside(box, rect) -> bool:
+    """Whether a face box's centre lies in a tile's rectangle."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return rect[0] <= cx <= rect[2] and rect[1] <= cy <= rect[3]
