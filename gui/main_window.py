@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import (
     QSplitter, QToolBar, QVBoxLayout, QWidget,
 )
 
+from gui.face_picker import FacePicker
 from gui.live_controls import LiveControls
 from gui.menus import build_menus
 from gui.model_loading import ModelLoading
@@ -102,6 +103,7 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
 
         self._build_ui()
         self.actions_by_name = build_menus(self)
+        self.face_picker = FacePicker(self)  # which face: numbered boxes on the identity and driver, click to pick
         self.panel.restore(self.store)
         if device is not None and not self.panel.select_device(device):
             self.show_error(f"--device {device} is not available here; using {self.panel.device_name()}", kind="device")
@@ -397,7 +399,7 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
             from retarget.face.image_io import load_image
 
             image = load_image(path)
-            context = retargeter.identity_from_image(image, source=path.name)
+            context = retargeter.identity_from_image(image, source=path.name, face=self.face_picker.face_for(path))
             return path, context, rgb_to_qimage(image)
 
         def ready(result):
@@ -535,6 +537,7 @@ class MainWindow(ModelLoading, LiveControls, RecordingControls, RenderControls, 
             cam.close()
         for task in list(self._tasks):
             task.wait()  # every worker ends: none may outlive the models it uses
+        self.face_picker.close()
         if self.retargeter is not None:
             self.retargeter.close()
         super().closeEvent(event)

@@ -37,6 +37,7 @@ class RenderControls:
 
         driver, out = str(driver), Path(out)
         retargeter, context, identity = self.retargeter, self.context, self.identity_path
+        identity_face = self.face_picker.face_for(identity)
         mapping, settings = self.panel.mapping_settings(), self.panel.generation_settings()
         cancel = threading.Event()
         progress = RenderProgress(0)
@@ -46,6 +47,8 @@ class RenderControls:
             from retarget.media.sources import open_source
 
             key = job_key(identity, self.models_description)  # reads the whole photo: not on the UI thread
+            if identity_face is not None:
+                key["identity_face"] = identity_face  # another face of the photo is another job
             with open_source(driver) as source:
                 progress.total = source.frame_count or 0
             progress.progressed.emit(0, progress.total)

@@ -46,3 +46,50 @@ def inside(box, rect) -> bool:
     """Whether a face box's centre lies in a tile's rectangle."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     return rect[0] <= cx <= rect[2] and rect[1] <= cy <= rect[3]
+
+
+def two_face_photo(shared_dir, landmarker_path):
+    """Freeman (300 px tile) on the left, the painting (180 px) on the right of a 720x400 canvas; and the tiles' rects."""
+    from retarget.face.image_io import load_image
+    from retarget.face.landmarker import FaceLandmarker
+
+    with FaceLandmarker(landmarker_path) as landmarker:
+        tiles = []
+        for name, size in (("identity_freeman.jpg", 300), ("identity_painting_s9.jpg", 180)):
+            image = load_image(shared_dir / "media" / name)
+            tiles.append(face_tile(image, landmarker.detect(image).box, size))
+    return side_by_side(tiles[0], tiles[1], 720, 400)
+
+
+def swap_video(shared_dir, path, frames: int = 12):
+    """Two talking faces (driver_d0 left, driver_d11 right): the left grows from 200 to 340 px, the right shrinks."""
+    import av
+
+    clips = []
+    for name in ("driver_d0.mp4", "driver_d11_audio.mp4"):
+        with av.open(str(shared_dir / "media" / name)) as container:
+            clips.append([f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0))])
+    # The face fills about half of each 512 px driver frame: tiles of the whole frame keep it centred.
+    sizes = np.linspace(200, 340, frames).round().astype(int)
+    rects = []
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 720, 400, "yuv420p"
+        for i in range(frames):
+            left = resize(clips[0][i], sizes[i])
+            right = resize(clips[1][i], sizes[frames - 1 - i])
+            canvas, frame_rects = side_by_side(left, right, 720, 400)
+            rects.append(frame_rects)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path, rects
+
+
+def resize(image, size):
+    import cv2
+
+    return cv2.resize(image, (int(size), int(size)), interpolation=cv2.INTER_AREA)
+
+

@@ -9,7 +9,7 @@ from retarget.errors import BadInputError
 from retarget.face.selection import FaceTracker, check_face_number, largest, left_to_right, nearest
 from tests.test_cli import assert_one_line_error, run_cli
 from tests.conftest import needs_shared
-from tests.face_media import blank, face_tile, inside, side_by_side
+from tests.face_media import blank, inside, swap_video, two_face_photo
 
 
 # ---------------------------------------------------------------- boxes only
@@ -69,15 +69,7 @@ def test_tracker_waits_for_enough_faces_and_follow_switches_to_the_clicked_box()
 @pytest.fixture(scope="module")
 def two_faces(shared_dir, landmarker_path):
     """Freeman large on the left, the painting small on the right; and each alone on the same canvas."""
-    from retarget.face.image_io import load_image
-    from retarget.face.landmarker import FaceLandmarker
-
-    with FaceLandmarker(landmarker_path) as landmarker:
-        tiles = []
-        for name, size in (("identity_freeman.jpg", 300), ("identity_painting_s9.jpg", 180)):
-            image = load_image(shared_dir / "media" / name)
-            tiles.append(face_tile(image, landmarker.detect(image).box, size))
-    photo, rects = side_by_side(tiles[0], tiles[1], 720, 400)
+    photo, rects = two_face_photo(shared_dir, landmarker_path)
     return photo, rects, [blank(photo, rects[1]), blank(photo, rects[0])]
 
 
@@ -119,38 +111,6 @@ def test_identity_face_picks_the_chosen_face_of_a_two_face_photo(two_faces, reta
         retargeter.identity_from_image(photo, face=3)
 
 
-def _swap_video(shared_dir, path, frames: int = 12):
-    """Two talking faces (driver_d0 left, driver_d11 right): the left grows from 200 to 340 px, the right shrinks."""
-    import av
-
-    clips = []
-    for name in ("driver_d0.mp4", "driver_d11_audio.mp4"):
-        with av.open(str(shared_dir / "media" / name)) as container:
-            clips.append([f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0))])
-    # The face fills about half of each 512 px driver frame: tiles of the whole frame keep it centred.
-    sizes = np.linspace(200, 340, frames).round().astype(int)
-    rects = []
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 720, 400, "yuv420p"
-        for i in range(frames):
-            left = _resize(clips[0][i], sizes[i])
-            right = _resize(clips[1][i], sizes[frames - 1 - i])
-            canvas, frame_rects = side_by_side(left, right, 720, 400)
-            rects.append(frame_rects)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path, rects
-
-
-def _resize(image, size):
-    import cv2
-
-    return cv2.resize(image, (int(size), int(size)), interpolation=cv2.INTER_AREA)
-
-
 def _chosen_boxes(video, landmarker_path, face):
     from retarget.driving import DriverAnalyzer
     from retarget.media.sources import open_source
@@ -162,7 +122,7 @@ def _chosen_boxes(video, landmarker_path, face):
 
 @needs_shared
 def test_driver_face_is_tracked_while_the_two_faces_swap_size(shared_dir, landmarker_path, tmp_path):
-    video, rects = _swap_video(shared_dir, tmp_path / "swap.mp4")
+    video, rects = swap_video(shared_dir, tmp_path / "swap.mp4")
     tracked = _chosen_boxes(video, landmarker_path, face=1)
     assert len(tracked) == len(rects)
     for frame, (left, right) in zip(tracked, rects):
@@ -171,6 +131,25 @@ def test_driver_face_is_tracked_while_the_two_faces_swap_size(shared_dir, landma
         assert np.all(frame.landmarks[:, 0] < left[2]) and np.all(frame.landmarks[:, 0] > left[0]), frame.index
     largest_side = ["left" if inside(_box(f.landmarks), r[0]) else "right" for f, r in zip(_chosen_boxes(video, landmarker_path, None), rects)]
     assert largest_side[0] == "right" and largest_side[-1] == "left"  # the default would have switched faces
+
+
+@needs_shared
+def test_the_flame_path_crops_the_tracked_face_for_smirk(shared_dir, landmarker_path, tiny_models_dir, tmp_path):
+    from retarget.driving import DriverAnalyzer
+    from retarget.face.smirk import SmirkExtractor
+    from retarget.media.sources import open_source
+
+    video, rects = swap_video(shared_dir, tmp_path / "swap.mp4", frames=4)
+    smirk = SmirkExtractor(tiny_models_dir / "smirk" / "SMIRK_em1.pt")
+    with open_source(str(video)) as source, DriverAnalyzer("flame55", landmarker_path, smirk=smirk, face=1) as tracked, \
+            DriverAnalyzer("flame55", landmarker_path, smirk=smirk) as default:
+        for frame in source:
+            driven, largest_face = tracked(frame), default(frame)
+            assert inside(_box(driven.landmarks), rects[frame.index][0])  # the left face...
+            np.testing.assert_allclose(driven.raw_flame, smirk.encode(frame.image, driven.landmarks), atol=1e-5)  # ...is SMIRK's crop
+            if frame.index == 0:  # the right face is the larger one here: the default reads another face
+                assert inside(_box(largest_face.landmarks), rects[0][1])
+                assert not np.allclose(driven.raw_flame, largest_face.raw_flame, atol=1e-3)
 
 
 def _box(landmarks):
