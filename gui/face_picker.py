@@ -153,6 +153,9 @@ class FacePicker(QObject):
 
     def _identity_loaded(self, path: str) -> None:
         path = Path(path)
+        if path == self.identity_path and self.identity_face is not None and self.identity_boxes:
+            self._show_identity()  # the same photo with another face: its faces are known; the thumbnail is redrawn
+            return
         if path != self.identity_path:
             self.identity_path, self.identity_face, self.identity_boxes = path, None, []
         retargeter = self.window.retargeter

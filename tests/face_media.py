@@ -61,8 +61,9 @@ def two_face_photo(shared_dir, landmarker_path):
     return side_by_side(tiles[0], tiles[1], 720, 400)
 
 
-def swap_video(shared_dir, path, frames: int = 12):
-    """Two talking faces (driver_d0 left, driver_d11 right): the left grows from 200 to 340 px, the right shrinks."""
+def swap_video(shared_dir, path, frames: int = 12, left=(200, 340), right=(340, 200)):
+    """Two talking faces (driver_d0 left, driver_d11 right), their tiles' sizes going linearly from start to end px:
+    by default the left grows from 200 to 340 px while the right shrinks (at most 78 frames, driver_d0's length)."""
     import av
 
     clips = []
@@ -70,15 +71,13 @@ def swap_video(shared_dir, path, frames: int = 12):
         with av.open(str(shared_dir / "media" / name)) as container:
             clips.append([f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0))])
     # The face fills about half of each 512 px driver frame: tiles of the whole frame keep it centred.
-    sizes = np.linspace(200, 340, frames).round().astype(int)
+    sizes = [np.linspace(*ends, frames).round().astype(int) for ends in (left, right)]
     rects = []
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 720, 400, "yuv420p"
         for i in range(frames):
-            left = resize(clips[0][i], sizes[i])
-            right = resize(clips[1][i], sizes[frames - 1 - i])
-            canvas, frame_rects = side_by_side(left, right, 720, 400)
+            canvas, frame_rects = side_by_side(resize(clips[0][i], sizes[0][i]), resize(clips[1][i], sizes[1][i]), 720, 400)
             rects.append(frame_rects)
             for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
                 out.mux(packet)
