@@ -35,11 +35,11 @@ def face_at(boxes, x: float, y: float) -> int | None:
     return None if not under else min(under, key=hits.__getitem__) + 1
 
 
-def draw_faces(painter: QPainter, boxes, chosen: int | None, x0: float, y0: float, scale: float) -> None:
+def draw_faces(painter: QPainter, boxes, chosen: int | None, x0: float, y0: float, scale: float, font_px: int = 16) -> None:
     """Each box with its number; the chosen one in green."""
     font = QFont(painter.font())
     font.setBold(True)
-    font.setPixelSize(max(9, min(18, int(12 * max(scale, 0.6)))))
+    font.setPixelSize(font_px)
     painter.setFont(font)
     for number, (bx0, by0, bx1, by1) in enumerate(boxes, start=1):
         colour = CHOSEN_COLOUR if number == chosen else OTHER_COLOUR
@@ -209,7 +209,7 @@ class FacePicker(QObject):
         if len(boxes) > 1:
             painter = QPainter(pixmap)
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            draw_faces(painter, boxes, used, 0, 0, pixmap.width() / self._identity_thumb.width())
+            draw_faces(painter, boxes, used, 0, 0, pixmap.width() / self._identity_thumb.width(), font_px=11)
             painter.end()
             thumb.setToolTip(f"{self.identity_path}\n{len(boxes)} faces: click one (or use the Face list) to render it")
         thumb.setPixmap(pixmap)
