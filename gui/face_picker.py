@@ -119,6 +119,7 @@ class FacePicker(QObject):
         self._identity_thumb: QPixmap | None = None  # the photo, full size, for the thumbnail with boxes
         self._used: int | None = None  # the face the identity was embedded with (numbered here)
         self.driver_box = None  # the driver face the user clicked (image pixels), kept for a restarted stream
+        self.driver_spec: str | None = None  # the driver it was clicked on
         self._lock = threading.Lock()  # one MediaPipe graph, used by one task at a time
         self._landmarker = None
 
@@ -236,12 +237,30 @@ class FacePicker(QObject):
         boxes = getattr(frame, "face_boxes", None) or []
         if not 1 <= number <= len(boxes):
             return
-        self.driver_box = boxes[number - 1]
+        self.driver_box, self.driver_spec = boxes[number - 1], self.window._driver_spec()
         session = self.window.session
         if session is not None:
             session.analyzer.follow_face(self.driver_box)
         self.driver_overlay.set_faces(boxes, number)
         self.window.statusBar().showMessage(f"Driving with face {number} (tracked from frame to frame)", 4000)
+
+    def render_job(self, retargeter, mapping, context, identity, driver):
+        """(job key entries, analyzer factory) for an offline render: the chosen faces, as --identity-face and a
+        driver face tracked from the box clicked on this driver (taken up nearest that box from its first frame)."""
+        key = {}
+        if self.face_for(identity) is not None:
+            key["identity_face"] = self.face_for(identity)
+        box = self.driver_box if self.driver_spec is not None and str(driver) == str(self.driver_spec) else None
+        if box is not None:
+            key["driver_face_box"] = [round(float(v), 1) for v in box]
+
+        def make_analyzer():
+            analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes)
+            if box is not None:
+                analyzer.follow_face(box)
+            return analyzer
+
+        return key, make_analyzer
 
     def _stream_started(self) -> None:
         bridge, session = self.window.bridge, self.window.session

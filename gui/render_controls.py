@@ -37,8 +37,8 @@ class RenderControls:
 
         driver, out = str(driver), Path(out)
         retargeter, context, identity = self.retargeter, self.context, self.identity_path
-        identity_face = self.face_picker.face_for(identity)
         mapping, settings = self.panel.mapping_settings(), self.panel.generation_settings()
+        faces_key, make_analyzer = self.face_picker.render_job(retargeter, mapping, context, identity, driver)
         cancel = threading.Event()
         progress = RenderProgress(0)
         progress.progressed.connect(self._render_progressed)
@@ -47,14 +47,11 @@ class RenderControls:
             from retarget.media.sources import open_source
 
             key = job_key(identity, self.models_description)  # reads the whole photo: not on the UI thread
-            if identity_face is not None:
-                key["identity_face"] = identity_face  # another face of the photo is another job
+            key.update(faces_key)  # another face is another job
             with open_source(driver) as source:
                 progress.total = source.frame_count or 0
             progress.progressed.emit(0, progress.total)
-            renderer = OfflineRenderer(retargeter.pipeline, context,
-                                       lambda: retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes),
-                                       settings, key)
+            renderer = OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key)
             # Same job as the CLI's: resume what a cancelled render of these inputs left behind.
             resume = WorkFolder.for_output(out).holds(renderer.manifest(driver, mapping))
             options = RenderOptions(batch_size=batch_size, resume=resume, progress=False)

@@ -193,3 +193,23 @@ def test_cli_names_the_faces_of_a_group_photo_and_renders_the_chosen_one(two_fac
     assert result.returncode == 0, result.stderr
     assert "numbered left to right" not in result.stderr  # chosen: nothing to explain
     assert (tmp_path / "b.png").is_file()
+
+
+def test_with_scrfd_a_chosen_face_takes_the_detection_nearest_its_box_not_the_largest(tmp_path, monkeypatch):
+    from retarget.face.detector import ANTELOPEV2_DETECTOR, largest as largest_detection, write_random_scrfd_onnx
+    from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder, write_random_arcface_onnx
+
+    monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path / "no-insightface-home"))
+    write_random_arcface_onnx(tmp_path / "arcface.onnx", seed=3)
+    write_random_scrfd_onnx(tmp_path / "antelopev2" / ANTELOPEV2_DETECTOR, seed=0)
+    embedder = IdentityEmbedder(ArcFaceEncoder(tmp_path / "arcface.onnx"), landmarker=None)
+    photo = (np.random.default_rng(0).random((480, 600, 3)) * 255).astype(np.uint8)  # the random SCRFD finds several "faces"
+    bboxes, kpss = embedder.detector.detect(photo)
+    biggest = largest_detection(bboxes)
+    other = next(i for i in range(len(bboxes)) if not np.allclose(bboxes[i], bboxes[biggest]))
+    landmarks = np.zeros((478, 3), np.float32)  # unused while SCRFD is there
+    chosen = embedder.embed_with_landmarks(photo, landmarks, near=tuple(bboxes[other][:4]))
+    np.testing.assert_allclose(embedder.last_keypoints, kpss[other], atol=1e-4)
+    default = embedder.embed_with_landmarks(photo, landmarks)
+    np.testing.assert_allclose(embedder.last_keypoints, kpss[biggest], atol=1e-4)
+    assert not np.allclose(chosen, default, atol=1e-3)

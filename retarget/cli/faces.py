@@ -26,21 +26,20 @@ def check_face_flags(args) -> None:
         raise BadInputError("--driver-face picks a face in driver images or video frames; a blendshape CSV has none")
 
 
-def check_faces(args, models, identity_image, drivers, still: bool, webcam: bool) -> bool:
-    """Before the generator loads: the chosen faces exist; a photo with several faces says which one is used.
+def check_faces(args, landmarker_path, identity_image, drivers, still: bool, webcam: bool) -> bool:
+    """The chosen faces exist; a photo with several faces says which one is used.
 
-    models: the resolved ModelFiles, or None before they are resolved: then the check runs only if the
-    landmarker is found without them (no download). Returns whether it ran.
+    landmarker_path None: the check runs only if the landmarker is on disk already (--landmarker, the
+    environment, the cache), before any model loads or download. Returns whether it ran.
     """
     from retarget.errors import MissingWeightsError
     from retarget.face.landmarker import FaceLandmarker, landmarker_for
 
-    try:
-        landmarker_path = landmarker_for(args.landmarker, models, download=models is not None)
-    except MissingWeightsError:
-        if models is None:
-            return False
-        raise
+    if landmarker_path is None:
+        try:
+            landmarker_path = landmarker_for(args.landmarker, None, download=False)
+        except MissingWeightsError:
+            return False  # checked once the models (and with them the landmarker) are in
     with FaceLandmarker(landmarker_path, mode="image") as landmarker:
         faces = numbered(landmarker.detect_all(identity_image))
         boxes = [face.box for face in faces]

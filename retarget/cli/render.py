@@ -205,8 +205,6 @@ def run_headless(args: argparse.Namespace) -> int:
     files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
     if files.is_test_model and (state is None or state.is_main_process):
         print(f"note: using {files.description}", file=sys.stderr)
-    if main_process and not faces_checked:
-        check_faces(args, files, identity_image, drivers, still, webcam)
     device = state.device if state is not None and state.device.type == "cuda" else pick_device(args.device)
     with Retargeter(
         files,
@@ -218,6 +216,8 @@ def run_headless(args: argparse.Namespace) -> int:
         landmarker_path=args.landmarker,
         smirk_path=args.smirk,
     ) as retargeter:
+        if main_process and not faces_checked:
+            check_faces(args, retargeter.landmarker_path, identity_image, drivers, still, webcam)
         if args.channels_last:
             retargeter.pipeline.enable_channels_last()
         if args.compile:

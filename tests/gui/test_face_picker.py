@@ -72,3 +72,12 @@ def test_driver_with_two_faces_shows_boxes_and_a_click_tracks_that_face(qtbot, m
     assert frame.landmarks[:, 0].max() < 360  # the left half of the 720 px frame
     with qtbot.waitSignal(window.stream_stopped, timeout=20000):
         window.stop_stream()
+    # An offline render of this driver tracks the clicked face from its first frame, as its own job.
+    from retarget.media.sources import open_source
+
+    key, make_analyzer = window.face_picker.render_job(window.retargeter, window.panel.mapping_settings(), window.context,
+                                                       window.identity_path, str(video))
+    assert "driver_face_box" in key and "identity_face" not in key
+    with open_source(str(video)) as source, make_analyzer() as analyzer:
+        first = analyzer(next(iter(source)))
+    assert first.face_number == 1 and inside(first.face_boxes[0], rects[0][0])
