@@ -175,6 +175,12 @@ def test_cli_face_numbers_out_of_range_are_one_line_and_exit_2(two_faces, tmp_pa
     assert result.returncode == 2
     assert_one_line_error(result, "--driver-face 0", "numbered from 1")
     assert not (tmp_path / "o.png").exists()
+    video, _ = swap_video(shared_dir, tmp_path / "swap.mp4", frames=3)
+    result = run_cli([*base[:-2], "--out", str(tmp_path / "o.mp4"), "--identity", str(photo), "--driver", str(video),
+                      "--driver-face", "3"], tmp_path)
+    assert result.returncode == 2
+    assert_one_line_error(result, "--driver-face 3", "frame 0 of", "2 faces", "choose 1 to 2")
+    assert not (tmp_path / "o.mp4").exists() and not list(tmp_path.glob(".o.mp4*"))
 
 
 @needs_shared
