@@ -70,7 +70,14 @@ class Retargeter:
     def __exit__(self, *exc):
         self.close()
 
-    def observe(self, image: np.ndarray, source: str) -> FaceObservation:
+    def observe(self, image: np.ndarray, source: str, face: int | None = None) -> FaceObservation:
+        """The largest face; face N: the Nth from the left (from 1), or a one-line error listing the faces there are."""
+        if face is not None:
+            from retarget.face.selection import check_face_number
+
+            faces = self.faces(image)
+            check_face_number(face, [f.box for f in faces], source)
+            return faces[face - 1]
         observation = self.landmarker.detect(image)
         if observation is None:
             raise NoFaceError(f"no face found in {source}")
@@ -87,14 +94,7 @@ class Retargeter:
 
         face: which face, numbered from 1 left to right (retarget.face.selection); None: the largest.
         """
-        if face is None:
-            observation = self.observe(image, source)
-        else:
-            from retarget.face.selection import check_face_number
-
-            faces = self.faces(image)
-            check_face_number(face, [f.box for f in faces], source)
-            observation = faces[face - 1]
+        observation = self.observe(image, source, face)
         aligned, matrix = align_ffhq(image, observation.landmarks, size=REFERENCE_SIZE)
         # A chosen face need not be the largest in its aligned crop (a bigger neighbour may show): find it where it went.
         near = None if face is None else _box_of(transform_points(observation.landmarks[:, :2], matrix))
@@ -151,9 +151,12 @@ class Retargeter:
             return observation.blendshapes[1:]
         return observation.blendshapes
 
-    def driver_neutral(self, image: np.ndarray, source: str, mirror: bool = False) -> np.ndarray:
-        """A driver image's raw vector for DriverAnalyzer.set_neutral_from: FLAME (mirrored first if asked) or blendshapes."""
-        observation = self.observe(image, source)
+    def driver_neutral(self, image: np.ndarray, source: str, mirror: bool = False, face: int | None = None) -> np.ndarray:
+        """A driver image's raw vector for DriverAnalyzer.set_neutral_from: FLAME (mirrored first if asked) or blendshapes.
+
+        face: face N of this image, from 1 left to right (--driver-face); None: the largest.
+        """
+        observation = self.observe(image, source, face)
         if self.smirk is not None:
             from retarget.driving import driver_flame
 
@@ -173,9 +176,7 @@ class Retargeter:
         from retarget.media.sources import Frame
 
         if face is not None:
-            from retarget.face.selection import check_face_number
-
-            check_face_number(face, [f.box for f in self.faces(image)], source)
+            self.observe(image, source, face)  # a one-line error listing the faces when there is no face N
         with self.driver_analyzer(mapping, identity_neutral=identity_neutral, face=face) as analyzer:
             if neutral is not None:
                 analyzer.set_neutral_from(neutral)

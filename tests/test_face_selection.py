@@ -111,6 +111,19 @@ def test_identity_face_picks_the_chosen_face_of_a_two_face_photo(two_faces, reta
         retargeter.identity_from_image(photo, face=3)
 
 
+@needs_shared
+def test_a_driver_photo_and_its_neutral_use_the_chosen_face(two_faces, retargeter):
+    photo = two_faces[0]
+    faces = retargeter.faces(photo)
+    right = retargeter.driver_neutral(photo, "two.png", face=2)  # --neutral-frame with --driver-face 2
+    np.testing.assert_allclose(right, retargeter.expression_from_observation(photo, faces[1]), atol=1e-5)
+    assert not np.allclose(right, retargeter.driver_neutral(photo, "two.png"), atol=1e-3)  # default: the largest, face 1
+    chosen = retargeter.expression_from_image(photo, face=2)  # an image driver with --driver-face 2
+    assert not np.allclose(chosen, retargeter.expression_from_image(photo), atol=1e-3)
+    with pytest.raises(BadInputError, match="--driver-face|face 3"):
+        retargeter.expression_from_image(photo, face=3)
+
+
 def _chosen_boxes(video, landmarker_path, face):
     from retarget.driving import DriverAnalyzer
     from retarget.media.sources import open_source

@@ -237,7 +237,8 @@ def run_headless(args: argparse.Namespace) -> int:
             size = f"{image.shape[1]}x{image.shape[0]}"
             print(f"wrote {args.out} ({size}) in {time.perf_counter() - started:.1f} s on {device} with {files.description}")
             return 0
-        neutral = _neutral_from_frame(retargeter, str(drivers[0]), args.neutral_frame, mapping.mirror) if args.neutral_frame is not None else None
+        neutral = _neutral_from_frame(retargeter, str(drivers[0]), args.neutral_frame, mapping.mirror,
+                                      args.driver_face) if args.neutral_frame is not None else None
 
         def make_analyzer():
             analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes, identity_flame=context.flame,
@@ -251,7 +252,7 @@ def run_headless(args: argparse.Namespace) -> int:
         return _run_offline(retargeter, context, make_analyzer, settings, drivers, batch, args, files, state, started, mapping)
 
 
-def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = False):
+def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = False, face: int | None = None):
     from retarget.media.sources import open_source
 
     with open_source(driver) as source:
@@ -261,7 +262,7 @@ def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = Fals
                     if frame.blendshapes is None:
                         raise BadInputError(f"--neutral-frame {index}: {driver} has no face in that row")
                     return frame.blendshapes
-                return retargeter.driver_neutral(frame.image, f"frame {index} of {driver}", mirror)
+                return retargeter.driver_neutral(frame.image, f"frame {index} of {driver}", mirror, face)
     raise BadInputError(f"--neutral-frame {index}: {driver} has fewer frames")
 
 
