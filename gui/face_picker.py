@@ -16,8 +16,6 @@ from PyQt6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 from PyQt6.QtWidgets import QComboBox, QWidget
 
-from gui.workers import Task
-
 CHOSEN_COLOUR = QColor(80, 255, 140)
 OTHER_COLOUR = QColor(255, 210, 60)
 
