@@ -47,7 +47,7 @@ class InputChoosing:
             from retarget.face.image_io import load_image
 
             image = load_image(path)
-            context = self.session.set_identity(path, image=image, source=path.name)
+            context = self.session.set_identity(path, image=image, source=path.name, face=self.face_picker.face_for(path))
             return context, rgb_to_qimage(image)
 
         def ready(result):

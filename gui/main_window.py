@@ -26,6 +26,7 @@ from PyQt6.QtWidgets import (
 from gui.expression_composer import add_expression_composer
 from gui.inputs import NO_CAMERA, InputChoosing  # noqa: F401 - NO_CAMERA: the window's text, tests read it here
 from gui.layout import WindowLayout
+from gui.face_picker import FacePicker
 from gui.live_controls import LiveControls
 from gui.menus import build_menus
 from gui.model_loading import ModelLoading
@@ -92,6 +93,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self._build_ui()
         self.actions_by_name = build_menus(self)
         self.composer = add_expression_composer(self)  # View > Compose expression: sliders for a still
+        self.face_picker = FacePicker(self)  # which face: numbered boxes on the identity and driver, click to pick
         self.panel.restore(self.store)
         if device is not None and not self.panel.select_device(device):
             self.show_error(f"--device {device} is not available here; using {self.panel.device_name()}", kind="device")
@@ -313,6 +315,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
             cam.close()
         for task in list(self._tasks):
             task.wait()  # every worker ends: none may outlive the models it uses
+        self.face_picker.close()
         try:
             self.session.close()
         except Exception as err:  # closing anyway: say so on stderr, never hang or crash the exit

@@ -47,7 +47,8 @@ class Task(QThread):
 class LiveFrame:
     """What the UI needs from one rendered frame, prepared on the engine's render thread."""
 
-    __slots__ = ("driver", "output", "output_rgb", "blendshapes", "raw_blendshapes", "stats", "time", "face_found", "landmarks")
+    __slots__ = ("driver", "output", "output_rgb", "blendshapes", "raw_blendshapes", "stats", "time", "face_found", "landmarks",
+                 "face_boxes", "face_number")
 
     def __init__(self, driven, image, stats):
         self.driver = rgb_to_qimage(driven.image) if driven.image is not None else None
@@ -60,6 +61,8 @@ class LiveFrame:
         self.face_found = driven.face_found
         landmarks = getattr(driven, "landmarks", None)
         self.landmarks = None if landmarks is None else np.asarray(landmarks)[:, :2].copy()  # x, y pixels for the overlay
+        self.face_boxes = getattr(driven, "face_boxes", None)  # every face, left to right (the face picker's boxes)
+        self.face_number = getattr(driven, "face_number", None)  # the one driving (1-based)
 
 
 class SessionBridge(QObject):

@@ -44,6 +44,8 @@ class DrivenFrame:
     raw_blendshapes: np.ndarray | None = None  # what the landmarker saw (None: no face); "Set neutral" uses it
     raw_flame: np.ndarray | None = None  # FLAME-55 adapter: SMIRK's values before the controls (None: no face)
     landmarks: np.ndarray | None = None  # (478, 3) in the driver image's pixels (None: no face); the app's overlay
+    face_boxes: list | None = None  # every face's box in this frame, numbered left to right (index 0 = face 1)
+    face_number: int | None = None  # which of them drove this frame (1-based); None: no face used
 
 
 class DriverAnalyzer:
@@ -60,11 +62,17 @@ class DriverAnalyzer:
         identity_flame: np.ndarray | None = None,
         flame_history: FlameHistory | None = None,
         smirk=None,
+        face: int | None = None,
     ):
         """identity_neutral: the identity's 52 blendshapes; identity_flame: its 55 FLAME values (relative mode).
 
         smirk: an already loaded SmirkExtractor to share (else one is loaded from smirk_path).
+        face: drive with face N (numbered from 1, left to right, where faces first appear), tracked
+        from frame to frame; None: the largest face of each frame (retarget.face.selection).
         """
+        from retarget.face.selection import FaceTracker
+
+        self.tracker = FaceTracker(face)
         self.expression_kind = expression_kind
         self._identity_neutral = identity_neutral
         self._identity_flame = identity_flame
@@ -149,12 +157,14 @@ class DriverAnalyzer:
     def __call__(self, frame: Frame, capture_time: float | None = None) -> DrivenFrame:
         mapper = self.mapper  # once: a set_mapping from another thread takes effect on the next frame
         mirror = mapper.settings.mirror
+        face_boxes = face_number = None
         if frame.image is None:  # a blendshape recording
             if self.expression_kind == "flame55":
                 raise BadInputError("a blendshape CSV cannot drive the FLAME-55 Expression Adapter; use a blendshape adapter (--exp-adapter)")
             raw, landmarks = frame.blendshapes, None
         else:
-            observation = self.landmarker.detect(frame.image, timestamp_ms=self._timestamp_ms(frame.time))
+            observation, face_boxes, face_number = self._choose_face(
+                self.landmarker.detect_all(frame.image, timestamp_ms=self._timestamp_ms(frame.time)))
             raw = None if observation is None else observation.blendshapes
             landmarks = None if observation is None else observation.landmarks
         seen = landmarks  # as found in frame.image (the FLAME branch mirrors its own copy)
@@ -170,7 +180,23 @@ class DriverAnalyzer:
             if face_found and mirror:
                 shown = mirror_blendshapes(shown)
             return DrivenFrame(frame.index, frame.time, frame.image, expression, shown, face_found, capture_time, raw, raw_flame,
-                               landmarks=seen)
+                               landmarks=seen, face_boxes=face_boxes, face_number=face_number)
         mapped = mapper(raw, frame.time)
         expression = mapped[1:] if self.expression_kind == "blendshapes51" else mapped
-        return DrivenFrame(frame.index, frame.time, frame.image, expression, mapped, face_found, capture_time, raw, landmarks=seen)
+        return DrivenFrame(frame.index, frame.time, frame.image, expression, mapped, face_found, capture_time, raw, landmarks=seen,
+                           face_boxes=face_boxes, face_number=face_number)
+
+    def follow_face(self, box) -> None:
+        """Drive with the face nearest this box (x0, y0, x1, y1 driver pixels) from the next frame on, tracked after."""
+        self.tracker.follow(box)
+
+    def _choose_face(self, faces):
+        """(the observation to use or None, every box left to right, its 1-based number or None)."""
+        from retarget.face.selection import left_to_right
+
+        boxes = [face.box for face in faces]
+        order = left_to_right(boxes)
+        index = self.tracker.pick(boxes)
+        if index is None:
+            return None, [boxes[i] for i in order], None
+        return faces[index], [boxes[i] for i in order], order.index(index) + 1

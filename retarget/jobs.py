@@ -51,17 +51,24 @@ def distributed_state():
 
 
 def offline_renderer(retargeter, context, identity_photo: Path, files, settings, mapping, neutral=None,
-                     exp_adapter=None, ref_lora=None) -> OfflineRenderer:
+                     exp_adapter=None, ref_lora=None, *, driver_face: int | None = None, follow_box=None,
+                     key_extra: dict | None = None) -> OfflineRenderer:
     """The renderer of one identity's video jobs: analyzers speaking the loaded adapter's format (set to the
-    driver's neutral when given), and the job key that lets a stopped render resume (files by content)."""
+    driver's neutral when given; tracking face `driver_face`, numbered from 1 left to right, or the face nearest
+    `follow_box`), and the job key that lets a stopped render resume (files by content; `key_extra` names the
+    chosen faces: another face is another job)."""
     def make_analyzer():
-        analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes, identity_flame=context.flame)
+        analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes, identity_flame=context.flame,
+                                              face=driver_face)
+        if follow_box is not None:
+            analyzer.follow_face(follow_box)
         if neutral is not None:
             analyzer.set_neutral_from(neutral)
         return analyzer
 
     description = files.description if files is not None else ""
     key = job_key(identity_photo, description, exp_adapter, ref_lora, models=files)  # reads whole files
+    key.update(key_extra or {})
     return OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key, mapping=mapping)
 
 

@@ -14,7 +14,7 @@ import torch
 
 from retarget.assets import SMIRK_HELP, ModelFiles
 from retarget.errors import BadInputError, MissingModelFile, MissingWeightsError, NoFaceError
-from retarget.face.align import align_ffhq
+from retarget.face.align import align_ffhq, transform_points
 from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder
 from retarget.face.landmarker import FaceLandmarker, FaceObservation, landmarker_for
 from retarget.pipeline import IdentityContext, RetargetPipeline
@@ -46,6 +46,8 @@ class Retargeter:
         self.smirk = None
         self.smirk_path = None
         self.identity_flame: np.ndarray | None = None  # the latest identity's FLAME values (relative mode)
+        self.identity_embedding: np.ndarray | None = None  # the latest identity's ArcFace vector
+        self.identity_box: tuple | None = None  # where its face is in the photo (x0, y0, x1, y1)
         self.flame_history = None
         if self.pipeline.expression_kind == "flame55":
             from retarget.expression.flame import FlameHistory
@@ -68,21 +70,41 @@ class Retargeter:
     def __exit__(self, *exc):
         self.close()
 
-    def observe(self, image: np.ndarray, source: str) -> FaceObservation:
+    def observe(self, image: np.ndarray, source: str, face: int | None = None) -> FaceObservation:
+        """The largest face; face N: the Nth from the left (from 1), or a one-line error listing the faces there are."""
+        if face is not None:
+            from retarget.face.selection import check_face_number
+
+            faces = self.faces(image)
+            check_face_number(face, [f.box for f in faces], source)
+            return faces[face - 1]
         observation = self.landmarker.detect(image)
         if observation is None:
             raise NoFaceError(f"no face found in {source}")
         return observation
 
-    def identity_from_image(self, image: np.ndarray, source: str = "the identity photo") -> IdentityContext:
-        """Align to the FFHQ template, embed the aligned face (as the Reference Adapter expects), run the reference pass."""
-        observation = self.observe(image, source)
-        aligned, _ = align_ffhq(image, observation.landmarks, size=REFERENCE_SIZE)
-        aligned_observation = self.landmarker.detect(aligned)
+    def faces(self, image: np.ndarray) -> list[FaceObservation]:
+        """Every face MediaPipe finds in a still (up to its num_faces), numbered left to right (index 0 = face 1)."""
+        from retarget.face.selection import numbered
+
+        return numbered(self.landmarker.detect_all(image))
+
+    def identity_from_image(self, image: np.ndarray, source: str = "the identity photo", face: int | None = None) -> IdentityContext:
+        """Align to the FFHQ template, embed the aligned face (as the Reference Adapter expects), run the reference pass.
+
+        face: which face, numbered from 1 left to right (retarget.face.selection); None: the largest.
+        """
+        observation = self.observe(image, source, face)
+        aligned, matrix = align_ffhq(image, observation.landmarks, size=REFERENCE_SIZE)
+        # A chosen face need not be the largest in its aligned crop (a bigger neighbour may show): find it where it went.
+        near = None if face is None else _box_of(transform_points(observation.landmarks[:, :2], matrix))
+        aligned_observation = self.landmarker.detect(aligned) if near is None else _nearest_face(self.landmarker.detect_all(aligned), near)
         if aligned_observation is not None:
-            embedding = self.identity_embedder.embed_with_landmarks(aligned, aligned_observation.landmarks)
+            embedding = self.identity_embedder.embed_with_landmarks(aligned, aligned_observation.landmarks, near=near)
         else:  # alignment cropped too tightly for a second detection; the original photo still has the face
-            embedding = self.identity_embedder.embed_with_landmarks(image, observation.landmarks)
+            embedding = self.identity_embedder.embed_with_landmarks(
+                image, observation.landmarks, near=None if face is None else observation.box)
+        self.identity_embedding, self.identity_box = embedding, observation.box  # the latest identity's (checks, display)
         context = self.pipeline.prepare_identity(embedding, aligned)
         context.blendshapes = observation.blendshapes
         if self.smirk is not None:
@@ -97,8 +119,10 @@ class Retargeter:
         return control_support(self.pipeline.expression_kind)
 
     def driver_analyzer(self, mapping=None, identity_neutral: np.ndarray | None = None,
-                        identity_flame: np.ndarray | None = None):
+                        identity_flame: np.ndarray | None = None, face: int | None = None):
         """A fresh per-stream analyzer speaking this generator's expression format.
+
+        face: drive with face N (from 1, left to right), tracked across frames; None: the largest face.
 
         identity_neutral: the identity photo's blendshapes (IdentityContext.blendshapes), for relative mode;
         identity_flame: its FLAME values (IdentityContext.flame; default: the latest identity's), FLAME-55 only.
@@ -115,6 +139,7 @@ class Retargeter:
             identity_flame=identity_flame if identity_flame is not None else self.identity_flame,
             flame_history=self.flame_history,
             smirk=self.smirk,
+            face=face,
         )
 
     def expression_from_observation(self, image: np.ndarray, observation: FaceObservation) -> np.ndarray:
@@ -126,9 +151,12 @@ class Retargeter:
             return observation.blendshapes[1:]
         return observation.blendshapes
 
-    def driver_neutral(self, image: np.ndarray, source: str, mirror: bool = False) -> np.ndarray:
-        """A driver image's raw vector for DriverAnalyzer.set_neutral_from: FLAME (mirrored first if asked) or blendshapes."""
-        observation = self.observe(image, source)
+    def driver_neutral(self, image: np.ndarray, source: str, mirror: bool = False, face: int | None = None) -> np.ndarray:
+        """A driver image's raw vector for DriverAnalyzer.set_neutral_from: FLAME (mirrored first if asked) or blendshapes.
+
+        face: face N of this image, from 1 left to right (--driver-face); None: the largest.
+        """
+        observation = self.observe(image, source, face)
         if self.smirk is not None:
             from retarget.driving import driver_flame
 
@@ -136,7 +164,8 @@ class Retargeter:
         return observation.blendshapes
 
     def expression_from_image(self, image: np.ndarray, source: str = "the driver", mapping=None,
-                              identity_neutral: np.ndarray | None = None, neutral: np.ndarray | None = None) -> np.ndarray:
+                              identity_neutral: np.ndarray | None = None, neutral: np.ndarray | None = None,
+                              face: int | None = None) -> np.ndarray:
         """One still driver -> the vector fed to the adapter, through the same controls as a video's frames.
 
         neutral: the driver's raw neutral (relative mode); a single image has no first second to take it from.
@@ -146,7 +175,9 @@ class Retargeter:
                                 "drop --relative, or drive with a video (its first second is the neutral)")
         from retarget.media.sources import Frame
 
-        with self.driver_analyzer(mapping, identity_neutral=identity_neutral) as analyzer:
+        if face is not None:
+            self.observe(image, source, face)  # a one-line error listing the faces when there is no face N
+        with self.driver_analyzer(mapping, identity_neutral=identity_neutral, face=face) as analyzer:
             if neutral is not None:
                 analyzer.set_neutral_from(neutral)
             driven = analyzer(Frame(0, 0.0, image))
@@ -196,3 +227,14 @@ def load_retargeter(models: str = "hub", device="auto", dtype=None, *, exp_adapt
         retargeter.close()
         raise
     return retargeter, files
+
+
+def _box_of(points: np.ndarray) -> tuple[float, float, float, float]:
+    return float(points[:, 0].min()), float(points[:, 1].min()), float(points[:, 0].max()), float(points[:, 1].max())
+
+
+def _nearest_face(faces: list[FaceObservation], box) -> FaceObservation | None:
+    from retarget.face.selection import nearest
+
+    index = nearest([f.box for f in faces], box, max_distance=None)
+    return None if index is None else faces[index]

@@ -149,7 +149,8 @@ class Session(EventSource):
         return self.begin_load(models, **options)()
 
     # ------------------------------------------------------------------ identity and driver
-    def set_identity(self, photo=None, *, image: np.ndarray | None = None, source: str | None = None):
+    def set_identity(self, photo=None, *, image: np.ndarray | None = None, source: str | None = None,
+                     face: int | None = None):
         """Embed the identity (a photo's path, or an image already read); returns its context, or None when
         the models were reloaded meanwhile (the reload's caller embeds it again)."""
         with self._lock:
@@ -160,7 +161,8 @@ class Session(EventSource):
                 from retarget.face.image_io import load_image
 
                 image = load_image(photo)
-            context = retargeter.identity_from_image(image, source=source or (Path(photo).name if photo else "the identity photo"))
+            context = retargeter.identity_from_image(image, source=source or (Path(photo).name if photo else "the identity photo"),
+                                                     face=face)
         except BaseException as err:
             self._failed("identity", err)
             raise
@@ -177,7 +179,7 @@ class Session(EventSource):
 
     # ------------------------------------------------------------------ live
     def begin_live(self, driver=None, *, settings, mapping=None, analyzer=None, neutral_raw=None, pace=None,
-                   min_change: float = 0.0) -> Callable[[], object]:
+                   min_change: float = 0.0, face: int | None = None) -> Callable[[], object]:
         """STREAMING now; the returned call opens the driver (a busy camera or a broken video fails there), builds
         the analyzer and starts the stream; it returns the engine's LiveSession, or None when stopped meanwhile."""
         from retarget.engine import LiveSession
@@ -200,7 +202,7 @@ class Session(EventSource):
                 source = open_source(spec)
                 try:
                     stream_analyzer = analyzer or retargeter.driver_analyzer(
-                        mapping, identity_neutral=context.blendshapes, identity_flame=context.flame)
+                        mapping, identity_neutral=context.blendshapes, identity_flame=context.flame, face=face)
                 except BaseException:
                     source.close()
                     raise
@@ -337,7 +339,7 @@ class Session(EventSource):
 
     def render_still(self, driver_image: np.ndarray | None, out=None, *, settings, mapping=None,
                      source: str = "the driver", progress: bool = False,
-                     expression: np.ndarray | None = None) -> np.ndarray:
+                     expression: np.ndarray | None = None, face: int | None = None) -> np.ndarray:
         """One driver image (or an explicit expression vector, e.g. composed by hand) -> one output image
         (written to `out` when given, under a temporary name first)."""
         retargeter, context, _ = self._begin_render()
@@ -346,7 +348,7 @@ class Session(EventSource):
             self._emit("progress", 0, 1)
             if expression is None:
                 expression = retargeter.expression_from_image(driver_image, source=source, mapping=mapping,
-                                                              identity_neutral=context.blendshapes)
+                                                              identity_neutral=context.blendshapes, face=face)
             image = retargeter.render(context, expression[None], settings, progress=progress)[0]
             if out is not None:
                 from retarget.outputs import write_image
@@ -362,7 +364,8 @@ class Session(EventSource):
             self._end_render(error)
 
     def begin_render(self, drivers, out, *, settings, mapping, options, batch: bool = False, neutral=None,
-                     state=None, auto_resume: bool = False) -> Callable[[], list]:
+                     state=None, auto_resume: bool = False, driver_face: int | None = None, follow_box=None,
+                     key_extra: dict | None = None) -> Callable[[], list]:
         """RENDERING now; the returned call renders every frame of each driver (retarget.jobs: resumable, one
         driver or a batch, split across processes under accelerate) and returns the JobSummary list.
         auto_resume: continue what an earlier, stopped render of this same job left (the app's Render)."""
@@ -381,7 +384,8 @@ class Session(EventSource):
                 if identity_path is None:
                     raise RetargetError("a video render needs the identity photo's file (its content names the job)")
                 renderer = offline_renderer(retargeter, context, identity_path, files, settings, mapping, neutral,
-                                            exp_adapter, ref_lora)
+                                            exp_adapter, ref_lora, driver_face=driver_face, follow_box=follow_box,
+                                            key_extra=key_extra)
                 total = 0
                 if self._handlers["progress"] or self._any:  # probing every driver costs: only for someone listening
                     for driver in drivers:

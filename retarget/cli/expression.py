@@ -39,7 +39,7 @@ def read_expression_option(args: argparse.Namespace):
 
 
 def expression_for_still(retargeter, composed, source: str, driver_image=None, driver_source: str = "",
-                         mapping=None, identity_neutral=None) -> np.ndarray:
+                         mapping=None, identity_neutral=None, face: int | None = None) -> np.ndarray:
     """The vector fed to the loaded adapter: the driver photo's (or neutral) with the file's named values."""
     space = composed.space
     adapter_kind = retargeter.pipeline.expression_kind
@@ -47,5 +47,5 @@ def expression_for_still(retargeter, composed, source: str, driver_image=None, d
     start = None
     if driver_image is not None:
         start = retargeter.expression_from_image(driver_image, source=driver_source, mapping=mapping,
-                                                 identity_neutral=identity_neutral)
+                                                 identity_neutral=identity_neutral, face=face)
     return space.vector_for(adapter_kind, composed.values, start=start)

@@ -12,7 +12,7 @@ from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
 
 
 def run_live(session, driver: str, out: Path, settings, mapping=None, neutral=None, min_change: float = 0.0,
-             analyzer=None, video: VideoOptions | None = None) -> int:
+             analyzer=None, video: VideoOptions | None = None, face: int | None = None) -> int:
     """Webcam without a window: the session renders the newest frame continuously and records it until Ctrl-C.
 
     The recording is written with each frame's capture time (TimedVideoSink), so it plays in real
@@ -23,7 +23,7 @@ def run_live(session, driver: str, out: Path, settings, mapping=None, neutral=No
     sink = session.start_recording(out, video=video)  # before the camera: a sink that cannot open leaves no camera open
     try:
         session.start_live(driver, settings=settings, mapping=mapping, analyzer=analyzer, neutral_raw=neutral,
-                           min_change=min_change)
+                           min_change=min_change, face=face)
     except BaseException:
         session.stop_recording()
         sink.abort()

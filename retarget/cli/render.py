@@ -9,6 +9,7 @@ from pathlib import Path
 
 from retarget.cli.common import quiet_libraries
 from retarget.cli.expression import EXPRESSION_HELP, expression_for_still, read_expression_option
+from retarget.cli.faces import check_face_flags, check_faces, face_choice_key
 from retarget.cli.live import run_live
 from retarget.config import (
     HEADLESS_KNOBS, GenerationSettings, LiveOptions, MappingSettings, ModelOptions, PresetChoice, RenderOptions, VideoOptions,
@@ -32,6 +33,11 @@ def headless_parser() -> argparse.ArgumentParser:
                         help="driver: an image, a video, a folder of images, a blendshape CSV (ours or Live Link Face), "
                              "webcam:N; several files or a folder of videos render as a batch")
     parser.add_argument("--expression", type=Path, metavar="EXPR.json", help=EXPRESSION_HELP)
+    parser.add_argument("--identity-face", type=int, metavar="N",
+                        help="which face of the identity photo, numbered from 1 left to right (default: the largest)")
+    parser.add_argument("--driver-face", type=int, metavar="N",
+                        help="drive with face N (from 1, left to right) of the first driver frame with faces, "
+                             "tracked across frames (default: the largest face of each frame)")
     parser.add_argument("--out", type=Path,
                         help="output: an image for an image driver or --expression; a video (.mp4) for a video/CSV driver, or a folder "
                              "(PNG sequence); a folder for a batch")
@@ -94,6 +100,7 @@ def run_headless(args: argparse.Namespace) -> int:
     mapping = mapping_settings(args)
     check_numbers(args)
     composed = read_expression_option(args) if args.expression is not None else None
+    check_face_flags(args)
     drivers = args.driver or []
     still = composed is not None or (len(drivers) == 1 and media_kind(drivers[0]) == "image")
     if still and media_kind(args.out) != "image":
@@ -130,6 +137,9 @@ def run_headless(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     state = None if still or webcam else distributed_state()
+    main_process = state is None or state.is_main_process
+    # Face numbers are checked before any download or model load when the landmarker is already on disk.
+    faces_checked = main_process and check_faces(args, None, identity_image, drivers, still, webcam)
     device = state.device if state is not None and state.device.type == "cuda" else pick_device(args.device)
     with Session(keep_rows=False) as session:
         session.load_models(args.models, device=device, dtype=args.dtype, exp_adapter=args.exp_adapter,
@@ -138,30 +148,33 @@ def run_headless(args: argparse.Namespace) -> int:
                             compile=args.compile, tiny_vae=args.tiny_vae,
                             progress=lambda line: print(line, file=sys.stderr))
         files = session.files
-        if files.is_test_model and (state is None or state.is_main_process):
+        if files.is_test_model and main_process:
             print(f"note: using {files.description}", file=sys.stderr)
-        session.set_identity(args.identity, image=identity_image, source=str(args.identity))
+        if main_process and not faces_checked:
+            check_faces(args, session.retargeter.landmarker_path, identity_image, drivers, still, webcam)
+        session.set_identity(args.identity, image=identity_image, source=str(args.identity), face=args.identity_face)
         if still:
             expression = None
             if composed is not None:
                 expression = expression_for_still(session.retargeter, composed, str(args.expression), driver_image,
                                                   str(drivers[0]) if drivers else "", mapping,
-                                                  session.identity.blendshapes)
+                                                  session.identity.blendshapes, face=args.driver_face)
             image = session.render_still(driver_image, args.out, settings=settings, mapping=mapping,
                                          source=str(drivers[0]) if drivers else "", progress=sys.stderr.isatty(),
-                                         expression=expression)
+                                         expression=expression, face=args.driver_face)
             size = f"{image.shape[1]}x{image.shape[0]}"
             print(f"wrote {args.out} ({size}) in {time.perf_counter() - started:.1f} s on {device} with {files.description}")
             return 0
-        neutral = (_neutral_from_frame(session.retargeter, str(drivers[0]), args.neutral_frame, mapping.mirror)
-                   if args.neutral_frame is not None else None)
+        neutral = (_neutral_from_frame(session.retargeter, str(drivers[0]), args.neutral_frame, mapping.mirror,
+                                       args.driver_face) if args.neutral_frame is not None else None)
         if webcam:
             return run_live(session, str(drivers[0]), args.out, settings, mapping, neutral,
-                            from_args(LiveOptions, args).min_change, video=from_args(VideoOptions, args))
+                            from_args(LiveOptions, args).min_change, video=from_args(VideoOptions, args),
+                            face=args.driver_face)
         return _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, started)
 
 
-def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = False):
+def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = False, face: int | None = None):
     from retarget.media.sources import open_source
 
     with open_source(driver) as source:
@@ -171,7 +184,7 @@ def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = Fals
                     if frame.blendshapes is None:
                         raise BadInputError(f"--neutral-frame {index}: {driver} has no face in that row")
                     return frame.blendshapes
-                return retargeter.driver_neutral(frame.image, f"frame {index} of {driver}", mirror)
+                return retargeter.driver_neutral(frame.image, f"frame {index} of {driver}", mirror, face)
     raise BadInputError(f"--neutral-frame {index}: {driver} has fewer frames")
 
 
@@ -180,7 +193,8 @@ def _run_offline(session, settings, mapping, neutral, drivers, batch, args, stat
 
     options = from_args(RenderOptions, args, progress=sys.stderr.isatty())  # with its VideoOptions
     summaries = session.render_videos(drivers, args.out, settings=settings, mapping=mapping, options=options, batch=batch,
-                                      neutral=neutral, state=state)
+                                      neutral=neutral, state=state, driver_face=args.driver_face,
+                                      key_extra=face_choice_key(args))  # another face is another job
     print_summary(summaries, state)
     incomplete = [s for s in summaries if s.incomplete]
     if state is None or state.is_main_process:

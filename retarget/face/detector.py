@@ -70,6 +70,16 @@ class ScrfdFaceDetector:
             return None
         return np.asarray(kpss[largest(bboxes)], dtype=np.float32)
 
+    def keypoints_near(self, image_rgb: np.ndarray, box) -> np.ndarray | None:
+        """(5, 2) keypoints of the detected face whose box is nearest `box` (a chosen face), or None."""
+        from retarget.face.selection import nearest
+
+        bboxes, kpss = self.detect(image_rgb)
+        if kpss is None or len(bboxes) == 0:
+            return None
+        index = nearest([tuple(b[:4]) for b in bboxes], tuple(box), max_distance=None)
+        return np.asarray(kpss[index], dtype=np.float32)
+
 
 def write_random_scrfd_onnx(path, seed: int = 0) -> Path:
     """A small random net with SCRFD's interface, as insightface's SCRFD class reads it; for tests.

@@ -129,9 +129,12 @@ class IdentityEmbedder:
             points = five_points_from_landmarks(observation.landmarks)
         return self._embed_points(image_rgb, points)
 
-    def embed_with_landmarks(self, image_rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """(512,) unit vector: SCRFD's largest face when the detector is loaded, else the face these landmarks describe."""
-        points = self._detector_points(image_rgb)
+    def embed_with_landmarks(self, image_rgb: np.ndarray, landmarks: np.ndarray, near=None) -> np.ndarray:
+        """(512,) unit vector: SCRFD's largest face when the detector is loaded, else the face these landmarks describe.
+
+        near: a chosen face's box (x0, y0, x1, y1); SCRFD then takes the detection nearest it, not the largest.
+        """
+        points = self._detector_points(image_rgb) if near is None else self._detector_points_near(image_rgb, near)
         if points is None:
             points = five_points_from_landmarks(landmarks)
         return self._embed_points(image_rgb, points)
@@ -143,6 +146,9 @@ class IdentityEmbedder:
 
     def _detector_points(self, image_rgb: np.ndarray) -> np.ndarray | None:
         return None if self.detector is None else self.detector.largest_face_keypoints(image_rgb)
+
+    def _detector_points_near(self, image_rgb: np.ndarray, box) -> np.ndarray | None:
+        return None if self.detector is None else self.detector.keypoints_near(image_rgb, box)
 
 
 def _load_detector(path: Path):

@@ -155,7 +155,7 @@ class FaceObservation:
 
 
 class FaceLandmarker:
-    """MediaPipe Tasks FaceLandmarker with blendshapes, keeping only the largest face."""
+    """MediaPipe Tasks FaceLandmarker with blendshapes: the largest face (detect) or all of them (detect_all, up to num_faces)."""
 
     def __init__(self, model_path, mode: str = "image", num_faces: int = 4, min_confidence: float = 0.5):
         from mediapipe.tasks.python.core.base_options import BaseOptions
@@ -195,6 +195,13 @@ class FaceLandmarker:
 
     def detect(self, image_rgb: np.ndarray, timestamp_ms: int | None = None) -> FaceObservation | None:
         """The largest face in an RGB uint8 image (video mode: timestamps in ms, strictly increasing)."""
+        faces = self.detect_all(image_rgb, timestamp_ms)
+        if not faces:
+            return None
+        return max(faces, key=lambda face: face.area)
+
+    def detect_all(self, image_rgb: np.ndarray, timestamp_ms: int | None = None) -> list[FaceObservation]:
+        """Every face found (up to num_faces), in MediaPipe's order; retarget.face.selection numbers them."""
         import mediapipe as mp
 
         if self._landmarker is None:
@@ -226,9 +233,7 @@ class FaceLandmarker:
                    float(landmarks[:, 0].max()), float(landmarks[:, 1].max()))
             blendshapes = _blendshape_vector(result.face_blendshapes[i] if i < len(result.face_blendshapes) else [])
             faces.append(FaceObservation(blendshapes=blendshapes, landmarks=landmarks, box=box))
-        if not faces:
-            return None
-        return max(faces, key=lambda face: face.area)
+        return faces
 
     def close(self) -> None:
         if self._landmarker is not None:
