@@ -29,7 +29,7 @@ def read_expression_option(args: argparse.Namespace):
         raise BadInputError("--expression renders a still: with --driver give one image (its values are the starting "
                             "point), or leave --driver out")
     if not drivers:
-        given = [flag for flag, on in (("--gain", bool(args.gain)), ("--intensity", args.intensity != 1.0),
+        given = [flag for flag, on in (("--gain", bool(args.gains)), ("--intensity", args.intensity != 1.0),
                                        ("--mirror", args.mirror), ("--relative", args.relative),
                                        ("--neutral-frame", args.neutral_frame is not None)) if on]
         if given:
