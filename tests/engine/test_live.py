@@ -1,7 +1,9 @@
-"""Live mode (LiveSession): the newest frame wins, memory stays bounded, unchanged expressions are not regenerated."""
+"""Live mode (LiveSession): the newest frame wins, memory stays bounded, unchanged expressions are not regenerated,
+and stop() waits for a generate call before the source closes."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -9,10 +11,7 @@ import numpy as np
 from retarget.engine import LiveSession
 from retarget.media.sources import Frame, FrameSource
 from retarget.settings import GenerationSettings
-from tests.conftest import needs_shared
-
-
-pytestmark = needs_shared
+from tests.engine.test_stages import SlowSource
 
 
 class CountingSource(FrameSource):
@@ -108,3 +107,31 @@ def test_live_skips_generation_while_the_expression_barely_changes():
     session.stop()
     assert session.stats.skipped > 0 and len(calls) < session.stats.rendered
     assert len(set(calls)) == len(calls)  # generated only when the expression changed
+
+
+def test_live_stop_waits_for_a_slow_generate_before_closing_the_source():
+    from retarget.engine import LiveSession
+    from retarget.settings import GenerationSettings
+
+    started = threading.Event()
+
+    class SlowPipeline:
+        def generate(self, context, expressions, settings):
+            started.set()
+            time.sleep(0.5)
+            return np.zeros((1, 8, 8, 3), np.uint8)
+
+    class Analyzer:
+        frames_without_face = 0
+
+        def __call__(self, frame, capture_time=None):
+            from retarget.driving import DrivenFrame
+
+            return DrivenFrame(frame.index, frame.time, frame.image, np.zeros(52, np.float32), np.zeros(52, np.float32), True)
+
+    source = SlowSource(frames=1000, delay=0.01)
+    session = LiveSession(SlowPipeline(), None, Analyzer(), GenerationSettings(), source, on_output=lambda *a: None)
+    session.start()
+    assert started.wait(timeout=10)
+    session.stop()
+    assert source.readers_alive_at_close == []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -171,3 +174,53 @@ def test_video_mode(landmarker_path, shared_dir):
     assert all(o is not None for o in observations)
     centres = np.array([o.landmarks[:, :2].mean(0) for o in observations])
     assert np.abs(np.diff(centres, axis=0)).max() < 20  # a tracked face moves little between frames
+
+
+def test_landmarker_discovery_follows_the_readme_order(tmp_path, monkeypatch):
+    from retarget.face.landmarker import LANDMARKER_ENV, LANDMARKER_FILENAME, landmarker_for
+
+    class Files:
+        landmarker = tmp_path / "models" / LANDMARKER_FILENAME
+
+    Files.landmarker.parent.mkdir()
+    Files.landmarker.write_bytes(b"models folder")
+    flag, env = tmp_path / "flag.task", tmp_path / "env.task"
+    flag.write_bytes(b"flag")
+    env.write_bytes(b"env")
+    monkeypatch.setenv(LANDMARKER_ENV, str(env))
+    assert landmarker_for(flag, Files, download=False) == flag  # 1. the flag
+    assert landmarker_for(None, Files, download=False) == env  # 2. the environment beats the models folder
+    monkeypatch.delenv(LANDMARKER_ENV)
+    assert landmarker_for(None, Files, download=False) == Files.landmarker  # 3. the models folder
+    from retarget.errors import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError):  # 4./5. no cache, and no download asked for
+        landmarker_for(None, None, download=False)
+
+
+def test_overlapping_stderr_silencing_always_restores_stderr(monkeypatch):
+    from retarget.face.landmarker import _native_stderr_silenced
+
+    monkeypatch.delenv("RETARGET_DEBUG", raising=False)
+    original = os.fstat(2)
+    inside = threading.Barrier(2)
+    first_out = threading.Event()
+
+    def worker(index: int):
+        with _native_stderr_silenced():
+            inside.wait(timeout=10)
+            if index == 0:
+                pass  # leaves first, while the other is still inside
+            else:
+                first_out.wait(timeout=10)
+                time.sleep(0.05)
+        if index == 0:
+            first_out.set()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    now = os.fstat(2)
+    assert (now.st_dev, now.st_ino) == (original.st_dev, original.st_ino)
