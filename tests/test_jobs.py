@@ -1,4 +1,5 @@
-"""Batches of drivers under accelerate: a folder split across processes, one long video split into frame ranges."""
+"""Batches of drivers: which files a driver argument names, the batch's rules and summary, and under accelerate a
+folder split across processes and one long video split into frame ranges."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from retarget.cli import main
+from retarget.engine import JobSummary, RenderOptions
+from retarget.errors import BadInputError
+from retarget.jobs import expand_drivers, run_video_jobs, summary_table
 from tests.conftest import cut_clip, needs_shared
 from tests.engine.test_offline import common_args, video_facts
-
-
-pytestmark = needs_shared
 
 
 def _launch(launcher_flags: list[str], args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -30,6 +32,7 @@ def _summary_rows(stdout: str, names: tuple[str, ...]) -> list[list[str]]:
     return [line.split() for line in stdout.splitlines() if line.startswith(names)]
 
 
+@needs_shared
 def test_accelerate_splits_a_folder_of_drivers(tmp_path, tiny_models_dir, shared_dir, landmarker_path):
     drivers = tmp_path / "drivers"
     drivers.mkdir()
@@ -52,6 +55,7 @@ def test_accelerate_splits_a_folder_of_drivers(tmp_path, tiny_models_dir, shared
     assert video_facts(out_cpu / "a.mp4")["frames"] == 4 and video_facts(out_cpu / "b.mp4")["frames"] == 5
 
 
+@needs_shared
 def test_accelerate_splits_one_long_video_into_frame_ranges(tmp_path, tiny_models_dir, shared_dir, landmarker_path):
     clip = cut_clip(shared_dir / "media" / "driver_d0.mp4", tmp_path / "clip.mp4", 12)
     base = [*common_args(tiny_models_dir, shared_dir, landmarker_path), "--driver", str(clip)]
@@ -70,3 +74,59 @@ def test_accelerate_splits_one_long_video_into_frame_ranges(tmp_path, tiny_model
     for a, b in zip(frames, sorted(single.glob("*.png"))):
         diff = np.abs(np.asarray(Image.open(a)).astype(int) - np.asarray(Image.open(b)).astype(int))
         assert diff.max() <= 2, a.name
+
+
+def test_a_folder_of_images_is_one_driver_and_several_arguments_are_a_batch(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("f1.png", "f2.png"):
+        (frames / name).write_bytes(b"")
+    assert expand_drivers([frames]) == ([frames], False)  # an image sequence, not a batch of images
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    assert expand_drivers([clip]) == ([clip], False)
+    assert expand_drivers([clip, frames]) == ([clip, frames], True)
+
+
+class RecordingRenderer:
+    """Stands for OfflineRenderer: records what it was asked to render, renders nothing."""
+
+    def __init__(self):
+        self.calls = []
+
+    def render(self, driver, out, options, cancel=None, rank=0):
+        self.calls.append((Path(driver).name, Path(out)))
+        return JobSummary(driver=str(driver), output=str(out), frames=3, rendered=3, seconds=1.5)
+
+
+def test_a_batch_renders_each_driver_to_its_own_name_in_the_output_folder(tmp_path):
+    renderer = RecordingRenderer()
+    drivers = [tmp_path / "a.mp4", tmp_path / "b.csv"]
+    summaries = run_video_jobs(renderer, drivers, True, tmp_path / "out", RenderOptions(progress=False))
+    assert renderer.calls == [("a.mp4", tmp_path / "out" / "a.mp4"), ("b.csv", tmp_path / "out" / "b.mp4")]
+    assert [s.output for s in summaries] == [str(tmp_path / "out" / "a.mp4"), str(tmp_path / "out" / "b.mp4")]
+
+
+@pytest.mark.parametrize("drivers, out, phrase", [
+    (["a.mp4", "b.mp4"], "out.mp4", "need an output folder"),
+    (["x/a.mp4", "y/a.csv"], "out", "share the output name a.mp4"),
+])
+def test_a_batch_that_cannot_be_written_is_refused_before_any_render(tmp_path, drivers, out, phrase):
+    renderer = RecordingRenderer()
+    with pytest.raises(BadInputError, match=phrase):
+        run_video_jobs(renderer, [tmp_path / d for d in drivers], True, tmp_path / out, RenderOptions(progress=False))
+    assert renderer.calls == []
+
+
+def test_the_summary_table_lines_up_its_columns():
+    summaries = [JobSummary("/in/short.mp4", "/out/short.mp4", frames=5, rendered=5, seconds=2.0),
+                 JobSummary("/in/a_much_longer_name.mp4", "/out/a_much_longer_name.mp4", frames=120, rendered=100,
+                            reused=20, seconds=40.0, rank=1)]
+    lines = summary_table(summaries).splitlines()
+    assert lines[0].split() == ["driver", "output", "frames", "no", "face", "rendered", "reused", "seconds", "frames/s",
+                                "process"]
+    assert len(lines) == 4 and set(lines[1].replace(" ", "")) == {"-"}
+    assert lines[3].split() == ["a_much_longer_name.mp4", "a_much_longer_name.mp4", "120", "0", "100", "20", "40.0", "2.50", "1"]
+    # Every column starts at the same place on every line.
+    column = lines[0].index("frames")
+    assert lines[2][column:].split()[0] == "5" and lines[3][column:].split()[0] == "120"
