@@ -7,35 +7,16 @@ A models folder has the `FoivosPar/Arc2Face` repo's paths at its top, the base m
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from retarget import downloads
+from retarget.cache import user_cache_dir
+from retarget.downloads import ARC2FACE_FILES, ARC2FACE_REPO, BASE_FILES, BASE_REPO
 from retarget.errors import MissingWeightsError, RetargetError, first_line
 from retarget.face.detector import find_antelopev2_detector
 
-ARC2FACE_REPO = "FoivosPar/Arc2Face"
-BASE_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-ARC2FACE_FILES = (
-    "arc2face/config.json",
-    "arc2face/diffusion_pytorch_model.safetensors",
-    "encoder/config.json",
-    "encoder/pytorch_model.bin",
-    "arcface.onnx",
-    "exp_adapter/exp_adapter.bin",
-    "ref_adapter/pytorch_lora_weights.safetensors",
-)
-BASE_FILES = (
-    "vae/config.json",
-    "vae/diffusion_pytorch_model.safetensors",
-    "tokenizer/merges.txt",
-    "tokenizer/special_tokens_map.json",
-    "tokenizer/tokenizer_config.json",
-    "tokenizer/vocab.json",
-    "scheduler/scheduler_config.json",
-)
 SMIRK_HELP = ("SMIRK_em1.pt (from the SMIRK authors' release, georgeretsi/smirk) placed at MODELS/smirk/SMIRK_em1.pt "
               "or given with --smirk; `retarget download --to DIR` fetches it")
 FETCH_HINT = "run `retarget download --to DIR` on a machine with internet, then pass --models DIR"
@@ -95,20 +76,6 @@ def _check_required(files: ModelFiles, where: str) -> None:
     missing = [str(p) for p in required if not p.exists()]
     if missing:
         raise MissingWeightsError(f"model files missing in {where}: {', '.join(missing)}; {FETCH_HINT}")
-
-
-def user_cache_dir() -> Path:
-    """~/.cache/retarget (or under $XDG_CACHE_HOME): the landmarker model and random test sets."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "retarget"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def test_models_cache() -> Path:
@@ -171,10 +138,8 @@ def _hub_models(local_files_only: bool | None, progress=print, tqdm_class=None) 
 
 def _fetch_extras(folder: Path, progress) -> None:
     """First `hub` run: the non-hub files too; a failure here is a note, since each file's own check explains later."""
-    from retarget.downloads import extras, fetch
-
     try:
-        fetch(extras(), folder, progress)
+        downloads.fetch(downloads.extras(), folder, progress)
     except MissingWeightsError as err:
         progress(f"note: {err}")
 
@@ -206,48 +171,6 @@ def download_models(to: Path, progress=print, tqdm_class=None) -> Path:
 
     huggingface_hub shows progress bars, or reports each file's bytes to `tqdm_class` (the app's
     download dialog)."""
-    from retarget.downloads import Network, everything, fetch
-
     to = Path(to).expanduser()
-    fetch(everything(), to, progress, network=Network(tqdm_class=tqdm_class))
+    downloads.fetch(downloads.everything(), to, progress, network=downloads.Network(tqdm_class=tqdm_class))
     return to
-
-
-def _hash_cache_path() -> Path:
-    return user_cache_dir() / "file-hashes.json"
-
-
-def content_id(path) -> str:
-    """What a file (or every file of a folder) holds: size, mtime and SHA-256, the hash cached by (path, size, mtime).
-
-    Job manifests use it, so retraining an adapter in place (same path, new content) is a different job.
-    """
-    import json
-
-    from retarget.outputs import resolved, write_json
-
-    root = resolved(path)
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-    cache_file = _hash_cache_path()
-    try:
-        cache = json.loads(cache_file.read_text())
-        if not isinstance(cache, dict):
-            cache = {}
-    except (OSError, ValueError):
-        cache = {}  # a missing or damaged cache only costs re-hashing
-    changed = False
-    digest = hashlib.sha256()
-    for file in files:
-        stat = file.stat()
-        stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
-        entry = cache.get(str(file))
-        if not isinstance(entry, dict) or entry.get("stamp") != stamp:
-            entry = cache[str(file)] = {"stamp": stamp, "sha256": file_sha256(file)}
-            changed = True
-        digest.update(f"{file.relative_to(root) if root.is_dir() else file.name}:{stamp}:{entry['sha256']}\n".encode())
-    if changed:
-        try:
-            write_json(cache_file, cache, indent=0)
-        except OSError:
-            pass  # an unwritable cache only costs re-hashing next time
-    return digest.hexdigest()

@@ -16,9 +16,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from retarget.assets import ARC2FACE_FILES, ARC2FACE_REPO, BASE_FILES, BASE_REPO
 from retarget.errors import MissingWeightsError, first_line
 from retarget.face.detector import ANTELOPEV2_DETECTOR, ANTELOPEV2_DIR
+
+# The published release on the hub: the Arc2Face repo and the SD 1.5 parts it runs on (assets resolves
+# the same files in the hub cache).
+ARC2FACE_REPO = "FoivosPar/Arc2Face"
+BASE_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+ARC2FACE_FILES = (
+    "arc2face/config.json",
+    "arc2face/diffusion_pytorch_model.safetensors",
+    "encoder/config.json",
+    "encoder/pytorch_model.bin",
+    "arcface.onnx",
+    "exp_adapter/exp_adapter.bin",
+    "ref_adapter/pytorch_lora_weights.safetensors",
+)
+BASE_FILES = (
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+    "tokenizer/merges.txt",
+    "tokenizer/special_tokens_map.json",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer/vocab.json",
+    "scheduler/scheduler_config.json",
+)
 
 SMIRK_DRIVE_ID = "1T65uEd9dVLHgVw5KiUYL66NUee-MCzoE"
 ANTELOPEV2_DRIVE_ID = "18wEUfMNohBJ4K3Ly5wpTejPfDzp-8fI8"

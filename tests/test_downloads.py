@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from retarget.assets import ARC2FACE_FILES, ARC2FACE_REPO, BASE_FILES, BASE_REPO
 from retarget.downloads import (
-    ANTELOPEV2_DRIVE_ID, LICENCES, SMIRK_DRIVE_ID, Network, everything, extras, fetch,
+    ANTELOPEV2_DRIVE_ID, ARC2FACE_FILES, ARC2FACE_REPO, BASE_FILES, BASE_REPO, LICENCES, SMIRK_DRIVE_ID, Network, everything,
+    extras, fetch,
 )
 from retarget.errors import MissingWeightsError
 from retarget.face.detector import ScrfdFaceDetector, find_antelopev2_detector, write_random_scrfd_onnx

@@ -54,10 +54,10 @@ class JobSummary:
 def job_key(identity_photo: Path, models_description: str, exp_adapter=None, ref_lora=None, models=None) -> dict:
     """What, besides the driver and the settings, makes two renders the same job (so one can resume the other).
 
-    Files are identified by content (assets.content_id), not by path: an adapter retrained in place is a new job.
+    Files are identified by content (cache.content_id), not by path: an adapter retrained in place is a new job.
     `models` (ModelFiles) adds the content of the weight files the pipeline loads.
     """
-    from retarget.assets import content_id, file_sha256
+    from retarget.cache import content_id, file_sha256
 
     key = {
         "identity": file_sha256(identity_photo),

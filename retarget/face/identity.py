@@ -95,7 +95,7 @@ class IdentityEmbedder:
 
     def __init__(self, arcface: ArcFaceEncoder, landmarker, use_insightface: bool = True,
                  detector_path: Path | None = None, warn_without_detector: bool = True):
-        from retarget.assets import user_cache_dir
+        from retarget.cache import user_cache_dir
         from retarget.face.detector import find_antelopev2_detector
 
         self.arcface = arcface

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retarget.assets import file_sha256, user_cache_dir
+from retarget.cache import file_sha256, user_cache_dir
 from retarget.errors import BadInputError, MissingWeightsError, first_line
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES, NUM_BLENDSHAPES
 

@@ -1,85 +1,30 @@
-"""The generator: an identity context plus a batch of expression vectors -> images.
+"""RetargetPipeline: identity photo(s) -> context, then batches of expression vectors -> images.
 
 Arc2Face UNet + Expression Adapter (diffusers' IP-Adapter machinery, FaceID-style projection)
 + Reference Adapter (LoRA on self-attention through peft, reference tokens through our
-attention processors), sampled with DPM-Solver++ and classifier-free guidance.
+attention processors), sampled with DPM-Solver++ (or LCM) and classifier-free guidance.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from retarget.assets import ModelFiles
-from retarget.errors import BadInputError, MissingWeightsError, RetargetError, describe_file_error, explain, first_line
-from retarget.models.adapters import EXPRESSION_KINDS, load_expression_adapter, load_reference_lora
+from retarget.errors import MissingWeightsError, RetargetError, first_line
+from retarget.models.adapters import EXPRESSION_KINDS
 from retarget.models.id_encoder import Arc2FaceIdEncoder
 from retarget.models.reference_attention import ATTEND, RECORD, ReferenceCall, install_reference_processors, project_reference
+from retarget.pipeline import loading
+from retarget.pipeline import noise as seeded_noise
+from retarget.pipeline.context import IdentityContext
+from retarget.pipeline.devices import default_dtype
+from retarget.pipeline.loading import LCM_ADAPTER, LCM_LORA_HUB_ID, REFERENCE_ADAPTER
 from retarget.settings import GenerationSettings
-
-log = logging.getLogger(__name__)
-REFERENCE_ADAPTER = "reference"
-LCM_ADAPTER = "lcm"
-LCM_LORA_HUB_ID = "latent-consistency/lcm-lora-sdv1-5"
-
-
-@dataclass
-class IdentityContext:
-    """Everything per identity, computed once and reused for any number of frames."""
-
-    prompt_embeds: torch.Tensor  # (I, 77, D): one row per identity
-    uncond_embeds: torch.Tensor  # (1, 77, D): the empty prompt
-    reference: dict[str, torch.Tensor] | None  # self-attention inputs of the reference pass, (I, N, C) each
-    # The identity photo's own 52 blendshapes: the neutral that relative driving maps onto.
-    blendshapes: np.ndarray | None = None
-    # Its 55 FLAME values (SMIRK on the photo), for relative driving of the FLAME-55 adapter.
-    flame: np.ndarray | None = None
-    # The reference tokens' keys/values depend only on the identity and the LoRA state, so at
-    # inference they are projected once per identity and LoRA state, not at every step and frame.
-    projections: dict = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def num_identities(self) -> int:
-        return self.prompt_embeds.shape[0]
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise RetargetError(f"--device {name}: not a device name (use auto, cpu, cuda, cuda:N or mps)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RetargetError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise RetargetError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
-
-
-def default_dtype(device: torch.device) -> torch.dtype:
-    return torch.float16 if device.type == "cuda" else torch.float32
-
-
-def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    """--dtype auto|fp16|bf16|fp32 (auto: fp16 on CUDA, fp32 elsewhere)."""
-    if name == "auto":
-        return default_dtype(device)
-    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
-
-
-def initial_noise(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """Seeded on the CPU so the same seed gives the same noise on every device."""
-    return torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
 
 
 class RetargetPipeline:
@@ -120,72 +65,18 @@ class RetargetPipeline:
         use_exp_adapter: bool = True,
         use_ref_lora: bool = True,
     ) -> "RetargetPipeline":
-        from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
-        from transformers import CLIPTextModel, CLIPTokenizer
-
         device = torch.device(device)
         dtype = dtype or default_dtype(device)
-        part = files.unet
-        try:
-            unet = UNet2DConditionModel.from_pretrained(files.unet, torch_dtype=dtype)
-            part = files.vae
-            vae = AutoencoderKL.from_pretrained(files.vae, torch_dtype=dtype)
-            part = files.encoder
-            text_encoder = CLIPTextModel.from_pretrained(files.encoder, dtype=dtype)
-            part = files.tokenizer
-            tokenizer = CLIPTokenizer.from_pretrained(files.tokenizer)
-            part = files.scheduler
-            scheduler = DPMSolverMultistepScheduler.from_pretrained(
-                files.scheduler, algorithm_type="dpmsolver++", solver_order=2
-            )
-        except (OSError, ValueError) as err:
-            raise MissingWeightsError(f"cannot load the models from {files.description}: {first_line(err)}") from None
-        except Exception as err:  # a refused pickle, a corrupt safetensors/zip: name the folder, never load unsafely
-            if explain(err) is None:
-                raise
-            raise BadInputError(describe_file_error(part, err, "model file")) from None
-        exp_path = (exp_adapter or files.exp_adapter) if use_exp_adapter else None
-        if use_exp_adapter and exp_path is None:
-            raise MissingWeightsError(f"no Expression Adapter (exp_adapter/exp_adapter.bin) in {files.description}; pass --exp-adapter PATH")
-        lora_path = (ref_lora or files.ref_lora) if use_ref_lora else None
-        if use_ref_lora and lora_path is None:
-            raise MissingWeightsError(
-                f"no Reference Adapter (ref_adapter/pytorch_lora_weights.safetensors) in {files.description}; pass --ref-lora PATH or --no-reference"
-            )
+        unet, vae, text_encoder, tokenizer, scheduler = loading.load_components(files, dtype)
+        exp_path, lora_path = loading.adapter_files(files, exp_adapter, ref_lora, use_exp_adapter, use_ref_lora)
         return cls.assemble(unet, vae, text_encoder, tokenizer, scheduler, exp_path, lora_path, device, dtype, files.is_test_model)
 
     @classmethod
     def assemble(cls, unet, vae, text_encoder, tokenizer, scheduler, exp_adapter=None, ref_lora=None,
                  device="cpu", dtype=torch.float32, is_test_model=False) -> "RetargetPipeline":
         """Put loaded components together and attach the adapter files (published layouts) to the UNet."""
-        from diffusers import StableDiffusionPipeline
-
-        sd = StableDiffusionPipeline(
-            vae=vae,
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            unet=unet,
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            image_encoder=None,
-            requires_safety_checker=False,
-        )
-        sd.set_progress_bar_config(disable=True)
-        exp_dim = None
-        if exp_adapter is not None:
-            state, exp_dim = load_expression_adapter(Path(exp_adapter), unet)
-            # diffusers reads the original IP-Adapter layout (FaceID-style projection, numbered to_k_ip/to_v_ip).
-            sd.load_ip_adapter(state, subfolder=None, weight_name=Path(exp_adapter).name, image_encoder_folder=None)
-        if ref_lora is not None:
-            lora = load_reference_lora(Path(ref_lora), unet)
-            # peft reads the older diffusers key format (`.lora.down/.up`) through diffusers' converter.
-            unet.load_lora_adapter(lora, prefix="unet", adapter_name=REFERENCE_ADAPTER)
-        sd.to(device=torch.device(device))
-        if dtype != torch.float32:  # peft creates the LoRA layers in fp32
-            unet.to(dtype=dtype)
-        for module in (unet, vae, text_encoder):
-            module.eval().requires_grad_(False)
+        sd, exp_dim = loading.stable_diffusion_with_adapters(unet, vae, text_encoder, tokenizer, scheduler,
+                                                             exp_adapter, ref_lora, device, dtype)
         return cls(sd, exp_dim, ref_lora is not None, is_test_model=is_test_model)
 
     # ------------------------------------------------------------------ properties
@@ -299,13 +190,7 @@ class RetargetPipeline:
 
     def load_lcm_lora(self, source: str | Path = LCM_LORA_HUB_ID) -> None:
         """The LCM-LoRA for SD 1.5 (hub id, folder or file), used by the `lcm` sampler."""
-        path = Path(str(source)).expanduser()
-        location, weight_name = (path.parent, path.name) if path.is_file() else (str(source), None)
-        try:
-            self.sd.load_lora_weights(str(location), weight_name=weight_name, adapter_name=LCM_ADAPTER)
-        except Exception as err:  # hub, file and format errors all mean "not usable here"
-            reason = first_line(err, 160)
-            raise MissingWeightsError(f"cannot load the LCM-LoRA from {source} ({reason}); fetch {LCM_LORA_HUB_ID} once with internet") from None
+        loading.load_lcm_lora(self.sd, source)
         self.has_lcm = True
         self._lora_state = None
 
@@ -315,23 +200,12 @@ class RetargetPipeline:
         return (1, self.unet.config.in_channels, latent, latent)
 
     def noise_for(self, settings: GenerationSettings, batch: int, frame_indices=None) -> torch.Tensor:
-        shape = self._noise_shape()
-        if not settings.per_frame_noise:
-            return initial_noise(settings.seed, shape).expand(batch, -1, -1, -1)
-        indices = range(batch) if frame_indices is None else frame_indices
-        return torch.cat([initial_noise(settings.seed + int(i), shape) for i in indices])
+        """The initial latents of a batch (see retarget.pipeline.noise)."""
+        return seeded_noise.frame_noise(settings, self._noise_shape(), batch, frame_indices)
 
     def step_noise_generators(self, settings: GenerationSettings, batch: int, frame_indices=None) -> list[torch.Generator]:
-        """One CPU generator per frame for the noise LCMScheduler adds between steps, seeded like the frame's
-        initial noise and continuing its stream: repeatable, and the same for every frame unless per_frame_noise."""
-        shape = self._noise_shape()
-        indices = (range(batch) if frame_indices is None else frame_indices) if settings.per_frame_noise else [0] * batch
-        generators = []
-        for i in indices:
-            generator = torch.Generator("cpu").manual_seed(settings.seed + int(i))
-            torch.randn(shape, generator=generator)  # the initial noise comes first in the frame's stream
-            generators.append(generator)
-        return generators
+        """The generators of the noise LCMScheduler adds between steps (see retarget.pipeline.noise)."""
+        return seeded_noise.step_noise_generators(settings, self._noise_shape(), batch, frame_indices)
 
     @torch.no_grad()
     def generate(

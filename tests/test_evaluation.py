@@ -41,3 +41,16 @@ def test_eval_bad_input_is_one_line(tmp_path, capsys):
     rc = main(["--identity", str(tmp_path / "x.png"), "--driver", "d.png", "--output", "o.png", "--models", "random:tiny"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_eval_refuses_clips_of_different_length(tmp_path, shared_dir, landmarker_path, tiny_models_dir, capsys):
+    from retarget.evaluation import main
+    from tests.conftest import cut_clip
+
+    video = shared_dir / "media" / "driver_d0.mp4"
+    driver, output = cut_clip(video, tmp_path / "d.mp4", 3), cut_clip(video, tmp_path / "o.mp4", 2)
+    code = main(["--models", str(tiny_models_dir), "--landmarker", str(landmarker_path),
+                 "--identity", str(shared_dir / "media" / "identity_hepburn_small.png"),
+                 "--driver", str(driver), "--output", str(output)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "has 2 frames but its driver" in err and len(err.splitlines()) == 1

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from unittest import mock
-
 import numpy as np
 import pytest
 
 from retarget.driving import DriverAnalyzer
 from retarget.errors import RetargetError
-from retarget.expression.flame import FlameMapper
-from retarget.expression.mappers import make_mapper
-from retarget.expression.mapping import ExpressionMapper, MappingSettings
+from retarget.expression.mapping import MappingSettings
 from retarget.media.frame_source import Frame
 
 
 def csv_frame(index: int, value: float) -> Frame:
     return Frame(index, index / 25.0, blendshapes=np.full(52, value, np.float32))
-
-
-def test_make_mapper_picks_the_adapters_format_and_validates():
-    assert isinstance(make_mapper("blendshapes52"), ExpressionMapper)
-    assert isinstance(make_mapper("flame55", MappingSettings(), identity_flame=np.zeros(55)), FlameMapper)
-    with pytest.raises(RetargetError, match="--intensity"):
-        make_mapper("flame55", MappingSettings(intensity=-1.0))
 
 
 def test_set_mapping_swaps_the_mapper_and_keeps_perception(tmp_path):

@@ -194,3 +194,40 @@ def test_csv_round_trip_maps_to_the_same_vectors(tmp_path):
     with BlendshapeCsvSource(tmp_path / "driver.csv") as src:
         got = [from_csv(f.blendshapes, f.time) for f in src]
     assert all(np.array_equal(p, q) for p, q in zip(want, got))
+
+
+def test_nan_cells_in_a_csv_are_missing_values_and_never_reach_the_filter(tmp_path):
+    from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+    from retarget.expression.mapping import ExpressionMapper, MappingSettings
+    from retarget.media.sources import BlendshapeCsvSource
+
+    rows = ["timestamp," + ",".join(BLENDSHAPE_NAMES)]
+    for i in range(6):
+        values = [0.1 * (i % 3)] * len(BLENDSHAPE_NAMES)
+        cells = [f"{v}" for v in values]
+        if i == 2:
+            cells[10] = "nan"
+        if i == 4:
+            cells[3] = "inf"
+        rows.append(f"{i / 25}," + ",".join(cells))
+    path = tmp_path / "take.csv"
+    path.write_text("\n".join(rows) + "\n")
+    source = BlendshapeCsvSource(path)
+    assert source.missing_values == 2
+    mapper = ExpressionMapper(MappingSettings(smoothing=True))
+    outputs = [mapper(frame.blendshapes, frame.time) for frame in source]
+    assert all(np.isfinite(o).all() for o in outputs)
+    np.testing.assert_array_equal(outputs[2], outputs[1])  # held
+    assert mapper.frames_without_face == 2
+    assert np.abs(outputs[5] - outputs[3]).max() > 0  # the filter kept working after the missing values
+
+
+def test_a_nan_vector_handed_to_the_mapper_is_held_not_filtered():
+    from retarget.expression.mapping import ExpressionMapper, MappingSettings
+
+    mapper = ExpressionMapper(MappingSettings(smoothing=True))
+    first = mapper(np.full(52, 0.5, np.float32), 0.0)
+    bad = np.full(52, 0.5, np.float32)
+    bad[7] = np.nan
+    np.testing.assert_array_equal(mapper(bad, 0.04), first)
+    assert np.isfinite(mapper(np.full(52, 0.2, np.float32), 0.08)).all()

@@ -1,4 +1,5 @@
-"""FFHQ alignment from four anchors (eye centres, mouth corners), as the Reference Adapter's photos were made."""
+"""Face alignment: FFHQ from four anchors (eye centres, mouth corners), as the Reference Adapter's photos were made,
+and ArcFace's five-point crop."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from retarget.face.align import ffhq_align, ffhq_anchors, ffhq_matrix, ffhq_quad_from_anchors, transform_points
+from retarget.face.align import (
+    ARCFACE_TEMPLATE, align_arcface, align_ffhq, ffhq_align, ffhq_anchors, ffhq_matrix, ffhq_quad_from_anchors,
+    five_points_from_landmarks, transform_points,
+)
 from tests.conftest import needs_shared
+from tests.face.conftest import observe
 
 # A slightly tilted face: image-left eye, image-right eye, image-left mouth corner, image-right mouth corner.
 ANCHORS = np.array([[330.3, 300.7], [470.2, 290.1], [350.6, 450.4], [460.9, 445.2]])
@@ -154,3 +159,38 @@ def test_the_reference_path_uses_ffhq_align(blendshape_models_dir, landmarker_pa
         anchors = ffhq_anchors(retargeter.observe(image, "identity").landmarks)
     assert len(received) == 1
     assert np.array_equal(received[0], ffhq_align(image, anchors, 512))
+
+
+@needs_shared
+def test_align_ffhq_puts_eyes_on_the_template(face_landmarker, media):
+    eye_positions = []
+    for name in ("identity_freeman.jpg", "identity_jackie_wide.png"):
+        image = media(name)
+        observation = observe(face_landmarker, image)
+        aligned, matrix = align_ffhq(image, observation.landmarks, size=512)
+        assert aligned.shape == (512, 512, 3) and aligned.dtype == np.uint8 and matrix.shape == (2, 3)
+        eyes = transform_points(ffhq_anchors(observation.landmarks)[:2], matrix)
+        eye_positions.append(eyes)
+        # The aligned picture really shows that face at those positions.
+        again = observe(face_landmarker, aligned)
+        seen = ffhq_anchors(again.landmarks)[:2]
+        assert np.abs(seen - eyes).max() < 8
+    # Eyes level and symmetric about the centre; the same template spot in both photos.
+    for eyes in eye_positions:
+        assert abs(eyes[0, 1] - eyes[1, 1]) < 3
+        assert abs(eyes.mean(0)[0] - 256) < 3
+    assert np.abs(eye_positions[0] - eye_positions[1]).max() < 6
+
+
+@needs_shared
+def test_align_arcface(face_landmarker, media):
+    image = media("identity_freeman.jpg")
+    points = five_points_from_landmarks(observe(face_landmarker, image).landmarks)
+    assert points.shape == (5, 2)
+    assert points[0, 0] < points[1, 0] and points[3, 0] < points[4, 0]  # image-left first
+    assert points[0, 1] < points[2, 1] < points[3, 1]  # eyes above nose above mouth
+    face = align_arcface(image, points)
+    assert face.shape == (112, 112, 3) and face.dtype == np.uint8
+    from retarget.face.align import arcface_matrix
+
+    assert np.abs(transform_points(points, arcface_matrix(points)) - ARCFACE_TEMPLATE).max() < 6
