@@ -22,8 +22,12 @@ ALLOWED_UPWARD = {("retarget.cli.app", "gui.app")}
 # Part-level cycles that are not module cycles, each with the reason it stands.
 KNOWN_PART_CYCLES = {
     # outputs reads media.kinds (a leaf of suffix/webcam names that imports nothing of ours) to skip
-    # webcam specs among inputs; media's sinks write through outputs.temp_path. No module cycle.
-    frozenset({"retarget.media", "retarget.outputs"}),
+    # webcam specs among inputs; media's sinks write through outputs.temp_path.
+    # The knobs (config) validate gains against the blendshape names (expression.blendshapes, a leaf), and
+    # expression.mapping re-exports config's MappingSettings for its old importers; the CSV media read and
+    # write those names too, and the track editor (expression.track) reads CSVs through media, deferred.
+    # Every edge ends in a leaf or a deferred import: test_no_module_import_cycles_in_retarget holds.
+    frozenset({"retarget.config", "retarget.expression", "retarget.media", "retarget.outputs"}),
 }
 KNOWN_MODULE_CYCLES = {
     # Inside face/, both ways deferred: the SCRFD test-net writer saves through identity's save_test_onnx,
