@@ -94,7 +94,7 @@ class RecordingRenderer:
     def __init__(self):
         self.calls = []
 
-    def render(self, driver, out, options, cancel=None, rank=0):
+    def render(self, driver, out, options, cancel=None, on_frame=None, rank=0):
         self.calls.append((Path(driver).name, Path(out)))
         return JobSummary(driver=str(driver), output=str(out), frames=3, rendered=3, seconds=1.5)
 

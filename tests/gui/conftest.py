@@ -40,12 +40,13 @@ def _temporary_settings_location(tmp_path_factory):
 
 @pytest.fixture
 def make_window(qtbot, qsettings, tiny_models_dir, landmarker_path):
-    """A real MainWindow on the tiny random models, shown, with models loaded and the fast preset."""
+    """A real MainWindow on the tiny random models (or `models_dir`), shown, with models loaded, the fast preset
+    and `identity` embedded when given."""
     from gui.main_window import MainWindow
 
-    def make(identity=None):
-        window = MainWindow(models=str(tiny_models_dir), landmarker_path=landmarker_path, settings=qsettings,
-                            probe_cameras=False)
+    def make(identity=None, models_dir=None):
+        window = MainWindow(models=str(models_dir or tiny_models_dir), landmarker_path=landmarker_path,
+                            settings=qsettings, probe_cameras=False)
         qtbot.addWidget(window)
         window.panel.set_preset("fast")
         window.panel.steps.setValue(2)  # tiny models: speed over everything
@@ -53,7 +54,7 @@ def make_window(qtbot, qsettings, tiny_models_dir, landmarker_path):
         qtbot.waitUntil(lambda: window.retargeter is not None or bool(window.error_messages), timeout=180000)  # a loaded CI machine
         assert not window.error_messages, window.error_messages
         if identity is not None:
-            with qtbot.waitSignal(window.identity_loaded, timeout=30000):
+            with qtbot.waitSignal(window.identity_loaded, timeout=60000):
                 window.load_identity(identity)
         return window
 

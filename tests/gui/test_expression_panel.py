@@ -18,20 +18,11 @@ def _presets_in_tmp(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def composer_window(qtbot, qsettings, landmarker_path, shared_dir):
+def composer_window(make_window, shared_dir):
     """A real MainWindow on the given tiny models, identity loaded, the compose dock shown."""
-    from gui.main_window import MainWindow
 
     def make(models_dir):
-        window = MainWindow(models=str(models_dir), landmarker_path=landmarker_path, settings=qsettings, probe_cameras=False)
-        qtbot.addWidget(window)
-        window.panel.set_preset("fast")
-        window.panel.steps.setValue(2)
-        window.show()
-        qtbot.waitUntil(lambda: window.retargeter is not None or bool(window.error_messages), timeout=180000)
-        assert not window.error_messages, window.error_messages
-        with qtbot.waitSignal(window.identity_loaded, timeout=30000):
-            window.load_identity(shared_dir / "media" / "identity_hepburn_small.png")
+        window = make_window(shared_dir / "media" / "identity_hepburn_small.png", models_dir=models_dir)
         window.actions_by_name["compose"].trigger()
         assert window.composer.dock.isVisible()
         return window

@@ -93,21 +93,9 @@ def test_select_scale_undo_redo_and_keys_in_the_editor(qtbot, track_csv):
 
 
 @pytest.fixture
-def blendshape_window(qtbot, qsettings, blendshape_models_dir, landmarker_path, shared_dir):
+def blendshape_window(make_window, blendshape_models_dir, shared_dir):
     """The real window on tiny random models whose adapter takes the 52 blendshapes, with an identity loaded."""
-    from gui.main_window import MainWindow
-
-    window = MainWindow(models=str(blendshape_models_dir), landmarker_path=landmarker_path, settings=qsettings,
-                        probe_cameras=False)
-    qtbot.addWidget(window)
-    window.panel.set_preset("fast")
-    window.panel.steps.setValue(2)
-    window.show()
-    qtbot.waitUntil(lambda: window.retargeter is not None or bool(window.error_messages), timeout=180000)
-    assert not window.error_messages, window.error_messages
-    with qtbot.waitSignal(window.identity_loaded, timeout=60000):
-        window.load_identity(shared_dir / "media" / "identity_hepburn_small.png")
-    return window
+    return make_window(shared_dir / "media" / "identity_hepburn_small.png", models_dir=blendshape_models_dir)
 
 
 def test_track_dock_saves_previews_off_the_ui_thread_and_renders(qtbot, blendshape_window, track_csv, tmp_path):
