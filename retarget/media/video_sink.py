@@ -171,6 +171,11 @@ class TimedVideoSink(VideoSink):
     def seconds(self) -> float:
         return max(self._last_pts, 0) / 1000.0
 
+    @property
+    def start_time(self) -> float | None:
+        """The first frame's timestamp (the file's time 0), or None before any frame."""
+        return self._start
+
     def close(self, end_time: float | None = None) -> None:
         """end_time: the stop time on the writers' clock (default now); the last frame is held until then."""
         import time
