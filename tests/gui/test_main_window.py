@@ -24,10 +24,12 @@ def _stop(qtbot, window):
 
 def test_live_video_driver_shows_output_frames(qtbot, make_window, media):
     window = make_window(media / "identity_hepburn_small.png")
-    window.add_video_driver(media / "driver_d0.mp4")
+    # The 9 s clip (not the 3 s one): it plays in real time, and a loaded machine must still see frames
+    # after the gain change before it ends (Loop would restart the stream with a new analyzer).
+    window.add_video_driver(media / "driver_d11_audio.mp4")
     with qtbot.waitSignal(window.stream_started, timeout=20000):
         window.start_stream()
-    qtbot.waitUntil(lambda: window.output_view.frames_shown >= 3, timeout=30000)
+    qtbot.waitUntil(lambda: window.output_view.frames_shown >= 3, timeout=60000)
     assert window.driver_view.image() is not None
     assert window.output_view.image().width() == window.retargeter.pipeline.image_size
     assert window.chart.values.shape == (52,)
@@ -56,9 +58,9 @@ def test_live_video_driver_shows_output_frames(qtbot, make_window, media):
     with mock.patch.object(retarget.driving, "FaceLandmarker", wraps=retarget.driving.FaceLandmarker) as landmarkers, \
             mock.patch.object(retarget.face.smirk, "SmirkExtractor", wraps=retarget.face.smirk.SmirkExtractor) as smirks:
         window.panel.gains["jaw"].setValue(1.5)
-        qtbot.waitUntil(lambda: window.session.analyzer.mapper is not first, timeout=10000)
+        qtbot.waitUntil(lambda: window.session.analyzer.mapper is not first, timeout=30000)
         shown = window.output_view.frames_shown
-        qtbot.waitUntil(lambda: window.output_view.frames_shown > shown + 1, timeout=10000)
+        qtbot.waitUntil(lambda: window.output_view.frames_shown > shown + 1, timeout=60000)
     assert landmarkers.call_count == 0 and smirks.call_count == 0
     assert window.session.analyzer is analyzer and analyzer._landmarker is landmarker and analyzer.smirk is smirk
     assert analyzer.mapping.gains["jaw"] == 1.5
