@@ -253,18 +253,6 @@ class FacePicker(QObject):
             key["driver_face_box"] = [round(float(v), 1) for v in box]
         return key, box
 
-    def render_job(self, retargeter, mapping, context, identity, driver):
-        """render_choice's key and an analyzer factory that follows the chosen driver face."""
-        key, box = self.render_choice(identity, driver)
-
-        def make_analyzer():
-            analyzer = retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes)
-            if box is not None:
-                analyzer.follow_face(box)
-            return analyzer
-
-        return key, make_analyzer
-
     def _stream_started(self) -> None:
         bridge, session = self.window.bridge, self.window.session
         if bridge is not None:

@@ -1,10 +1,8 @@
-"""Helpers every subcommand shares: the --models help and quieter libraries."""
+"""Helpers every subcommand shares: quieter libraries."""
 
 from __future__ import annotations
 
 import os
-
-from retarget.config.models import MODELS_HELP  # noqa: F401 (the --models help, with its knob)
 
 
 def quiet_libraries() -> None:

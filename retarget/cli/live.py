@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from retarget.config.render import LiveOptions, VideoOptions
+from retarget.config.render import VideoOptions
 from retarget.errors import BadInputError, RetargetError
 from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
 

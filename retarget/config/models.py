@@ -37,14 +37,3 @@ class ModelOptions:
     channels_last: bool = knob(False, flag="--channels-last", group="speed", help="NHWC memory layout (faster on GPUs, same output)")
     tiny_vae: str | None = knob(None, flag="--tiny-vae", group="speed", reads=True, metavar="SRC",
                                 help="decode with TAESD (e.g. madebyollin/taesd or a folder): faster, slightly less detail")
-
-    def speed_up(self, pipeline) -> None:
-        """Apply the speed options to a loaded RetargetPipeline."""
-        if self.channels_last:
-            pipeline.enable_channels_last()
-        if self.compile:
-            pipeline.enable_compile()
-        if self.tiny_vae:
-            pipeline.use_tiny_vae(self.tiny_vae)
-        if self.lcm_lora:
-            pipeline.load_lcm_lora(self.lcm_lora)

@@ -73,11 +73,16 @@ def test_driver_with_two_faces_shows_boxes_and_a_click_tracks_that_face(qtbot, m
     with qtbot.waitSignal(window.stream_stopped, timeout=20000):
         window.stop_stream()
     # An offline render of this driver tracks the clicked face from its first frame, as its own job.
+    from retarget.jobs import offline_renderer
     from retarget.media.sources import open_source
 
-    key, make_analyzer = window.face_picker.render_job(window.retargeter, window.panel.mapping_settings(), window.context,
-                                                       window.identity_path, str(video))
+    key, box = window.face_picker.render_choice(window.identity_path, str(video))
     assert "driver_face_box" in key and "identity_face" not in key
-    with open_source(str(video)) as source, make_analyzer() as analyzer:
+    # The renderer the app's Render video builds (Session.begin_render), with the picker's choice.
+    renderer = offline_renderer(window.retargeter, window.context, window.identity_path, window.session.files,
+                                window.panel.generation_settings(), window.panel.mapping_settings(),
+                                follow_box=box, key_extra=key)
+    assert renderer.job_key["driver_face_box"] == key["driver_face_box"]
+    with open_source(str(video)) as source, renderer.make_analyzer() as analyzer:
         first = analyzer(next(iter(source)))
     assert first.face_number == 1 and inside(first.face_boxes[0], rects[0][0])
