@@ -188,6 +188,11 @@ class RetargetPipeline:
         self._lora_state = state
         return state
 
+    def use_base_weights(self) -> None:
+        """The UNet's own weights: every LoRA layer off (the next generate sets them again)."""
+        self.unet.disable_adapters()
+        self._lora_state = None
+
     def load_lcm_lora(self, source: str | Path = LCM_LORA_HUB_ID) -> None:
         """The LCM-LoRA for SD 1.5 (hub id, folder or file), used by the `lcm` sampler."""
         loading.load_lcm_lora(self.sd, source)
