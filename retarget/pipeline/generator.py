@@ -8,6 +8,7 @@ attention processors), sampled with DPM-Solver++ (or LCM) and classifier-free gu
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,6 +57,9 @@ class RetargetPipeline:
         self._weights_probe = self.unet.conv_in.weight
         self._expression_processors = [p for p in self.unet.attn_processors.values() if hasattr(p, "to_k_ip")]
         self._expression_scale: float | None = None
+        # Generation merges the LoRAs into the weights (set_adapter_weights); False keeps them beside the base
+        # layers, as before (the same images within float rounding; for comparisons).
+        self.fuse_loras = True
         self._schedulers: dict = {}  # (sampler, steps, device) -> scheduler with its timesteps set
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.reference_passes = 0
@@ -206,7 +210,9 @@ class RetargetPipeline:
 
     def _unfuse(self) -> None:
         if self._fused:
-            self.unet.unfuse_lora()
+            with warnings.catch_warnings():  # peft warns for each layer of an adapter that was not fused
+                warnings.filterwarnings("ignore", message="Already unmerged")
+                self.unet.unfuse_lora()
             self._fused = False
 
     def use_base_weights(self) -> None:
@@ -273,7 +279,7 @@ class RetargetPipeline:
         with self._lock:  # the scheduler, the adapters' scales and the fused weights are shared state
             scheduler = self._scheduler(settings)
             latents = noise.to(self.device, torch.float32) * scheduler.init_noise_sigma
-            conditioning = self.conditioning(context, expressions, settings, fused=True)
+            conditioning = self.conditioning(context, expressions, settings, fused=self.fuse_loras)
             timesteps = scheduler.timesteps
             if progress:
                 from tqdm.auto import tqdm
