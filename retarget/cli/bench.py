@@ -20,9 +20,11 @@ def bench_parser() -> argparse.ArgumentParser:
                     "`retarget bench perception VIDEO` times decode + landmarks + mapping only. "
                     "`retarget bench gpu` measures everything the performance targets need (speed per preset, "
                     "baseline, memory, compile, channels_last, batch sizes, fp16 vs fp32, FLOPs) in one process "
-                    "within --budget seconds and prints each target with PASS/MISS (docs/benchmarks/README.md).",
+                    "within --budget seconds and prints each target with PASS/MISS (docs/benchmarks/README.md). "
+                    "`retarget bench count` (also --count) counts the work per frame, independent of the machine: "
+                    "Python calls per generate with the networks stubbed, aten ops per UNet call, FLOPs per frame.",
     )
-    parser.add_argument("stage", nargs="?", choices=("all", "perception", "gpu"), default="all")
+    parser.add_argument("stage", nargs="?", choices=("all", "perception", "gpu", "count"), default="all")
     parser.add_argument("video", nargs="?", type=Path, help="perception: the video to time")
     parser.add_argument("--models", default="random:sd15", help="as for --headless; default random:sd15 (full-size shapes: timings do not depend on weights)")
     parser.add_argument("--driver", type=Path, help="driver video (default: a synthetic one)")
@@ -38,6 +40,8 @@ def bench_parser() -> argparse.ArgumentParser:
     parser.add_argument("--landmarker", type=Path)
     parser.add_argument("--repeat", type=int, default=2, help="timed repetitions; the best is reported (default 2)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--count", action="store_true", help="the same as the stage `count`")
+    parser.add_argument("--no-flops", action="store_true", help="bench count: leave out the FLOPs at SD 1.5 size (about a minute)")
     gpu = parser.add_argument_group("bench gpu")
     gpu.add_argument("--batch-sizes", default="1,4,8", help="offline batch sizes to compare (default 1,4,8)")
     gpu.add_argument("--offline-frames", type=int, default=16, help="frames per offline measurement (default 16)")
@@ -62,6 +66,8 @@ def run_bench(argv: list[str]) -> int:
         return 0
     if args.stage == "gpu":
         return _run_bench_gpu(args)
+    if args.stage == "count" or args.count:
+        return _run_bench_count(args)
     presets = [p.strip() for p in (args.presets or "quality,balanced,fast").split(",") if p.strip()]
     unknown = [p for p in presets if p not in PRESETS]
     if unknown:
@@ -139,6 +145,24 @@ def _run_bench_gpu(args: argparse.Namespace) -> int:
     results = run_gpu_benchmark(args.models, device, pick_dtype(args.dtype, device), options,
                                 log=lambda line: print(line, file=sys.stderr, flush=True), started=started)
     print(format_gpu_table(results))
+    if args.json:
+        write_json(args.json, results)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _run_bench_count(args: argparse.Namespace) -> int:
+    """`retarget bench count`: deterministic counts of the work per frame (retarget.benchmark.counts)."""
+    if args.json:
+        from retarget.outputs import check_file_output
+
+        check_file_output(args.json, [], "--json")
+    quiet_libraries()
+    from retarget.benchmark.counts import format_counts, run_counts
+    from retarget.outputs import write_json
+
+    results = run_counts(log=lambda line: print(line, file=sys.stderr, flush=True), flops=not args.no_flops)
+    print(format_counts(results))
     if args.json:
         write_json(args.json, results)
         print(f"wrote {args.json}")

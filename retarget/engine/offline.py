@@ -1,9 +1,11 @@
 """Offline rendering: every frame of a driver with one identity, resumable, output in source order.
 
-Decoding and MediaPipe run on their own threads (stages.perception_stream) while the generator
-renders batches; rendered frames land one PNG each in the work folder beside the output, and the
-final file is assembled (video + the source's audio) under a temporary name and renamed only when
-complete.
+Four stages overlap, each on its own thread behind bounded queues: decoding and MediaPipe
+(stages.perception_stream), the generator (the caller's thread) and the PNG writer (stages.FrameWriter),
+so perception of the next frames and the writing of the last ones happen while a batch generates.
+Rendered frames land one PNG each (fast compression) in the work folder beside the output, which is what
+makes a stopped job resumable; the final file is assembled (video + the source's audio) under a
+temporary name and renamed only when complete.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from retarget.driving import DriverAnalyzer, DrivenFrame
-from retarget.engine.stages import perception_stream
+from retarget.engine.stages import FrameWriter, perception_stream
 from retarget.engine.work_folder import WorkFolder, work_lock_for
 from retarget.config.render import RenderOptions, VideoOptions  # noqa: F401 (re-exported: retarget.engine.RenderOptions)
 from retarget.errors import BadInputError, JobInterrupted, RetargetError
@@ -155,6 +157,7 @@ class OfflineRenderer:
             bar = tqdm(total=total, desc=Path(str(driver)).name, unit="frame", disable=not options.progress,
                        initial=0, dynamic_ncols=True)
             pending: list[DrivenFrame] = []
+            writer = FrameWriter(work.write_frame)  # never the generator's thread: it goes back to the GPU
 
             def flush() -> None:
                 if not pending:
@@ -164,7 +167,7 @@ class OfflineRenderer:
                     frame_indices=[f.index for f in pending],
                 )
                 for frame, image in zip(pending, images):
-                    work.write_frame(frame.index, image)
+                    writer.put(frame.index, image)
                     if on_frame is not None:
                         on_frame(frame, image)
                 summary.rendered += len(pending)
@@ -188,11 +191,14 @@ class OfflineRenderer:
                             flush()
                     flush()
                     summary.frames_without_face = analyzer.frames_without_face
+                writer.close()
             except KeyboardInterrupt:
+                writer.close(raise_failure=False)  # the frames rendered so far are kept for --resume
                 raise JobInterrupted(
                     f"stopped after {len(work.rendered_indices())} rendered frames; run the same command with --resume to continue"
                 ) from None
             finally:
+                writer.close(raise_failure=False)
                 bar.close()
             summary.skipped_inputs = int(getattr(source, "skipped", 0) or 0)
             if getattr(source, "decode_error", None):

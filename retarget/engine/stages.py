@@ -100,3 +100,52 @@ def join_all(threads: list[threading.Thread], queues=()) -> None:
                     except queue.Empty:
                         break
             thread.join(timeout=0.1)
+
+
+class FrameWriter:
+    """Stores rendered frames on its own thread, behind a bounded queue: the generator's thread hands a frame
+    on and goes back to the GPU while the PNG is compressed and written (it waits only when `depth` frames
+    are queued). A write that fails is raised on the generator's thread at its next put, or at close."""
+
+    def __init__(self, write: Callable[[int, object], None], depth: int = 8):
+        self._write = write
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, daemon=True, name="frame-writer")
+        self._thread.start()
+
+    def put(self, index: int, image) -> None:
+        while True:
+            self._raise_failure()
+            try:
+                self._queue.put((index, image), timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def close(self, raise_failure: bool = True) -> None:
+        """Write what is queued, end the thread; then raise its failure (unless the caller is already failing)."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_END)  # the writer always drains, so this returns
+            self._thread.join()
+        if raise_failure:
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if self._error is not None:
+                continue  # after a failure: drain, write nothing more
+            try:
+                self._write(*item)
+            except BaseException as err:  # handed to the generator's thread
+                self._error = err

@@ -49,7 +49,8 @@ class WorkFolder:
 
         path = self.frame_path(index)
         try:
-            atomic_write(path, lambda temp: Image.fromarray(image).save(temp, format="PNG"))
+            # Level 1: about 4x faster than Pillow's default 6 on photo-like frames, a little larger; lossless either way.
+            atomic_write(path, lambda temp: Image.fromarray(image).save(temp, format="PNG", compress_level=1))
         except OSError as err:  # the temp is gone, so the work folder holds only whole frames
             reason = "no space left on the device" if err.errno == errno.ENOSPC else (err.strerror or str(err))
             raise OutputError(f"cannot write {path} ({reason}); the frames rendered so far are kept: "

@@ -131,7 +131,7 @@ class ExpressionAttnProcessor(IPAdapterAttnProcessor2_0):
     def replacing(cls, processor: IPAdapterAttnProcessor2_0) -> "ExpressionAttnProcessor":
         weight = processor.to_k_ip[0].weight
         new = cls(processor.hidden_size, processor.cross_attention_dim, processor.num_tokens, processor.scale)
-        new.load_state_dict(processor.state_dict())
+        new.load_state_dict(processor.state_dict(), assign=True)  # its tensors (also on the meta device, for counting)
         return new.to(weight.device, weight.dtype).requires_grad_(weight.requires_grad)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,

@@ -8,6 +8,7 @@ attention processors), sampled with DPM-Solver++ (or LCM) and classifier-free gu
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,6 +49,18 @@ class RetargetPipeline:
         install_reference_processors(self.unet)
         self._lock = threading.RLock()
         self._lora_state: tuple | None = None  # (reference scale, LCM on) the UNet's LoRAs are set to
+        self._fuse_requested = False
+        self._fused = False  # whether those LoRAs are fused into the UNet's weights (generation) or run beside them
+        # Looked up once, not per call: diffusers' ModelMixin.device/.dtype and attn_processors walk the whole
+        # module tree (thousands of modules with the LoRAs loaded). `.to()` converts parameters in place, so one
+        # parameter follows the UNet through any later device or dtype change.
+        self._weights_probe = self.unet.conv_in.weight
+        self._expression_processors = [p for p in self.unet.attn_processors.values() if hasattr(p, "to_k_ip")]
+        self._expression_scale: float | None = None
+        # Generation merges the LoRAs into the weights (set_adapter_weights); False keeps them beside the base
+        # layers, as before (the same images within float rounding; for comparisons).
+        self.fuse_loras = True
+        self._schedulers: dict = {}  # (sampler, steps, device) -> scheduler with its timesteps set
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.reference_passes = 0
         self.tiny_vae = None  # TAESD decoder, when chosen for speed
@@ -82,11 +95,11 @@ class RetargetPipeline:
     # ------------------------------------------------------------------ properties
     @property
     def device(self) -> torch.device:
-        return self.unet.device
+        return self._weights_probe.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.unet.dtype
+        return self._weights_probe.dtype
 
     @property
     def image_size(self) -> int:
@@ -138,7 +151,7 @@ class RetargetPipeline:
             self.reference_passes += 1
             call = ReferenceCall(RECORD)
             try:
-                self.unet.disable_adapters()
+                self.use_base_weights()
                 self.set_expression_scale(0.0)
                 timestep = torch.zeros(latents.shape[0], device=self.device, dtype=torch.long)
                 no_expression = torch.zeros(latents.shape[0], self.exp_dim or 1, device=self.device, dtype=self.dtype)
@@ -159,20 +172,24 @@ class RetargetPipeline:
 
     def set_expression_scale(self, scale: float) -> None:
         """The Expression Adapter's scale in every cross-attention layer (0 = no expression)."""
-        if self.exp_dim is None:
+        if self.exp_dim is None or scale == self._expression_scale:
             return
-        for processor in self.unet.attn_processors.values():
-            if hasattr(processor, "to_k_ip"):
-                processor.scale = [scale]
+        for processor in self._expression_processors:
+            processor.scale = [scale]
+        self._expression_scale = scale
 
-    def set_adapter_weights(self, ref_scale: float, lcm: bool) -> tuple:
+    def set_adapter_weights(self, ref_scale: float, lcm: bool, fused: bool = False) -> tuple:
         """Activate the LoRAs a frame needs: the Reference Adapter at its scale, the LCM-LoRA for the lcm sampler.
 
-        Returns the LoRA state, which also keys the reference keys/values projected through them.
+        `fused`: merged into the UNet's weights through peft (diffusers' fuse_lora), for as long as the state
+        holds: no LoRA work in any UNet call. Unfused (training, which needs the LoRA layers' gradients) they
+        run beside the base layers. Returns the LoRA state, which also keys the reference keys/values
+        projected through them (fused or not, the same values within rounding).
         """
         state = (ref_scale if self.has_reference else 0.0, lcm and self.has_lcm)
-        if state == self._lora_state or not (self.has_reference or self.has_lcm):
+        if not (self.has_reference or self.has_lcm) or (state, fused) == (self._lora_state, self._fuse_requested):
             return state
+        self._unfuse()
         names, weights = [], []
         if state[0] > 0:
             names.append(REFERENCE_ADAPTER)
@@ -183,16 +200,35 @@ class RetargetPipeline:
         if names:
             self.unet.enable_adapters()
             self.unet.set_adapters(names, weights=weights)
+            if fused:
+                self.unet.fuse_lora(adapter_names=names)  # each at the weight set_adapters gave it
+                self._fused = True
         else:
             self.unet.disable_adapters()
-        self._lora_state = state
+        self._lora_state, self._fuse_requested = state, fused
         return state
+
+    def _unfuse(self) -> None:
+        if self._fused:
+            with warnings.catch_warnings():  # peft warns for each layer of an adapter that was not fused
+                warnings.filterwarnings("ignore", message="Already unmerged")
+                self.unet.unfuse_lora()
+            self._fused = False
+
+    def use_base_weights(self) -> None:
+        """The UNet's own weights: every LoRA unfused and off (the next generate sets them again)."""
+        with self._lock:
+            self._unfuse()
+            self.unet.disable_adapters()
+            self._lora_state = None
 
     def load_lcm_lora(self, source: str | Path = LCM_LORA_HUB_ID) -> None:
         """The LCM-LoRA for SD 1.5 (hub id, folder or file), used by the `lcm` sampler."""
-        loading.load_lcm_lora(self.sd, source)
-        self.has_lcm = True
-        self._lora_state = None
+        with self._lock:
+            self._unfuse()  # new LoRA layers go onto the base weights
+            loading.load_lcm_lora(self.sd, source)
+            self.has_lcm = True
+            self._lora_state = None
 
     # ------------------------------------------------------------------ sampling
     def _noise_shape(self) -> tuple[int, int, int, int]:
@@ -223,8 +259,6 @@ class RetargetPipeline:
         Returns uint8 (B, H, W, 3) for output="numpy", or float images in [0, 1] (B, 3, H, W)
         for output="pt".
         """
-        from tqdm.auto import tqdm
-
         settings = settings or GenerationSettings()
         settings.validate()
         expressions = torch.as_tensor(np.asarray(expressions, dtype=np.float32))
@@ -237,27 +271,46 @@ class RetargetPipeline:
             )
         if context.num_identities not in (1, batch):
             raise ValueError(f"{context.num_identities} identities for a batch of {batch}")
-        from diffusers import DPMSolverMultistepScheduler, LCMScheduler
-
         if settings.sampler == "lcm" and not self.has_lcm:
             raise RetargetError(f"the lcm sampler needs the LCM-LoRA: pass --lcm-lora {LCM_LORA_HUB_ID} (or a local copy)")
-        scheduler_class = LCMScheduler if settings.sampler == "lcm" else DPMSolverMultistepScheduler
-        scheduler = scheduler_class.from_config(self.scheduler_config)
-        scheduler.set_timesteps(settings.steps, device=self.device)
         if noise is None:
             noise = self.noise_for(settings, batch, frame_indices)
-        latents = noise.to(self.device, torch.float32) * scheduler.init_noise_sigma
         step_kwargs = {"generator": self.step_noise_generators(settings, batch, frame_indices)} if settings.sampler == "lcm" else {}
-        with self._lock:
-            conditioning = self.conditioning(context, expressions, settings)
-            for t in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
+        with self._lock:  # the scheduler, the adapters' scales and the fused weights are shared state
+            scheduler = self._scheduler(settings)
+            latents = noise.to(self.device, torch.float32) * scheduler.init_noise_sigma
+            conditioning = self.conditioning(context, expressions, settings, fused=self.fuse_loras)
+            timesteps = scheduler.timesteps
+            if progress:
+                from tqdm.auto import tqdm
+
+                timesteps = tqdm(timesteps, desc="sampling", leave=False)
+            for t in timesteps:
                 uncond_eps, cond_eps = self.noise_prediction(scheduler.scale_model_input(latents, t), t, conditioning)
                 eps = cond_eps if uncond_eps is None else uncond_eps + settings.cfg * (cond_eps - uncond_eps)
                 latents = scheduler.step(eps, t, latents, **step_kwargs).prev_sample
             return self.decode(latents, output)
 
-    def conditioning(self, context: IdentityContext, expressions: torch.Tensor, settings: GenerationSettings) -> dict:
-        """Text and expression inputs for a batch, in diffusers' CFG layout [uncond; cond], and the adapters' knobs set."""
+    def _scheduler(self, settings: GenerationSettings):
+        """The sampler for these settings: built once per (sampler, steps, device), its per-call state reset here
+        by set_timesteps (diffusers' own reset). Callers hold the lock: one sampling loop at a time uses it."""
+        from diffusers import DPMSolverMultistepScheduler, LCMScheduler
+
+        device = self.device
+        key = (settings.sampler, settings.steps, device)
+        scheduler = self._schedulers.get(key)
+        if scheduler is None:
+            scheduler_class = LCMScheduler if settings.sampler == "lcm" else DPMSolverMultistepScheduler
+            scheduler = self._schedulers[key] = scheduler_class.from_config(self.scheduler_config)
+        scheduler.set_timesteps(settings.steps, device=device)
+        return scheduler
+
+    def conditioning(self, context: IdentityContext, expressions: torch.Tensor, settings: GenerationSettings,
+                     fused: bool = False) -> dict:
+        """Text and expression inputs for a batch, in diffusers' CFG layout [uncond; cond], and the adapters' knobs set.
+
+        `fused`: the LoRAs merged into the weights (inference); unfused for callers that need their gradients.
+        """
         batch = expressions.shape[0]
         guided = settings.cfg > 1.0
         use_reference = settings.reference_active and self.has_reference and context.reference is not None
@@ -270,7 +323,7 @@ class RetargetPipeline:
         else:
             text, exp_batch = cond, expressions
         self.set_expression_scale(settings.exp_scale)
-        lora_state = self.set_adapter_weights(settings.ref_scale if use_reference else 0.0, settings.sampler == "lcm")
+        lora_state = self.set_adapter_weights(settings.ref_scale if use_reference else 0.0, settings.sampler == "lcm", fused)
         reference_call = None
         if use_reference:
             reference_call = ReferenceCall(ATTEND, context.reference, cond_start=batch if guided else 0)
