@@ -23,6 +23,7 @@ from retarget.engine.stages import perception_stream
 from retarget.engine.work_folder import WorkFolder, work_lock_for
 from retarget.config.render import RenderOptions, VideoOptions  # noqa: F401 (re-exported: retarget.engine.RenderOptions)
 from retarget.errors import BadInputError, JobInterrupted, RetargetError
+from retarget.expression.signals import check_signal, driver_signal
 from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
 from retarget.media.sinks import PngSequenceSink, VideoSink, frame_rate, side_by_side
 from retarget.media.sources import open_source
@@ -93,6 +94,7 @@ class OfflineRenderer:
         self.settings = settings
         self.job_key = job_key or {}
         self.mapping = mapping  # the analyzers' MappingSettings, when the caller knows them
+        self.adapter_file: Path | None = None  # the Expression Adapter file, when known (retarget.expression.signals)
 
     def mapping_settings(self):
         """The mapping the analyzers use, without building one (which may load SMIRK) when it is known."""
@@ -132,7 +134,7 @@ class OfflineRenderer:
     def _render(self, driver: str, out: Path, options: RenderOptions, cancel, on_frame, rank: int) -> JobSummary:
         from tqdm.auto import tqdm
 
-        source = open_source(driver)  # probes: a bad driver fails here, before anything is written
+        source = open_source(driver, fps=options.fps)  # probes: a bad driver fails here, before anything is written
         with source:
             if source.frame_count == 0:
                 raise BadInputError(f"{driver}: has no frames")
@@ -141,7 +143,11 @@ class OfflineRenderer:
             work = WorkFolder.for_output(out)
             analyzer = self.make_analyzer()
             try:
-                work.prepare(self.manifest(driver, analyzer.mapping), options.resume)
+                # Before the work folder exists: a driver the adapter cannot take leaves nothing behind.
+                check_signal(analyzer.expression_kind, driver_signal(driver), self.adapter_file, str(driver))
+                # Another output rate for a CSV is another job (its frames sit at other times).
+                work.prepare({**self.manifest(driver, analyzer.mapping), **({"fps": options.fps} if options.fps else {})},
+                             options.resume)
             except BaseException:
                 analyzer.close()
                 raise
