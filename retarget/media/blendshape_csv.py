@@ -212,9 +212,15 @@ class BlendshapeCsvSource(FrameSource):
             raise StopIteration
         i = self._index
         self._index += 1
-        row = self.take.values[self._rows[i]]
+        r = self._rows[i]
+        row = self.take.values[r]
         blendshapes = row.copy() if np.isfinite(row).all() else None
-        return Frame(index=i, time=float(self.take.times[0] + i / self.frame_rate), blendshapes=blendshapes)
+        # A row's first frame carries the row's own time (what the mapping's smoothing should see); a row held
+        # over a gap or repeated for a higher --fps carries its frame's time on the grid.
+        grid = float(self.take.times[0] + i / self.frame_rate)
+        first = i == 0 or self._rows[i - 1] != r
+        own = float(self.take.times[r])
+        return Frame(index=i, time=own if first and abs(own - grid) <= 0.5 / self.fps else grid, blendshapes=blendshapes)
 
 
 class BlendshapeCsvWriter(FrameSink):
