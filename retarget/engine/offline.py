@@ -233,20 +233,32 @@ class OfflineRenderer:
             sink.close()
             replace_folder(staging, target)  # an old folder goes only if we made it (marker) or it is empty
         else:
-            with VideoSink(out, fps, size, audio_from=audio, video=video) as sink:
+            with _video_sink(driver, frames, out, fps, size, audio, video) as sink:
                 for index in range(frames):
                     sink.write(work.read_frame(index))
             if sink.audio_error:
                 print(f"warning: {out}: audio not copied ({sink.audio_error})")
         if side_by_side_path is not None:
-            with open_source(driver) as source, VideoSink(side_by_side_path, fps, _side_size(source, size), audio_from=audio,
-                                                         video=video) as sink:
+            with open_source(driver) as source, _video_sink(driver, frames, side_by_side_path, fps, _side_size(source, size),
+                                                           audio, video) as sink:
                 for frame in source:
                     if frame.index >= frames:
                         break
                     sink.write(side_by_side(frame.image, work.read_frame(frame.index)))
         work.remove()
         return audio is not None
+
+
+def _video_sink(driver: str, frames: int, path: Path, fps: Fraction, size, audio, video):
+    """A variable-frame-rate video driver keeps its frame times (StampedVideoSink); others get a constant rate."""
+    from retarget.media.kinds import media_kind
+    from retarget.media.video_source import variable_frame_times
+    from retarget.media.video_sink import StampedVideoSink
+
+    timing = variable_frame_times(driver, frames) if media_kind(driver) == "video" else None
+    if timing is not None:
+        return StampedVideoSink(path, timing[0], size, timing[1], audio_from=audio, video=video)
+    return VideoSink(path, fps, size, audio_from=audio, video=video)
 
 
 def _side_size(source, output_size: tuple[int, int]) -> tuple[int, int]:
