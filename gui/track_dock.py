@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import QDockWidget, QFileDialog
 
 from gui.timeline import TimelineEditor
 from gui.workers import error_text
+from retarget.expression.signals import BLENDSHAPES, signal_refusal
 from retarget.expression.track import ExpressionTrack
 from retarget.session_states import State
 
@@ -122,7 +123,7 @@ class TrackDock(QDockWidget):
         window = self.window_
         if window.retargeter is None:
             return "Preview and render need the models (loading, or see the banner)"
-        if window.retargeter.pipeline.expression_kind == "flame55":
+        if signal_refusal(window.retargeter.pipeline.expression_kind, BLENDSHAPES) is not None:  # the one rule
             return FLAME_REASON
         if window.context is None:
             return "Preview and render need an identity photo (File > Open identity photo...)"

@@ -82,12 +82,17 @@ def test_models_cache() -> Path:
     return user_cache_dir() / "testmodels"
 
 
+def random_models_folder(size: str) -> Path:
+    """Where `--models random:SIZE` is built (once) and read from."""
+    return test_models_cache() / f"{size}-v1"
+
+
 def _random_models(size: str, progress) -> ModelFiles:
     from retarget.testmodels import SIZES, write_test_models
 
     if size not in SIZES:
         raise RetargetError(f"unknown --models random:{size}; choose random:tiny or random:sd15")
-    folder = test_models_cache() / f"{size}-v1"
+    folder = random_models_folder(size)
     if not (folder / "arc2face" / "config.json").exists():
         if folder.exists():
             shutil.rmtree(folder)
@@ -164,6 +169,29 @@ def resolve_models(spec: str = "hub", local_files_only: bool | None = None, prog
     files = _from_layout(folder, folder / "sd15", folder, test, description)
     _check_required(files, str(folder))
     return files
+
+
+def expression_adapter_before_loading(spec: str, exp_adapter: Path | None = None) -> tuple[str | None, Path | None]:
+    """(kind, file) of the Expression Adapter a model set would load, found without fetching, building or loading
+    any weights (the file's input width says the kind); (None, None) where that cannot be known yet."""
+    from retarget.models.adapters import EXPRESSION_KINDS, expression_adapter_kind
+
+    if exp_adapter is not None:
+        path = Path(exp_adapter).expanduser()
+        return (expression_adapter_kind(path), path) if path.is_file() else (None, None)
+    if spec.startswith("random:"):
+        from retarget.testmodels import DEFAULT_EXP_DIM
+
+        path = random_models_folder(spec.split(":", 1)[1]) / "exp_adapter" / "exp_adapter.bin"
+        # A random set not built yet will be written with the default width.
+        return (expression_adapter_kind(path), path) if path.is_file() else (EXPRESSION_KINDS[DEFAULT_EXP_DIM], None)
+    try:
+        files = resolve_models(spec, local_files_only=True, progress=lambda line: None)
+    except Exception:  # not on disk yet (hub), or a models problem the loader will report in full
+        return None, None
+    if files.exp_adapter is None:
+        return None, None
+    return expression_adapter_kind(files.exp_adapter), files.exp_adapter
 
 
 def download_models(to: Path, progress=print, tqdm_class=None) -> Path:

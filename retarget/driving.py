@@ -19,6 +19,7 @@ from retarget.expression.blendshapes import mirror_blendshapes
 from retarget.expression.flame import NUM_FLAME, FlameHistory
 from retarget.expression.mappers import make_mapper
 from retarget.expression.mapping import MappingSettings
+from retarget.expression.signals import BLENDSHAPES, check_signal
 from retarget.face.landmarker import FaceLandmarker
 from retarget.media.sources import Frame
 
@@ -159,8 +160,7 @@ class DriverAnalyzer:
         mirror = mapper.settings.mirror
         face_boxes = face_number = None
         if frame.image is None:  # a blendshape recording
-            if self.expression_kind == "flame55":
-                raise BadInputError("a blendshape CSV cannot drive the FLAME-55 Expression Adapter; use a blendshape adapter (--exp-adapter)")
+            check_signal(self.expression_kind, BLENDSHAPES)  # the one rule (retarget.expression.signals)
             raw, landmarks = frame.blendshapes, None
         else:
             observation, face_boxes, face_number = self._choose_face(

@@ -16,6 +16,7 @@ from retarget.engine import perception_stream
 from retarget.errors import BadInputError
 from retarget.expression.mapping import MappingSettings
 from retarget.face.landmarker import find_landmarker_model
+from retarget.media.live_link_face import LiveLinkFaceWriter, nominal_rate_for
 from retarget.media.sinks import BlendshapeCsvWriter
 from retarget.media.sources import VideoFileSource, open_source
 from retarget.outputs import check_file_output
@@ -34,19 +35,34 @@ def _raw_analyzer(landmarker: Path | None, mapping: MappingSettings | None = Non
     return DriverAnalyzer("blendshapes52", find_landmarker_model(landmarker), raw)
 
 
-def extract_blendshapes(video: Path, out: Path, landmarker: Path | None = None, progress: bool = True) -> ExtractSummary:
+CSV_FORMATS = ("retarget", "livelinkface")  # ours (`timestamp` + the 52 MediaPipe names), or Live Link Face's
+
+
+def csv_writer(out: Path, format: str, fps: float):
+    """The writer of an extracted take: ours, or a Live Link Face take timecoded at the video's rate."""
+    if format == "retarget":
+        return BlendshapeCsvWriter(out)
+    if format == "livelinkface":
+        return LiveLinkFaceWriter(out, *nominal_rate_for(fps))
+    raise BadInputError(f"--format {format}: use one of {', '.join(CSV_FORMATS)}")
+
+
+def extract_blendshapes(video: Path, out: Path, landmarker: Path | None = None, progress: bool = True,
+                        format: str = "retarget") -> ExtractSummary:
     from tqdm.auto import tqdm
 
     check_file_output(out, [("the video", video), ("--landmarker", landmarker)])
     if Path(out).suffix.lower() != ".csv":
         raise BadInputError(f"--out {out}: use a .csv name")
+    if format not in CSV_FORMATS:
+        raise BadInputError(f"--format {format}: use one of {', '.join(CSV_FORMATS)}")
     source = open_source(str(video))
     if not isinstance(source, VideoFileSource):
         source.close()
         raise BadInputError(f"{video}: extract reads video files")
     started = time.perf_counter()
     frames = 0
-    writer = BlendshapeCsvWriter(out)
+    writer = csv_writer(out, format, float(getattr(source, "frame_rate", None) or source.fps))
     try:
         with source, _raw_analyzer(landmarker) as analyzer, tqdm(total=source.frame_count, unit="frame", disable=not progress) as bar:
             for driven in perception_stream(source, analyzer):

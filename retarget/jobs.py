@@ -69,7 +69,9 @@ def offline_renderer(retargeter, context, identity_photo: Path, files, settings,
     description = files.description if files is not None else ""
     key = job_key(identity_photo, description, exp_adapter, ref_lora, models=files)  # reads whole files
     key.update(key_extra or {})
-    return OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key, mapping=mapping)
+    renderer = OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key, mapping=mapping)
+    renderer.adapter_file = exp_adapter or (files.exp_adapter if files is not None else None)
+    return renderer
 
 
 def run_video_jobs(renderer: OfflineRenderer, drivers: list[Path], batch: bool, out: Path, options: RenderOptions,
@@ -101,7 +103,7 @@ def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: R
     """One video, frame ranges across processes; the main process prepares the work folder and assembles."""
     from retarget.media.sources import open_source
 
-    with open_source(str(driver)) as source:
+    with open_source(str(driver), fps=options.fps) as source:
         total = source.frame_count
     if not total:
         raise BadInputError(f"{driver}: frame count unknown or zero; cannot split it across processes")

@@ -105,7 +105,7 @@ class OfflineRendering:
                 total = 0
                 if self._handlers["progress"] or self._any:  # probing every driver costs: only for someone listening
                     for driver in drivers:
-                        with open_source(str(driver)) as source:
+                        with open_source(str(driver), fps=options.fps) as source:
                             total += source.frame_count or 0
                     self._emit("progress", 0, total)
                 job_options = options

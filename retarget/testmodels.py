@@ -21,6 +21,7 @@ from retarget.models.tokenizer_vocab import write_clip_tokenizer
 
 TEST_MODEL_MARKER = "RANDOM_TEST_MODEL.txt"
 SIZES = ("tiny", "sd15")
+DEFAULT_EXP_DIM = 55  # the random sets (`--models random:SIZE`) speak FLAME-55, as the published adapter does
 
 SD15_SCHEDULER_CONFIG = {
     "_class_name": "PNDMScheduler",
@@ -174,7 +175,7 @@ def reference_lora_state(unet, rank: int, seed: int) -> dict[str, torch.Tensor]:
     return state
 
 
-def write_test_models(out: Path, size: str = "tiny", seed: int = 0, exp_dim: int = 55, progress=print) -> Path:
+def write_test_models(out: Path, size: str = "tiny", seed: int = 0, exp_dim: int = DEFAULT_EXP_DIM, progress=print) -> Path:
     """Write a complete random model folder at `out` (atomically: a temp folder renamed at the end)."""
     from retarget.face.identity import write_random_arcface_onnx
     from retarget.face.smirk import write_random_smirk_checkpoint

@@ -158,7 +158,9 @@ def test_saving_never_overwrites_the_source_and_refuses_bad_names(tmp_path):
     assert source.read_bytes() == original
 
 
-def test_live_link_face_take_loads_and_saves_in_our_format(tmp_path):
+def test_live_link_face_take_loads_and_saves_as_live_link_face(tmp_path):
+    from retarget.media.live_link_face import HEADER
+
     pascal = [n[0].upper() + n[1:] for n in BLENDSHAPE_NAMES[1:]]
     lines = ["Timecode,BlendShapeCount," + ",".join(pascal) + ",HeadYaw"]
     for i in range(5):
@@ -166,11 +168,19 @@ def test_live_link_face_take_loads_and_saves_in_our_format(tmp_path):
     take = tmp_path / "llf.csv"
     take.write_text("\n".join(lines) + "\n")
     track = ExpressionTrack.load(take)
-    assert track.frame_count == 5 and track.fps == 60.0
+    assert track.frame_count == 5 and track.fps == 60.0 and track.format == "live_link_face"
     assert track.values[2, BLENDSHAPE_NAMES.index("browDownLeft")] == np.float32(0.2)
-    saved = track.save(tmp_path / "ours.csv")
-    assert saved.read_text().splitlines()[0].split(",") == ["timestamp", *BLENDSHAPE_NAMES]
-    np.testing.assert_array_equal(ExpressionTrack.load(saved).values, track.values)
+    saved = track.save(tmp_path / "edited.csv")  # an LLF take saves as LLF: its timecodes and HeadYaw kept
+    rows = saved.read_text().splitlines()
+    assert rows[0].split(",") == list(HEADER)
+    assert [r.split(",")[0] for r in rows[1:]] == [f"10:00:00:{i:02d}.000" for i in range(5)]
+    assert all(r.split(",")[HEADER.index("HeadYaw")] == "0.1" for r in rows[1:])
+    again = ExpressionTrack.load(saved)
+    np.testing.assert_array_equal(again.values, track.values)
+    np.testing.assert_array_equal(again.times, track.times)
+    ours = track.save(tmp_path / "ours.csv", format="timestamp")  # our format on request
+    assert ours.read_text().splitlines()[0].split(",") == ["timestamp", *BLENDSHAPE_NAMES]
+    np.testing.assert_array_equal(ExpressionTrack.load(ours).values, track.values)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -10,7 +10,10 @@ from pathlib import Path
 def extract_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retarget extract", description="Write the 52 MediaPipe blendshapes of every frame of a video to CSV.")
     parser.add_argument("video", type=Path)
-    parser.add_argument("--out", type=Path, required=True, help="CSV file: a timestamp column and the 52 named columns, one row per frame")
+    parser.add_argument("--out", type=Path, required=True, help="CSV file, one row per frame")
+    parser.add_argument("--format", choices=("retarget", "livelinkface"), default="retarget",
+                        help="retarget (default): a timestamp column and the 52 MediaPipe names; livelinkface: a Live Link "
+                             "Face take (Timecode, BlendShapeCount, the ARKit curves in LLF's order, TongueOut and rotations as 0)")
     parser.add_argument("--landmarker", type=Path, help="MediaPipe face_landmarker.task")
     return parser
 
@@ -19,6 +22,7 @@ def run_extract(argv: list[str]) -> int:
     args = extract_parser().parse_args(argv)
     from retarget.extract import extract_blendshapes
 
-    summary = extract_blendshapes(args.video, args.out, landmarker=args.landmarker, progress=sys.stderr.isatty())
+    summary = extract_blendshapes(args.video, args.out, landmarker=args.landmarker, progress=sys.stderr.isatty(),
+                                  format=args.format)
     print(f"wrote {args.out}: {summary.frames} rows, {summary.frames_without_face} without a face")
     return 0

@@ -11,6 +11,7 @@ from retarget.cli.common import quiet_libraries
 from retarget.cli.expression import EXPRESSION_HELP, expression_for_still, read_expression_option
 from retarget.cli.faces import check_face_flags, check_faces, face_choice_key
 from retarget.cli.live import run_live
+from retarget.cli.preload_checks import check_before_loading
 from retarget.config import (
     HEADLESS_KNOBS, GenerationSettings, LiveOptions, MappingSettings, ModelOptions, PresetChoice, RenderOptions, VideoOptions,
     knob_fields, validate_knobs,
@@ -121,6 +122,7 @@ def run_headless(args: argparse.Namespace) -> int:
 
         drivers, batch = expand_drivers(drivers)
     check_outputs(args, still, batch)
+    check_before_loading(args, drivers, still, webcam, batch)  # every refusal that needs no model
 
     from retarget.face.image_io import load_image
 
@@ -130,7 +132,7 @@ def run_headless(args: argparse.Namespace) -> int:
         from retarget.media.sources import open_source
 
         for driver in drivers:  # every driver is probed before any model loads or any output exists
-            with open_source(str(driver)) as source:
+            with open_source(str(driver), fps=args.fps) as source:
                 count = source.frame_count
             if args.neutral_frame is not None and count is not None and args.neutral_frame >= count:
                 raise BadInputError(f"--neutral-frame {args.neutral_frame}: {driver} has {count} frames (0 to {count - 1})")
@@ -175,7 +177,7 @@ def run_headless(args: argparse.Namespace) -> int:
             print(f"wrote {args.out} ({size}) in {time.perf_counter() - started:.1f} s on {device} with {files.description}")
             return 0
         neutral = (_neutral_from_frame(session.retargeter, str(drivers[0]), args.neutral_frame, mapping.mirror,
-                                       args.driver_face) if args.neutral_frame is not None else None)
+                                       args.driver_face, args.fps) if args.neutral_frame is not None else None)
         if webcam:
             return run_live(session, str(drivers[0]), args.out, settings, mapping, neutral,
                             from_args(LiveOptions, args).min_change, video=from_args(VideoOptions, args),
@@ -183,10 +185,11 @@ def run_headless(args: argparse.Namespace) -> int:
         return _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, started)
 
 
-def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = False, face: int | None = None):
+def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = False, face: int | None = None,
+                        fps: float | None = None):
     from retarget.media.sources import open_source
 
-    with open_source(driver) as source:
+    with open_source(driver, fps=fps) as source:
         for frame in source:
             if frame.index == index:
                 if frame.image is None:

@@ -113,8 +113,11 @@ class MappingSettings:
     mirror: bool = knob(False, flag="--mirror", group="expression mapping",
                         help="swap left and right (selfie cameras); FLAME-55: the driver image is flipped before SMIRK",
                         label="Mirror (swap left and right)")
-    # Frames whose median becomes the driver's neutral when relative mode starts uncalibrated.
-    calibration_window: int = knob(25, low=0, help="frames whose median is the driver's neutral when relative mode starts")
+    # Relative mode starting uncalibrated: the median of the driver's first second (from its first face) becomes
+    # its neutral, whatever the rate (25 frames were 0.42 s of a 60 Hz take and 2.1 s of a 12 fps clip).
+    calibration_seconds: float = knob(1.0, low=0.0, help="seconds whose median is the driver's neutral when relative mode starts")
+    # A window in frames instead (library and tests); None: calibration_seconds decides.
+    calibration_window: int | None = knob(None, low=0, help="frames whose median is the driver's neutral (instead of seconds)")
 
     def gain_vector(self) -> np.ndarray:
         """The per-name multipliers these gains describe; `_neutral` always 1."""

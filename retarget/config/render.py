@@ -39,6 +39,10 @@ class RenderOptions:
     batch_size: int = knob(4, flag="--batch-size", group="video drivers", low=1, help="frames per generator call (default 4)")
     resume: bool = knob(False, flag="--resume", group="video drivers", help="continue a stopped job from the frames already rendered")
     side_by_side: Path | None = knob(None, flag="--side-by-side", group="video drivers", help="also write a driver|output video here")
+    # A blendshape CSV's rows come at their own times; the output is a constant rate with frames placed by time.
+    fps: float | None = knob(None, flag="--fps", group="video drivers", low=0.0, low_open=True, high=240.0,
+                             help="blendshape CSV drivers: the output's frame rate, each frame showing the row at its time "
+                                  "(default: the take's own rate, from its rows' spacing)")
     # Read by the command line, which finds that frame's face before the job starts (not part of the job's manifest).
     neutral_frame: int | None = knob(None, flag="--neutral-frame", group="expression mapping", low=0,
                                      help="relative mode: this driver frame is the neutral face (default: the median of the first second)")

@@ -25,6 +25,7 @@ from retarget.engine.stages import FrameWriter, perception_stream
 from retarget.engine.work_folder import WorkFolder, work_lock_for
 from retarget.config.render import RenderOptions, VideoOptions  # noqa: F401 (re-exported: retarget.engine.RenderOptions)
 from retarget.errors import BadInputError, JobInterrupted, RetargetError
+from retarget.expression.signals import check_signal, driver_signal
 from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
 from retarget.media.sinks import PngSequenceSink, VideoSink, frame_rate, side_by_side
 from retarget.media.sources import open_source
@@ -95,6 +96,7 @@ class OfflineRenderer:
         self.settings = settings
         self.job_key = job_key or {}
         self.mapping = mapping  # the analyzers' MappingSettings, when the caller knows them
+        self.adapter_file: Path | None = None  # the Expression Adapter file, when known (retarget.expression.signals)
 
     def mapping_settings(self):
         """The mapping the analyzers use, without building one (which may load SMIRK) when it is known."""
@@ -134,7 +136,7 @@ class OfflineRenderer:
     def _render(self, driver: str, out: Path, options: RenderOptions, cancel, on_frame, rank: int) -> JobSummary:
         from tqdm.auto import tqdm
 
-        source = open_source(driver)  # probes: a bad driver fails here, before anything is written
+        source = open_source(driver, fps=options.fps)  # probes: a bad driver fails here, before anything is written
         with source:
             if source.frame_count == 0:
                 raise BadInputError(f"{driver}: has no frames")
@@ -143,7 +145,11 @@ class OfflineRenderer:
             work = WorkFolder.for_output(out)
             analyzer = self.make_analyzer()
             try:
-                work.prepare(self.manifest(driver, analyzer.mapping), options.resume)
+                # Before the work folder exists: a driver the adapter cannot take leaves nothing behind.
+                check_signal(analyzer.expression_kind, driver_signal(driver), self.adapter_file, str(driver))
+                # Another output rate for a CSV is another job (its frames sit at other times).
+                work.prepare({**self.manifest(driver, analyzer.mapping), **({"fps": options.fps} if options.fps else {})},
+                             options.resume)
             except BaseException:
                 analyzer.close()
                 raise
@@ -233,20 +239,32 @@ class OfflineRenderer:
             sink.close()
             replace_folder(staging, target)  # an old folder goes only if we made it (marker) or it is empty
         else:
-            with VideoSink(out, fps, size, audio_from=audio, video=video) as sink:
+            with _video_sink(driver, frames, out, fps, size, audio, video) as sink:
                 for index in range(frames):
                     sink.write(work.read_frame(index))
             if sink.audio_error:
                 print(f"warning: {out}: audio not copied ({sink.audio_error})")
         if side_by_side_path is not None:
-            with open_source(driver) as source, VideoSink(side_by_side_path, fps, _side_size(source, size), audio_from=audio,
-                                                         video=video) as sink:
+            with open_source(driver) as source, _video_sink(driver, frames, side_by_side_path, fps, _side_size(source, size),
+                                                           audio, video) as sink:
                 for frame in source:
                     if frame.index >= frames:
                         break
                     sink.write(side_by_side(frame.image, work.read_frame(frame.index)))
         work.remove()
         return audio is not None
+
+
+def _video_sink(driver: str, frames: int, path: Path, fps: Fraction, size, audio, video):
+    """A variable-frame-rate video driver keeps its frame times (StampedVideoSink); others get a constant rate."""
+    from retarget.media.kinds import media_kind
+    from retarget.media.video_source import variable_frame_times
+    from retarget.media.video_sink import StampedVideoSink
+
+    timing = variable_frame_times(driver, frames) if media_kind(driver) == "video" else None
+    if timing is not None:
+        return StampedVideoSink(path, timing[0], size, timing[1], audio_from=audio, video=video)
+    return VideoSink(path, fps, size, audio_from=audio, video=video)
 
 
 def _side_size(source, output_size: tuple[int, int]) -> tuple[int, int]:

@@ -73,7 +73,7 @@ def _vector(values, what: str) -> np.ndarray:
 
 class StreamMapper:
     """What every per-stream mapper shares: hold the last output on a missing value, the driver's
-    neutral (set, or the median of the first `calibration_window` frames in relative mode), One
+    neutral (set, or the median of the first second of face, `calibration_seconds`, in relative mode), One
     Euro smoothing. Subclasses say how a raw vector is read (`_vector`), what shows before the first
     face (`_rest`), and how a raw vector maps (`_map`)."""
 
@@ -84,7 +84,7 @@ class StreamMapper:
         self.reset()
 
     @property
-    def calibration_window(self) -> int:
+    def calibration_window(self) -> int | None:
         return self.settings.calibration_window
 
     @property
@@ -96,6 +96,7 @@ class StreamMapper:
         self._filter.reset()
         self._last: np.ndarray | None = None
         self._window: list[np.ndarray] = []
+        self._window_start: float | None = None  # the first face's time (the neutral window is in seconds)
         self.frames_without_face = 0
         if not keep_neutral:
             self.driver_neutral = None
@@ -108,15 +109,33 @@ class StreamMapper:
             held = self._last if self._last is not None else self._rest()
             return held.astype(np.float32)
         raw = self._vector(values)
-        if self.settings.relative and self.driver_neutral is None and self.calibration_window > 0:
-            self._window.append(raw)
-            if len(self._window) >= self.calibration_window:
-                self.set_neutral(np.median(np.stack(self._window), axis=0).astype(np.float32))
+        if self.settings.relative and self.driver_neutral is None:
+            self._calibrate(raw, t)
         y = self._map(raw)
         if self.settings.smoothing:
             y = self._filter(y, t)
         self._last = y
         return y.astype(np.float32)
+
+    def _calibrate(self, raw: np.ndarray, t: float) -> None:
+        """Relative mode before a neutral is set: collect the window, and set the neutral to its median when full."""
+        frames, seconds = self.calibration_window, float(self.settings.calibration_seconds)
+        if frames is None:
+            if seconds <= 0:
+                return
+            if self._window_start is None:
+                self._window_start = t
+            if t - self._window_start < seconds - 1e-9:  # the first second of face, whatever the frame rate
+                self._window.append(raw)
+                return
+        elif frames <= 0:
+            return
+        else:
+            self._window.append(raw)
+            if len(self._window) < frames:
+                return
+        if self._window:
+            self.set_neutral(np.median(np.stack(self._window), axis=0).astype(np.float32))
 
     def set_neutral(self, values) -> None:
         raise NotImplementedError

@@ -4,8 +4,9 @@ The track is what `retarget extract` writes and the CSV driver reads (retarget.m
 one row per frame, a time, the 52 named blendshapes; a row without a face stays one (NaN here,
 empty cells in the file), and no edit invents a face there. Edits work on frames [start, stop) of
 one channel or a region (retarget.expression.mapping.REGIONS) and keep values in the blendshapes'
-range 0..1, which the mapping clips to anyway. Saving writes our CSV format (a Live Link Face take
-is saved in it too), never over the file the track came from.
+range 0..1, which the mapping clips to anyway. Every row keeps its own time (loading and saving never
+change timing). Saving writes the track's own format (a Live Link Face take as LLF, its timecodes,
+TongueOut and rotation columns kept), never over the file the track came from.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from retarget.config.knobs import check_number
 VALID_RANGE = (0.0, 1.0)  # every MediaPipe blendshape (and `_neutral`, a score) lies in 0..1
 OPERATIONS = ("scale", "offset", "smooth", "flatten", "clamp")
 ALL_CHANNELS = "all"
+TRACK_FORMATS = ("timestamp", "live_link_face")
 
 
 @dataclass
@@ -34,6 +36,7 @@ class ExpressionTrack:
     fps: float = 25.0
     names: tuple[str, ...] = BLENDSHAPE_NAMES
     source: Path | None = None  # the file it was loaded from: never written to
+    take: object | None = None  # the retarget.media.blendshape_csv.Take it was read as: its timecodes and other columns
 
     def __post_init__(self) -> None:
         self.times = np.asarray(self.times, dtype=np.float64).reshape(-1)
@@ -43,41 +46,73 @@ class ExpressionTrack:
 
     @classmethod
     def load(cls, path) -> "ExpressionTrack":
-        """Our CSV or a Live Link Face take, read by the CSV driver's own reader (so both see the same values)."""
-        from retarget.media.blendshape_csv import BlendshapeCsvSource
+        """Our CSV or a Live Link Face take, read by the CSV driver's own reader (so both see the same values).
+
+        Every row stays a frame at its own time (gaps and rows without tracking included): loading and
+        saving never change a take's timing.
+        """
+        from retarget.media.blendshape_csv import read_take
 
         path = Path(path)
         if path.suffix.lower() != ".csv":
             raise BadInputError(f"{path}: an expression track is a .csv file (from `retarget extract` or Live Link Face)")
-        with BlendshapeCsvSource(path) as source:
-            frames = list(source)
-            fps = source.fps
-        if not frames:
+        take = read_take(path)
+        if not len(take.times):
             raise BadInputError(f"{path}: has no frames (only a header)")
-        values = np.full((len(frames), len(BLENDSHAPE_NAMES)), np.nan, dtype=np.float32)
-        for i, frame in enumerate(frames):
-            if frame.blendshapes is not None:
-                values[i] = frame.blendshapes
-        return cls(np.array([f.time for f in frames]), values, float(fps), BLENDSHAPE_NAMES, path)
+        return cls(take.times.copy(), take.values, float(take.rate), BLENDSHAPE_NAMES, path, take)
 
-    def save(self, path, inputs=()) -> Path:
-        """Write our CSV format (what `retarget extract` writes) atomically; never onto the track's source or an input."""
-        from retarget.media.blendshape_csv import BlendshapeCsvWriter
+    @property
+    def format(self) -> str:
+        """`live_link_face` for a track from an LLF take (saved as one), else `timestamp` (our format)."""
+        return "live_link_face" if self.take is not None and self.take.format == "live_link_face" else "timestamp"
+
+    def save(self, path, inputs=(), format: str | None = None) -> Path:
+        """Write the track atomically, never onto its source or an input: in its own format by default (a Live
+        Link Face take as LLF, with its timecodes, TongueOut and rotation columns), or `format` (timestamp |
+        live_link_face)."""
         from retarget.outputs import check_file_output
 
         path = Path(path)
         if path.suffix.lower() != ".csv":
             raise BadInputError(f"{path}: save the track under a .csv name")
+        format = format or self.format
+        if format not in TRACK_FORMATS:
+            raise RetargetError(f"unknown track format '{format}': use {' or '.join(TRACK_FORMATS)}")
         check_file_output(path, [("the track's source", self.source), *inputs], "save")
-        writer = BlendshapeCsvWriter(path)  # written under a hidden temporary name, renamed when complete
+        writer = self._writer(path, format)  # written under a hidden temporary name, renamed when complete
         try:
-            for t, row in zip(self.times.tolist(), self.values):
-                writer.write(t, row if np.isfinite(row).all() else None)
+            for i, (t, row) in enumerate(zip(self.times.tolist(), self.values)):
+                row = row if np.isfinite(row).all() else None
+                if format == "timestamp":
+                    writer.write(t, row)
+                else:
+                    writer.write(t, row, self._extra_cells(i), self._timecode(i))
         except BaseException:
             writer.abort()
             raise
         writer.close()
         return path
+
+    def _writer(self, path: Path, format: str):
+        from retarget.media.blendshape_csv import BlendshapeCsvWriter
+        from retarget.media.live_link_face import LiveLinkFaceWriter, nominal_rate_for
+
+        if format == "timestamp":
+            return BlendshapeCsvWriter(path)
+        if self.take is not None and self.take.timecode_rate:
+            return LiveLinkFaceWriter(path, self.take.timecode_rate, self.take.drop_frame)
+        return LiveLinkFaceWriter(path, *nominal_rate_for(self.fps))
+
+    def _timecode(self, row: int) -> str | None:
+        """The source take's own Timecode text (kept verbatim), when the track came from LLF."""
+        if self.take is None or self.take.timecodes is None or len(self.take.timecodes) != len(self.times):
+            return None
+        return self.take.timecodes[row]
+
+    def _extra_cells(self, row: int) -> dict[str, str]:
+        if self.take is None:
+            return {}
+        return {name: cells[row] for name, cells in self.take.extra.items() if len(cells) == len(self.times)}
 
     @property
     def frame_count(self) -> int:

@@ -1,5 +1,6 @@
-"""Blendshape curves in CSV: read as a frame source (ours, `timestamp`, or a Live Link Face take,
-`Timecode`), and written in our format by BlendshapeCsvWriter, so reader and writer stay in step.
+"""Blendshape curves in CSV: read as a take (ours, `timestamp`, or a Live Link Face take, `Timecode`),
+played as a frame source at a constant rate with each frame placed by time, and written in our format
+by BlendshapeCsvWriter (Live Link Face's: retarget.media.live_link_face), so readers and writers stay in step.
 """
 
 from __future__ import annotations
@@ -7,7 +8,8 @@ from __future__ import annotations
 import csv
 import math
 import os
-import re
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -16,133 +18,209 @@ from retarget.errors import BadInputError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
 from retarget.media.frame_sink import FrameSink, remove_file
 from retarget.media.frame_source import Frame, FrameSource, check_file, one_line
+from retarget.media.timecode import Timecode, frame_number, parse_timecode, real_rate, timecode_rate
+from retarget.media.video_sink import frame_rate
 from retarget.outputs import temp_path
 
 LIVE_LINK_FACE_DEFAULT_FPS = 60.0
-# Frame rates a Live Link Face take can be recorded at; the FF field of the timecode tells them apart.
-_TIMECODE_RATES = (24.0, 25.0, 30.0, 48.0, 50.0, 60.0, 120.0)
+DEFAULT_RATE = 25.0  # a CSV without a time column (or with one row) is timed at this rate
 
 
-def _parse_timecode(text: str) -> tuple[int, float] | None:
-    """'HH:MM:SS:FF.sss' -> (whole seconds, frames incl. the sub-frame fraction)."""
-    parts = re.split(r"[:;]", text.strip())
-    if len(parts) != 4:
-        return None
+@dataclass
+class Take:
+    """A blendshape CSV's rows as recorded: each at its own time, nothing resampled or closed up.
+
+    values: (rows, 52) float32 in BLENDSHAPE_NAMES order; a row with no face (tracking lost, empty
+    cells, a NaN/inf cell) is all NaN. rate: the rows' real rate (from their spacing). For a Live
+    Link Face take, `timecodes` holds each row's Timecode text and `extra` the columns MediaPipe has
+    no blendshape for (TongueOut, head and eye rotations), cell by cell, so a save keeps them.
+    """
+
+    times: np.ndarray
+    values: np.ndarray
+    rate: Fraction
+    format: str = "timestamp"  # or "live_link_face", or "rows" (no time column)
+    timecodes: list[str] | None = None
+    timecode_rate: int | None = None
+    drop_frame: bool = False
+    extra: dict[str, list[str]] = field(default_factory=dict)
+    missing_values: int = 0
+
+    @property
+    def duration(self) -> float:
+        """From the first row to one row spacing after the last (the last row lasts one spacing)."""
+        return float(self.times[-1] - self.times[0] + 1 / self.rate) if len(self.times) else 0.0
+
+    @property
+    def face_found(self) -> np.ndarray:
+        return np.isfinite(self.values).all(axis=1)
+
+
+def _rows(path: Path) -> list[list[str]]:
     try:
-        h, m, s = (int(p) for p in parts[:3])
-        frames = float(parts[3])
-    except ValueError:
-        return None
-    return h * 3600 + m * 60 + s, frames
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except UnicodeDecodeError:
+        raise BadInputError(f"{path}: is not a text CSV file") from None
+    except csv.Error as err:
+        raise BadInputError(f"{path}: is not a readable CSV ({one_line(err)})") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise BadInputError(f"{path}: has no header row")
+    return rows
+
+
+def _columns(path: Path, header: list[str]) -> dict[int, int]:
+    """blendshape index -> CSV column, names matched case-insensitively; a one-line error if any is missing."""
+    wanted = {name.lower(): i for i, name in enumerate(BLENDSHAPE_NAMES)}
+    columns: dict[int, int] = {}
+    for col, name in enumerate(h.lower() for h in header):
+        if name in wanted and wanted[name] not in columns:
+            columns[wanted[name]] = col
+    if not columns:
+        raise BadInputError(f"{path}: has no blendshape columns (expected ARKit names such as jawOpen)")
+    missing = [BLENDSHAPE_NAMES[i] for i in range(1, len(BLENDSHAPE_NAMES)) if i not in columns]
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise BadInputError(f"{path}: is missing blendshape columns {shown}")
+    return columns
+
+
+def _values(path: Path, body, columns: dict[int, int]) -> tuple[np.ndarray, int]:
+    """(rows, 52) with NaN rows for no face; and how many rows had a NaN/inf cell (held like no face)."""
+    values = np.full((len(body), len(BLENDSHAPE_NAMES)), np.nan, dtype=np.float32)
+    missing = 0
+    for r, row in enumerate(body):
+        # A row whose blendshape cells are all empty is a frame with no face (tracking lost).
+        if all(col >= len(row) or not row[col].strip() for col in columns.values()):
+            continue
+        values[r] = 0.0  # `_neutral`, which Live Link Face has no column for
+        try:
+            for b, col in columns.items():
+                values[r, b] = float(row[col])
+        except (ValueError, IndexError):
+            raise BadInputError(f"{path}: row {r + 2} has a missing or non-numeric blendshape value") from None
+        if not np.isfinite(values[r]).all():
+            values[r] = np.nan  # a missing value: the last expression is held there
+            missing += 1
+    return values, missing
+
+
+def _spacing_rate(times: np.ndarray, default: float) -> Fraction:
+    """Rows per second from the median spacing of the rows (gaps and jitter do not move a median)."""
+    steps = np.diff(times)
+    steps = steps[steps > 0]
+    if not steps.size:
+        return frame_rate(default)
+    rate = 1.0 / float(np.median(steps))
+    return frame_rate(rate) if math.isfinite(rate) and rate > 0 else frame_rate(default)
+
+
+def _timecode_times(path: Path, body, col: int, take: Take) -> None:
+    texts = [row[col].strip() if col < len(row) else "" for row in body]
+    codes = [parse_timecode(t) for t in texts]
+    if not codes or any(c is None for c in codes):
+        bad = next((i for i, c in enumerate(codes) if c is None), 0)
+        raise BadInputError(f"{path}: row {bad + 2} has no readable Timecode (HH:MM:SS:FF.sss); got {texts[bad]!r}")
+    nominal = timecode_rate(codes)
+    drop = any(c.drop for c in codes)
+    frames = np.array([frame_number(c, nominal) for c in codes], dtype=np.float64)
+    frames[frames < frames[0]] += frame_number(Timecode(24, 0, 0, 0.0, drop), nominal)  # a take that runs past midnight
+    frames -= frames[0]
+    tc_rate = real_rate(nominal, drop)
+    take.times = frames / float(tc_rate)
+    # Rows per second = the timecode's rate / the usual step of the whole frame field (2 for 30 Hz rows on
+    # 60 fps); whole frames, since the sub-frame part jitters from row to row.
+    steps = np.diff(np.floor(frames))
+    steps = steps[steps > 0]
+    step = max(1, round(float(np.median(steps)))) if steps.size else 1
+    take.rate = tc_rate / step
+    take.format, take.timecodes, take.timecode_rate, take.drop_frame = "live_link_face", texts, nominal, drop
+
+
+def read_take(path) -> Take:
+    """Every row of a blendshape CSV at its own time: ours (`timestamp`) or a Live Link Face take (`Timecode`)."""
+    path = Path(path)
+    check_file(path)
+    rows = _rows(path)
+    header = [cell.strip() for cell in rows[0]]
+    lowered = [h.lower() for h in header]
+    columns = _columns(path, header)
+    body = rows[1:]
+    values, missing = _values(path, body, columns)
+    take = Take(np.arange(len(body), dtype=np.float64) / DEFAULT_RATE, values, frame_rate(DEFAULT_RATE),
+                format="rows", missing_values=missing)
+    if "timecode" in lowered:
+        _timecode_times(path, body, lowered.index("timecode"), take)
+        used = set(columns.values()) | {lowered.index("timecode")}
+        take.extra = {header[c]: [row[c].strip() if c < len(row) else "" for row in body]
+                      for c in range(len(header)) if c not in used and lowered[c] != "blendshapecount"}
+    elif "timestamp" in lowered:
+        col = lowered.index("timestamp")
+        try:
+            take.times = np.array([float(row[col]) for row in body], dtype=np.float64)
+        except (ValueError, IndexError):
+            raise BadInputError(f"{path}: has a missing or non-numeric timestamp") from None
+        if not np.isfinite(take.times).all():
+            raise BadInputError(f"{path}: has a NaN or infinite timestamp (row {int(np.argmin(np.isfinite(take.times))) + 2})")
+        if np.any(np.diff(take.times) < 0):
+            raise BadInputError(f"{path}: timestamps go backwards (row {int(np.argmax(np.diff(take.times) < 0)) + 3}); "
+                                "sort the rows by time")
+        take.rate, take.format = _spacing_rate(take.times, DEFAULT_RATE), "timestamp"
+    return take
+
+
+def grid_rows(take: Take, fps: float | Fraction | None = None) -> tuple[np.ndarray, Fraction]:
+    """The row each output frame shows when the take is played at `fps` (default: the take's own rate).
+
+    Frame k is at k/fps after the first row and shows the last row at or before that time, looking
+    ahead half a frame (so rows on the grid map one to one whatever rounding their times carry). Gaps
+    hold the row before them; the frame count covers the take's whole duration, so the output lasts
+    as long as the take (to within one frame).
+    """
+    rate = frame_rate(fps) if fps else take.rate
+    count = max(1, round(take.duration * rate)) if len(take.times) else 0
+    grid = take.times[0] + np.arange(count) / float(rate) if count else np.zeros(0)
+    rows = np.searchsorted(take.times, grid + 0.5 / float(rate), side="right") - 1
+    return np.clip(rows, 0, max(len(take.times) - 1, 0)), rate
 
 
 class BlendshapeCsvSource(FrameSource):
-    """Blendshape curves from a CSV: ours (`timestamp` + BLENDSHAPE_NAMES) or a Live Link Face take.
+    """A blendshape CSV as frames at a constant rate, each placed by time (see grid_rows).
 
-    Live Link Face writes `Timecode` (HH:MM:SS:FF.sss, FF counted at the take's frame rate, the part
-    after the dot a fraction of a frame), `BlendShapeCount`, 52 ARKit curves in PascalCase and 9 head
-    and eye rotations, which are ignored here. Columns match BLENDSHAPE_NAMES case-insensitively.
+    `fps`: the output rate; default the take's real rate (its rows' spacing), so a 30 Hz Live Link
+    Face take on a 60 fps timecode renders at 30 fps and lasts as long as the take. Rows without a
+    face yield frames without blendshapes (the mapping holds the last expression there).
     """
 
     def __init__(self, path, fps: float | None = None):
         self.path = Path(path)
-        check_file(self.path)
-        try:
-            with self.path.open(newline="", encoding="utf-8-sig") as fh:
-                rows = list(csv.reader(fh))
-        except UnicodeDecodeError:
-            raise BadInputError(f"{self.path}: is not a text CSV file") from None
-        except csv.Error as err:
-            raise BadInputError(f"{self.path}: is not a readable CSV ({one_line(err)})") from None
-        rows = [r for r in rows if any(cell.strip() for cell in r)]
-        if not rows:
-            raise BadInputError(f"{self.path}: has no header row")
-        header = [cell.strip() for cell in rows[0]]
-        lowered = [h.lower() for h in header]
-        wanted = {name.lower(): i for i, name in enumerate(BLENDSHAPE_NAMES)}
-        columns: dict[int, int] = {}  # blendshape index -> csv column
-        for col, name in enumerate(lowered):
-            if name in wanted and wanted[name] not in columns:
-                columns[wanted[name]] = col
-        if not columns:
-            raise BadInputError(f"{self.path}: has no blendshape columns (expected ARKit names such as jawOpen)")
-        missing = [BLENDSHAPE_NAMES[i] for i in range(1, len(BLENDSHAPE_NAMES)) if i not in columns]
-        if missing:
-            shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-            raise BadInputError(f"{self.path}: is missing blendshape columns {shown}")
-        body = rows[1:]
-        values = np.zeros((len(body), len(BLENDSHAPE_NAMES)), dtype=np.float32)
-        # A row whose blendshape cells are all empty is a frame with no face (as `retarget extract` writes it).
-        self._no_face = np.array(
-            [all(col >= len(row) or not row[col].strip() for col in columns.values()) for row in body], dtype=bool
-        )
-        # A NaN/inf cell is a missing value: the row counts as one without a reading, so the last
-        # expression is held there (it must never reach the smoothing filter's state).
-        self.missing_values = 0
-        for r, row in enumerate(body):
-            if self._no_face[r]:
-                continue
-            try:
-                for b, col in columns.items():
-                    values[r, b] = float(row[col])
-            except (ValueError, IndexError):
-                raise BadInputError(f"{self.path}: row {r + 2} has a missing or non-numeric blendshape value") from None
-            if not np.isfinite(values[r]).all():
-                values[r] = 0.0
-                self._no_face[r] = True
-                self.missing_values += 1
-        self._values = values
-        self.format = "timestamp"
-        if "timecode" in lowered:
-            self.format = "live_link_face"
-            self._times, self.fps = self._timecode_times(body, lowered.index("timecode"), fps)
-        elif "timestamp" in lowered:
-            col = lowered.index("timestamp")
-            try:
-                self._times = np.array([float(row[col]) for row in body], dtype=np.float64)
-            except (ValueError, IndexError):
-                raise BadInputError(f"{self.path}: has a missing or non-numeric timestamp") from None
-            if not np.isfinite(self._times).all():
-                raise BadInputError(f"{self.path}: has a NaN or infinite timestamp (row {int(np.argmin(np.isfinite(self._times))) + 2})")
-            steps = np.diff(self._times)
-            steps = steps[steps > 0]
-            self.fps = float(fps) if fps else (1.0 / float(np.median(steps)) if steps.size else 25.0)
-            if not math.isfinite(self.fps) or self.fps <= 0:
-                self.fps = 25.0
-        else:
-            self.fps = float(fps or 25.0)
-            self._times = np.arange(len(body), dtype=np.float64) / self.fps
-        self.frame_count = len(body)
-        self.duration = float(self._times[-1] + 1.0 / self.fps) if len(body) else 0.0
+        self.take = read_take(self.path)
+        if self.take.format == "rows" and fps:  # no time column: the rows are at the rate given
+            self.take.times = np.arange(len(self.take.times), dtype=np.float64) / float(fps)
+            self.take.rate = frame_rate(fps)
+        self.format = self.take.format
+        self.missing_values = self.take.missing_values
+        self._rows, self.frame_rate = grid_rows(self.take, fps)
+        self.fps = float(self.frame_rate)
+        self.frame_count = len(self._rows)
+        self.duration = self.frame_count / self.fps
         self._index = 0
 
-    def _timecode_times(self, body, col: int, fps: float | None) -> tuple[np.ndarray, float]:
-        parsed = [_parse_timecode(row[col]) if col < len(row) else None for row in body]
-        if not parsed or any(p is None for p in parsed):
-            rate = float(fps or LIVE_LINK_FACE_DEFAULT_FPS)
-            return np.arange(len(body), dtype=np.float64) / rate, rate
-        seconds = np.array([p[0] for p in parsed], dtype=np.float64)
-        frames = np.array([p[1] for p in parsed], dtype=np.float64)
-        if fps:
-            rate = float(fps)
-        else:
-            # The FF field runs up to rate-1; once a take spans whole seconds its maximum names the rate.
-            rate = LIVE_LINK_FACE_DEFAULT_FPS
-            if seconds.max() - seconds.min() >= 2:
-                top = math.floor(frames.max())
-                rate = next((r for r in _TIMECODE_RATES if top < r), LIVE_LINK_FACE_DEFAULT_FPS)
-        times = seconds + frames / rate
-        times -= times[0]
-        times[times < 0] += 24 * 3600  # a take that runs past midnight
-        return times, rate
-
     def __next__(self) -> Frame:
-        if self._index >= len(self._values):
+        if self._index >= self.frame_count:
             raise StopIteration
         i = self._index
         self._index += 1
-        blendshapes = None if self._no_face[i] else self._values[i].copy()
-        return Frame(index=i, time=float(self._times[i]), blendshapes=blendshapes)
+        r = self._rows[i]
+        row = self.take.values[r]
+        blendshapes = row.copy() if np.isfinite(row).all() else None
+        # A row's first frame carries the row's own time (what the mapping's smoothing should see); a row held
+        # over a gap or repeated for a higher --fps carries its frame's time on the grid.
+        grid = float(self.take.times[0] + i / self.frame_rate)
+        first = i == 0 or self._rows[i - 1] != r
+        own = float(self.take.times[r])
+        return Frame(index=i, time=own if first and abs(own - grid) <= 0.5 / self.fps else grid, blendshapes=blendshapes)
 
 
 class BlendshapeCsvWriter(FrameSink):

@@ -86,8 +86,15 @@ class VideoSink(FrameSink):
         frame.pts = pts
         frame.time_base = self._stream.codec_context.time_base
         for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+            self._mux(packet)
         self.frames_written += 1
+
+    def _mux(self, packet) -> None:
+        self._container.mux(packet)
+
+    def _flush(self) -> None:
+        for packet in self._stream.encode():
+            self._mux(packet)
 
     def close(self) -> None:
         import av
@@ -98,8 +105,7 @@ class VideoSink(FrameSink):
         try:
             if self.frames_written == 0:
                 raise RetargetError(f"{self.path}: no frames were written, so no video was made")
-            for packet in self._stream.encode():
-                self._container.mux(packet)
+            self._flush()
             self._container.close()
             if self.audio_codec is not None:
                 try:
@@ -188,3 +194,42 @@ class TimedVideoSink(VideoSink):
                 self.frames_written -= 1  # a repeat that ends the file, not a new frame
                 self._last_pts = end_pts
         super().close()
+
+
+class StampedVideoSink(VideoSink):
+    """An offline render of a variable-frame-rate driver: frame i at the driver's own time `times[i]`.
+
+    Timestamps on a 90 kHz clock (MP4 holds variable frame rate natively); the last frame lasts
+    `last_duration` (its packet's duration), so the file is exactly as long as the driver. No B-frames:
+    packets leave in display order and the last one out is the last frame.
+    """
+
+    TIME_BASE = Fraction(1, 90000)
+
+    def __init__(self, path, times, size: tuple[int, int], last_duration: float, audio_from=None,
+                 video: VideoOptions | None = None, preset: str = "medium"):
+        self.times = [float(t) - float(times[0]) for t in times]
+        span = self.times[-1] + last_duration
+        super().__init__(path, frame_rate(len(self.times) / span if span > 0 else 25.0), size, audio_from, video, preset)
+        self._stream.codec_context.time_base = self.TIME_BASE
+        self._stream.codec_context.max_b_frames = 0
+        self._last_duration = last_duration
+        self._held = None
+
+    def write(self, rgb: np.ndarray) -> None:
+        if self.frames_written >= len(self.times):
+            raise RetargetError(f"{self.path}: more frames than the driver's {len(self.times)} frame times")
+        self._encode(rgb, round(self.times[self.frames_written] / self.TIME_BASE))
+
+    def _mux(self, packet) -> None:
+        # One packet held back: the last one gets its duration before it is written.
+        if self._held is not None:
+            self._container.mux(self._held)
+        self._held = packet
+
+    def _flush(self) -> None:
+        super()._flush()
+        if self._held is not None:
+            self._held.duration = max(1, round(self._last_duration / self._held.time_base))
+            self._container.mux(self._held)
+            self._held = None

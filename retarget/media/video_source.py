@@ -236,3 +236,30 @@ class VideoFileSource(FrameSource):
         self._done = True
         self._frames.close()
         self._container.close()
+
+
+def variable_frame_times(path, count: int) -> tuple[list[float], float] | None:
+    """(each frame's time from the first, the last frame's duration) of a variable-frame-rate video of `count`
+    frames, read from its packets (no decoding); None for a constant rate, or when the packets do not match
+    `count` frames (a damaged file: the caller keeps a constant rate)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+            if not videos:
+                return None
+            stream = videos[0]
+            packets = [(p.pts, p.duration) for p in container.demux(stream) if p.size and p.pts is not None]
+            time_base = stream.time_base
+    except av.FFmpegError:
+        return None
+    if len(packets) != count or count < 2 or not time_base:
+        return None
+    packets.sort()
+    pts = np.array([p for p, _ in packets], dtype=np.int64)
+    steps = np.diff(pts)
+    if steps.min() <= 0 or steps.max() - steps.min() <= 1:  # one tick of rounding: a constant rate
+        return None
+    last = packets[-1][1] or int(np.median(steps))
+    return [float((p - pts[0]) * time_base) for p in pts.tolist()], float(last * time_base)

@@ -110,3 +110,24 @@ def load_reference_lora(path: Path, unet) -> dict[str, torch.Tensor]:
     if len(ranks) != 1:
         raise BadInputError(f"{path}: Reference Adapter LoRA has mixed ranks {sorted(ranks)}")
     return state
+
+
+def expression_adapter_kind(path: Path) -> str | None:
+    """The kind of an Expression Adapter file (flame55, blendshapes52, blendshapes51) from `proj.0`'s input width,
+    read without loading the weights (safetensors: the header; torch files: memory-mapped); None if unreadable."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as handle:
+                width = handle.get_slice("image_proj.proj.0.weight").get_shape()[1]
+        else:
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError:  # a legacy (non-zip) torch file cannot be memory-mapped
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            width = state["image_proj"]["proj.0.weight"].shape[1]
+    except Exception:  # any problem is reported by the real loader, with its own message
+        return None
+    return EXPRESSION_KINDS.get(int(width))

@@ -160,6 +160,36 @@ def test_calibration_window_uses_the_median():
     assert np.allclose(other.calibrate(window), np.median(window, axis=0), atol=1e-7)
 
 
+@pytest.mark.parametrize("rate", [12.0, 25.0, 30000 / 1001, 60.0])
+def test_the_relative_neutral_is_the_first_second_whatever_the_rate(rate):
+    """Relative mode's default neutral: the median of the driver's first second of face (not 25 frames)."""
+    from retarget.expression.flame import FlameMapper
+
+    rng = np.random.default_rng(3)
+    frames = int(rate * 2)
+    values = (0.2 + rng.normal(0, 0.05, (frames, N))).clip(0, 1).astype(np.float32)
+    start = 0.4  # the first face's time: the second counts from there
+    times = start + np.arange(frames) / rate
+    in_window = times - start < 1.0 - 1e-9
+    m = ExpressionMapper(raw(relative=True))
+    m(None, 0.0)  # a frame without a face before: not part of the window
+    for t, x, inside in zip(times, values, in_window):
+        m(x, float(t))
+        if inside:
+            assert not m.calibrated
+        else:
+            break
+    assert m.calibrated
+    assert np.allclose(m.driver_neutral, np.median(values[in_window], axis=0), atol=1e-7)
+    assert in_window.sum() == int(np.ceil(rate - 1e-6))  # 12 frames at 12 fps, 60 at 60 Hz
+    flame = FlameMapper(MappingSettings(smoothing=False, relative=True), identity_flame=np.zeros(55))
+    for t in times[in_window]:
+        flame(np.full(55, 0.1), float(t))
+    assert not flame.calibrated
+    flame(np.full(55, 0.1), float(times[~in_window][0]))
+    assert flame.calibrated
+
+
 def test_mapping_is_deterministic_for_csv_and_direct_vectors():
     rng = np.random.default_rng(9)
     frames = rng.random((30, N)).astype(np.float32)

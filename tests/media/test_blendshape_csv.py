@@ -41,9 +41,10 @@ def test_csv_round_trip_is_exact(tmp_path):
         assert next(csv.reader(fh)) == ["timestamp", *BLENDSHAPE_NAMES]
     with open_source(str(target)) as src:
         assert isinstance(src, BlendshapeCsvSource)
-        assert src.frame_count == 40 and src.fps == pytest.approx(29.97, rel=1e-6)
+        # 29.97 rows/s is read as NTSC's 30000/1001; each frame is placed at its time on that grid.
+        assert src.frame_count == 40 and src.fps == pytest.approx(29.97, rel=1e-5)
         frames = list(src)
-    assert [f.time for f in frames] == times.tolist()
+    assert [f.time for f in frames] == times.tolist()  # each row at its own time
     got = np.stack([f.blendshapes for f in frames])
     assert got.dtype == np.float32 and np.max(np.abs(got - values)) <= 1e-6
     assert all(f.image is None for f in frames)
@@ -65,7 +66,8 @@ def _write_llf(path: Path, rows: int, fps: int = 60) -> np.ndarray:
         for r in range(rows):
             frame = 3000 + r  # a take starting mid-second, at 14:03:50 + 3000 frames
             s, ff = divmod(frame, fps)
-            timecode = f"14:{3 + s // 60:02d}:{s % 60:02d}:{ff:02d}.{(r * 137) % 1000:03d}"
+            # The sub-frame part jitters a little from row to row, as in real takes.
+            timecode = f"14:{3 + s // 60:02d}:{s % 60:02d}:{ff:02d}.{(r * 37) % 100:03d}"
             w.writerow([timecode, 61, *values[r]])
     return values
 
@@ -84,19 +86,18 @@ def test_live_link_face_csv_maps_pascal_case_names(tmp_path):
         assert np.allclose(got, values[:, col[theirs]], atol=1e-6)
     assert all(f.blendshapes[0] == 0.0 for f in frames)  # no _neutral column
     # Timecode HH:MM:SS:FF.sss at 60 fps, the fraction being part of a frame; times start at 0.
-    expected = np.array([(r + ((r * 137) % 1000) / 1000) / 60 for r in range(150)])
-    assert np.allclose([f.time for f in frames], expected - expected[0], atol=1e-6)
+    expected = np.array([(r + ((r * 37) % 100) / 1000) / 60 for r in range(150)])
+    assert np.allclose([f.time for f in frames], expected - expected[0], atol=1e-9)
 
 
 def test_live_link_face_rate_is_read_from_the_timecode(tmp_path):
     path = tmp_path / "take30.csv"
     _write_llf(path, 200, fps=30)
     with BlendshapeCsvSource(path) as src:
-        assert src.fps == 30
-        times = [f.time for f in src]
-    assert times[30] - times[0] == pytest.approx(1.0 + (30 * 137 % 1000) / 1000 / 30, abs=1e-6)
-    with BlendshapeCsvSource(path, fps=60) as src:
-        assert src.fps == 60
+        assert src.fps == 30 and src.take.timecode_rate == 30 and src.frame_count == 200
+        assert src.take.times[30] - src.take.times[0] == pytest.approx(1.0 + (30 * 37 % 100) / 1000 / 30, abs=1e-9)
+    with BlendshapeCsvSource(path, fps=60) as src:  # a chosen rate: frames placed by time, twice as many
+        assert src.fps == 60 and src.frame_count == 400
 
 
 def test_csv_with_missing_or_unknown_columns_is_a_bad_input(tmp_path):
