@@ -67,7 +67,7 @@ def check_bridge_output(out, inputs=()) -> Path:
     return target
 
 
-def _files(models):
+def model_files(models):
     from retarget.assets import resolve_models
 
     return resolve_models(models, progress=lambda line: None) if isinstance(models, str) else models
@@ -83,7 +83,7 @@ def fit_bridge_from_videos(videos, *, models="hub", exp_adapter=None, landmarker
     from retarget.expression.bridge_fit import fit_bridge
     from retarget.face.landmarker import landmarker_for
 
-    files = _files(models)
+    files = model_files(models)
     adapter = flame_adapter_of(files, exp_adapter)
     videos = [Path(v) if not str(v).startswith("webcam:") else v for v in videos]
     for video in videos:
@@ -134,7 +134,7 @@ def fit_bridge_from_renders(samples: int, *, models="hub", exp_adapter=None, lan
     from retarget.expression.bridge_fit import fit_bridge
     from retarget.face.landmarker import landmarker_for
 
-    files = _files(models)
+    files = model_files(models)
     adapter = flame_adapter_of(files, exp_adapter)
     if samples < 1 or batch_size < 1:
         raise BadInputError(f"--renders and --batch-size must be at least 1 (got {samples}, {batch_size})")
@@ -194,7 +194,7 @@ def prior_from_videos(videos, *, models="hub", landmarker=None, smirk=None, devi
     from retarget.expression.flame_prior import FlamePrior
     from retarget.face.landmarker import landmarker_for
 
-    files = _files(models)
+    files = model_files(models)
     gathered = video_pairs(videos, landmarker_for(landmarker, files), _smirk_encoder(smirk, files, device), every=every,
                            progress=progress, cancel=cancel)
     if len(gathered.pairs) == 0:
