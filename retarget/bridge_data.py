@@ -185,7 +185,7 @@ def synthesis_pairs(render: Renderer, landmarker_path, samples: int, work_folder
                 rng = np.random.default_rng([int(seed), index])
                 flame = prior.sample(batch_size, rng)
                 identities = random_identities(batch_size, rng)
-                images = np.asarray(render(identities, flame, np.arange(index * batch_size, (index + 1) * batch_size)))
+                images = render(identities, flame, np.arange(index * batch_size, (index + 1) * batch_size))  # (B, H, W, 3) or a list
                 blendshapes, found = _blendshapes_of(landmarker, images)
                 batch = {"flame": flame, "blendshapes": blendshapes, "found": found}
                 work.save(index, batch)
