@@ -83,12 +83,17 @@ def fit_bridge_from_videos(videos, *, models="hub", exp_adapter=None, landmarker
     from retarget.expression.bridge_fit import fit_bridge
     from retarget.face.landmarker import landmarker_for
 
+    from retarget.media.kinds import is_webcam_spec
+
     files = model_files(models)
     adapter = flame_adapter_of(files, exp_adapter)
-    videos = [Path(v) if not str(v).startswith("webcam:") else v for v in videos]
     for video in videos:
-        if isinstance(video, Path) and not video.exists():
+        if is_webcam_spec(str(video)):
+            raise BadInputError(f"{video}: record the webcam to a file first (the app's Record, or any recorder), then fit from it")
+        if not Path(video).exists():
             raise BadInputError(f"{video}: no such file")
+    videos = [Path(v) for v in videos]
+    started = time.perf_counter()
     sha = adapter_sha256(adapter)
     out = Path(out) if out is not None else default_output(adapter)
     check_bridge_output(out, [(f"--videos {v}", v) for v in videos])
@@ -96,8 +101,9 @@ def fit_bridge_from_videos(videos, *, models="hub", exp_adapter=None, landmarker
     landmarker_path = landmarker_for(landmarker, files)
     gathered = video_pairs(videos, landmarker_path, encoder, every=every, max_frames=max_frames, progress=progress, cancel=cancel)
     data = {"files": gathered.files, "every": every, "frames_looked_at": gathered.looked_at}
-    bridge = fit_bridge(gathered.pairs, sha, "videos", data, extra_report={"faces_missed": gathered.faces_missed,
-                                                                         "adapter": str(adapter)})
+    extra = {"faces_missed": gathered.faces_missed, "adapter": str(adapter),
+             "wall_seconds": round(time.perf_counter() - started, 1)}
+    bridge = fit_bridge(gathered.pairs, sha, "videos", data, extra_report=extra)
     return bridge, bridge.save(out)
 
 

@@ -148,7 +148,7 @@ def format_report(report: dict) -> str:
         r2 = (report.get("r2") or {}).get(name)
         mae = (report.get("mae") or {}).get(name)
         lines.append(f"{name:<11}{'n/a' if r2 is None else f'{r2:.3f}':>14}{'n/a' if mae is None else f'{mae:.4f}':>10}")
-    for key in ("faces_missed", "seconds_per_1000", "device"):
+    for key in ("faces_missed", "seconds_per_1000", "device", "wall_seconds"):
         if key in report:
             lines.append(f"{key.replace('_', ' ')}: {report[key]}")
     return "\n".join(lines)
