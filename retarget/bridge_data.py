@@ -165,15 +165,19 @@ def _blendshapes_of(landmarker, images) -> tuple[np.ndarray, np.ndarray]:
 
 def synthesis_pairs(render: Renderer, landmarker_path, samples: int, work_folder, adapter_sha256: str,
                     prior: FlamePrior | None = None, batch_size: int = 8, seed: int = 0,
-                    progress: Progress | None = None, cancel: Cancel | None = None) -> GatheredPairs:
-    """`samples` renders (in batches, resumable from work_folder) -> pairs of (MediaPipe on the render, the FLAME rendered)."""
+                    progress: Progress | None = None, cancel: Cancel | None = None, job: dict | None = None) -> GatheredPairs:
+    """`samples` renders (in batches, resumable from work_folder) -> pairs of (MediaPipe on the render, the FLAME rendered).
+
+    job: more of what the renders depend on (e.g. the generation settings), so a work folder is only continued
+    by the same kind of renders.
+    """
     from retarget.face.landmarker import FaceLandmarker
 
     if samples < 1 or batch_size < 1:
         raise BadInputError(f"--renders and --batch-size must be at least 1 (got {samples}, {batch_size})")
     prior = prior or FlamePrior.default()
     work = RenderWork(work_folder, {"adapter_sha256": adapter_sha256, "prior": prior.description, "seed": int(seed),
-                                    "batch_size": int(batch_size)})
+                                    "batch_size": int(batch_size), **(job or {})})
     batches = -(-samples // batch_size)
     rows_b, rows_f, missed, looked, rendered, seconds = [], [], 0, 0, 0, 0.0
     with FaceLandmarker(landmarker_path, mode="image") as landmarker:

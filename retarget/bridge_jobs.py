@@ -161,7 +161,8 @@ def fit_bridge_from_renders(samples: int, *, models="hub", exp_adapter=None, lan
         device_name = _describe_device(pipeline.device)
     started = time.perf_counter()
     gathered = synthesis_pairs(renderer, landmarker_path, samples, work, sha, prior=prior, batch_size=batch_size,
-                               seed=seed, progress=progress, cancel=cancel)
+                               seed=seed, progress=progress, cancel=cancel,
+                               job={"settings": _settings_text(settings) if device_name != "stand-in renderer" else device_name})
     if len(gathered.pairs) == 0:
         raise BadInputError(f"MediaPipe found no face in any of the {gathered.looked_at} renders, so there is nothing to fit "
                             f"({'random test models render noise' if files.is_test_model else 'check the models'}); "

@@ -23,23 +23,42 @@ def short_driver(tmp_path_factory, shared_dir):
     return cut_clip(shared_dir / "media" / "driver_d0.mp4", tmp_path_factory.mktemp("clip") / "d0.mp4", frames=20)
 
 
-def test_video_fit_writes_a_loadable_bridge_where_the_loader_looks(tiny_models_dir, landmarker_path, short_driver):
-    from retarget.bridge_jobs import fit_bridge_from_videos
+def test_video_fit_writes_a_loadable_bridge_where_the_loader_looks(tiny_models_dir, landmarker_path, short_driver, capsys):
+    from retarget.cli import main
 
-    calls = []
-    bridge, path = fit_bridge_from_videos([short_driver], models=str(tiny_models_dir), landmarker=landmarker_path,
-                                          device="cpu", progress=lambda done, total: calls.append((done, total)))
+    assert main(["bridge", "fit", "--models", str(tiny_models_dir), "--videos", str(short_driver),
+                 "--landmarker", str(landmarker_path), "--device", "cpu"]) == 0
     adapter = _adapter(tiny_models_dir)
-    assert path == default_output(adapter)
+    printed = capsys.readouterr().out
+    assert f"wrote {default_output(adapter)}" in printed and "held-out R^2" in printed
     found = load_bridge_for(adapter)
-    assert found is not None and np.array_equal(found.weight, bridge.weight)
+    assert found is not None
     report = found.report
     assert report["source"] == "videos" and report["data"]["files"] == [str(short_driver)]
     assert report["samples"] + report["faces_missed"] == report["data"]["frames_looked_at"] == 20
     assert report["samples"] >= 15 and report["held_out"] == round(report["samples"] * 0.2)
     assert set(report["r2"]) == set(report["mae"]) == {"expression", "eyes", "jaw", "all"}
     assert report["model"]["kind"] == "ridge" and report["fitted"]
-    assert calls and calls[-1][0] == 20
+    assert f"samples: {report['samples']}" in printed
+
+
+class _StubSmirk:
+    """SMIRK's interface without its weights: the video loop is tested here, the encoder in tests/face."""
+
+    def encode(self, image, landmarks):
+        return np.full(55, float(np.asarray(landmarks)[:, 1].mean()) / 1000.0, np.float32)
+
+
+def test_a_cancelled_video_fit_stops_and_writes_nothing(tiny_models_dir, landmarker_path, short_driver, tmp_path):
+    from retarget.bridge_jobs import fit_bridge_from_videos
+
+    calls = []
+    out = tmp_path / "b.safetensors"
+    with pytest.raises(JobInterrupted, match="cancelled"):
+        fit_bridge_from_videos([short_driver], models=str(tiny_models_dir), landmarker=landmarker_path, smirk=_StubSmirk(),
+                               out=out, progress=lambda done, total: calls.append((done, total)),
+                               cancel=lambda: len(calls) >= 3)
+    assert len(calls) == 3 and calls[0][1] == 20 and not list(tmp_path.iterdir())
 
 
 def _photo_renderer(shared_dir, calls=None):
@@ -99,19 +118,24 @@ def test_synthesis_work_folder_resumes_after_a_stop(landmarker_path, shared_dir,
 
 def test_the_real_tiny_generator_renders_noise_and_every_miss_is_counted(tiny_models_dir, landmarker_path, tmp_path):
     from retarget.assets import resolve_models
-    from retarget.bridge_data import generator_renderer, synthesis_pairs
-    from retarget.bridge_jobs import fit_bridge_from_renders
+    from retarget.bridge_data import synthesis_pairs
+    from retarget.bridge_jobs import _settings_text, fit_bridge_from_renders
     from retarget.config.generation import GenerationSettings
     from retarget.pipeline import RetargetPipeline
 
     files = resolve_models(str(tiny_models_dir), progress=lambda line: None)
     pipeline = RetargetPipeline.from_files(files, "cpu", use_ref_lora=False)
-    renderer = generator_renderer(pipeline, GenerationSettings(steps=1))
-    sha = adapter_sha256(_adapter(tiny_models_dir))
-    gathered = synthesis_pairs(renderer, landmarker_path, 4, tmp_path / "work", sha, batch_size=2)
-    assert gathered.looked_at == 4 and gathered.faces_missed == 4 and len(gathered.pairs) == 0
-    out = tmp_path / "b.safetensors"  # the same work folder: its 2 batches are reused, nothing is rendered again
+    settings, work, out = GenerationSettings(steps=1), tmp_path / "work", tmp_path / "b.safetensors"
     with pytest.raises(BadInputError, match="no face in any of the 4 renders") as err:
-        fit_bridge_from_renders(4, models=files, landmarker=landmarker_path, pipeline=pipeline, work=tmp_path / "work",
-                                batch_size=2, out=out)
+        fit_bridge_from_renders(4, models=files, landmarker=landmarker_path, pipeline=pipeline, settings=settings,
+                                work=work, batch_size=2, out=out)
     assert "\n" not in str(err.value) and not out.exists()
+
+    def must_not_render(*args):
+        raise AssertionError("the work folder holds every batch")
+
+    # The generator's renders are in the work folder, each counted as a render without a face.
+    gathered = synthesis_pairs(must_not_render, landmarker_path, 4, work, adapter_sha256(_adapter(tiny_models_dir)),
+                               batch_size=2, job={"settings": _settings_text(settings)})
+    assert gathered.looked_at == 4 and gathered.faces_missed == 4 and len(gathered.pairs) == 0
+    assert gathered.rendered_now == 0 and sorted(p.name for p in work.glob("batch_*")) == ["batch_000000.npz", "batch_000001.npz"]
