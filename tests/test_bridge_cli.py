@@ -89,3 +89,23 @@ def test_eval_on_tiny_models_counts_every_render_without_a_face(tiny_models_dir,
         assert result[path]["no_face"] == 2 and result[path]["faces_found"] == 0
         assert set(result[path]["mean_abs_error"]) == {"brows", "eyes", "mouth", "jaw", "cheeks", "nose", "all"}
         assert all(value is None for value in result[path]["mean_abs_error"].values())
+
+
+def test_a_bridge_for_another_adapter_or_not_a_bridge_is_refused_in_one_line(tiny_models_dir, tmp_path, capsys, shared_dir):
+    other = ExpressionBridge(np.zeros((52, 55)), np.zeros(55), "f" * 64, {}).save(tmp_path / "other.safetensors")
+    code = main(["bridge", "eval", "--models", str(tiny_models_dir), "--videos", str(shared_dir / "media" / "driver_d0.mp4"),
+                 "--bridge", str(other)])
+    assert code == 2 and "another Expression Adapter" in _one_line_error(capsys)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_text("junk")
+    assert main(["bridge", "show", str(junk)]) == 2
+    assert "not an expression bridge" in _one_line_error(capsys)
+
+
+def test_fit_from_tiny_renders_reports_that_mediapipe_found_no_face(tiny_models_dir, landmarker_path, tmp_path, capsys):
+    out = tmp_path / "b.safetensors"
+    code = main(["bridge", "fit", "--models", str(tiny_models_dir), "--samples", "2", "--batch-size", "2", "--steps", "1",
+                 "--device", "cpu", "--landmarker", str(landmarker_path), "--work", str(tmp_path / "work"), "--out", str(out)])
+    assert code == 2
+    assert "no face in any of the 2 renders" in _one_line_error(capsys)
+    assert not out.exists() and (tmp_path / "work" / "batch_000000.npz").is_file()  # the renders are kept for a rerun

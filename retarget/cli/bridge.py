@@ -31,7 +31,7 @@ def bridge_parser() -> argparse.ArgumentParser:
     source = fit.add_mutually_exclusive_group(required=True)
     source.add_argument("--videos", nargs="+", type=Path, metavar="VIDEO",
                         help="videos (or webcam recordings) of an expressive face: a few minutes is enough; cheap on a CPU")
-    source.add_argument("--renders", type=int, metavar="N", help="fit from N renders of random people (no video, no SMIRK; "
+    source.add_argument("--renders", "--samples", dest="renders", type=int, metavar="N", help="fit from N renders of random people (no video, no SMIRK; "
                         "a GPU is advised; resumable: run again to continue)")
     fit.add_argument("--out", type=Path, help="bridge file (default: the cache, where the loader looks)")
     fit.add_argument("--every", type=int, default=1, help="videos: use every N-th frame (default 1)")
