@@ -82,7 +82,6 @@ def fit_bridge_from_videos(videos, *, models="hub", exp_adapter=None, landmarker
     from retarget.bridge_data import video_pairs
     from retarget.expression.bridge_fit import fit_bridge
     from retarget.face.landmarker import landmarker_for
-
     from retarget.media.kinds import is_webcam_spec
 
     files = model_files(models)
@@ -132,7 +131,8 @@ def fit_bridge_from_renders(samples: int, *, models="hub", exp_adapter=None, lan
                             pipeline=None, renderer=None, progress=None, cancel=None) -> tuple[ExpressionBridge, Path]:
     """Fit from the generator's own renders (analysis by synthesis); returns the bridge and where it was written.
 
-    pipeline: an already loaded RetargetPipeline for this adapter (the app's), else one is loaded;
+    pipeline: an already loaded RetargetPipeline with this adapter (the app's: pass the exp_adapter it loaded), else
+    one is loaded without the Reference Adapter (random people have no photo);
     renderer: a stand-in (identities, flame, indices) -> images, for tests; prior: a FlamePrior (default: the
     documented per-group distribution); work: the resumable work folder (default in the cache, by adapter).
     """
@@ -157,12 +157,15 @@ def fit_bridge_from_renders(samples: int, *, models="hub", exp_adapter=None, lan
             torch_device = pick_device(device) if isinstance(device, str) else device
             torch_dtype = pick_dtype(dtype, torch_device) if isinstance(dtype, str) else dtype
             pipeline = RetargetPipeline.from_files(files, torch_device, torch_dtype, exp_adapter=adapter, use_ref_lora=False)
+        if pipeline.expression_kind != "flame55":
+            raise BadInputError("the loaded generator's Expression Adapter does not take FLAME-55 values; load the adapter "
+                                "the bridge is for")
         renderer = generator_renderer(pipeline, settings)
         device_name = _describe_device(pipeline.device)
     started = time.perf_counter()
     gathered = synthesis_pairs(renderer, landmarker_path, samples, work, sha, prior=prior, batch_size=batch_size,
                                seed=seed, progress=progress, cancel=cancel,
-                               job={"settings": _settings_text(settings) if device_name != "stand-in renderer" else device_name})
+                               job={"settings": settings_text(settings) if device_name != "stand-in renderer" else device_name})
     if len(gathered.pairs) == 0:
         raise BadInputError(f"MediaPipe found no face in any of the {gathered.looked_at} renders, so there is nothing to fit "
                             f"({'random test models render noise' if files.is_test_model else 'check the models'}); "
@@ -170,7 +173,7 @@ def fit_bridge_from_renders(samples: int, *, models="hub", exp_adapter=None, lan
     from retarget.expression.flame_prior import FlamePrior
 
     data = {"prior": (prior or FlamePrior.default()).description, "work": str(work), "seed": seed,
-            "settings": _settings_text(settings), "rendered_now": gathered.rendered_now}
+            "settings": settings_text(settings), "rendered_now": gathered.rendered_now}
     extra = {"faces_missed": gathered.faces_missed, "seconds_per_1000": gathered.seconds_per_1000, "device": device_name,
              "adapter": str(adapter), "wall_seconds": round(time.perf_counter() - started, 1)}
     bridge = fit_bridge(gathered.pairs, sha, "renders", data, extra_report=extra)
@@ -187,7 +190,7 @@ def _describe_device(device) -> str:
     return f"{device.type} ({platform.processor() or platform.machine()})"
 
 
-def _settings_text(settings) -> str:
+def settings_text(settings) -> str:
     from retarget.config.generation import GenerationSettings
 
     s = settings or GenerationSettings()

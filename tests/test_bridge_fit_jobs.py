@@ -119,7 +119,7 @@ def test_synthesis_work_folder_resumes_after_a_stop(landmarker_path, shared_dir,
 def test_the_real_tiny_generator_renders_noise_and_every_miss_is_counted(tiny_models_dir, landmarker_path, tmp_path):
     from retarget.assets import resolve_models
     from retarget.bridge_data import synthesis_pairs
-    from retarget.bridge_jobs import _settings_text, fit_bridge_from_renders
+    from retarget.bridge_jobs import settings_text, fit_bridge_from_renders
     from retarget.config.generation import GenerationSettings
     from retarget.pipeline import RetargetPipeline
 
@@ -136,6 +136,6 @@ def test_the_real_tiny_generator_renders_noise_and_every_miss_is_counted(tiny_mo
 
     # The generator's renders are in the work folder, each counted as a render without a face.
     gathered = synthesis_pairs(must_not_render, landmarker_path, 4, work, adapter_sha256(_adapter(tiny_models_dir)),
-                               batch_size=2, job={"settings": _settings_text(settings)})
+                               batch_size=2, job={"settings": settings_text(settings)})
     assert gathered.looked_at == 4 and gathered.faces_missed == 4 and len(gathered.pairs) == 0
     assert gathered.rendered_now == 0 and sorted(p.name for p in work.glob("batch_*")) == ["batch_000000.npz", "batch_000001.npz"]
