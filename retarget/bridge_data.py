@@ -59,38 +59,50 @@ def video_pairs(videos, landmarker_path, smirk, every: int = 1, max_frames: int 
 
     if every < 1:
         raise BadInputError(f"--every must be at least 1 (got {every})")
-    rows_b, rows_f, groups, missed, looked = [], [], [], 0, 0
-    for number, video in enumerate(videos):
-        if is_webcam_spec(video):
+    for video in videos:
+        if is_webcam_spec(str(video)):
             raise BadInputError(f"{video}: record the webcam to a file first (the app's Record, or any recorder), then fit from it")
+    total = _total_frames(videos)  # every file is probed before any work
+    rows_b, rows_f, groups, missed, looked, offset = [], [], [], 0, 0, 0
+    for number, video in enumerate(videos):
         with open_source(str(video)) as source, FaceLandmarker(landmarker_path, mode="video") as landmarker:
-            total = getattr(source, "frame_count", None)
             kept, last_ms = 0, -1
             for frame in source:
                 _check_cancel(cancel)
                 if frame.image is None:
                     raise BadInputError(f"{video}: a blendshape recording has no pictures for SMIRK; give a video of a face")
-                if frame.index % every:
-                    continue
-                last_ms = max(int(round(frame.time * 1000.0)), last_ms + 1)
-                observation = landmarker.detect(frame.image, timestamp_ms=last_ms)
-                looked += 1
-                if observation is None:
-                    missed += 1
-                else:
-                    rows_b.append(observation.blendshapes)
-                    rows_f.append(smirk.encode(frame.image, observation.landmarks))
-                    groups.append(number)
-                    kept += 1
+                if frame.index % every == 0:
+                    last_ms = max(int(round(frame.time * 1000.0)), last_ms + 1)
+                    observation = landmarker.detect(frame.image, timestamp_ms=last_ms)
+                    looked += 1
+                    if observation is None:
+                        missed += 1
+                    else:
+                        rows_b.append(observation.blendshapes)
+                        rows_f.append(smirk.encode(frame.image, observation.landmarks))
+                        groups.append(number)
+                        kept += 1
                 if progress is not None:
-                    progress(frame.index + 1, total)
+                    progress(offset + frame.index + 1, total)
                 if max_frames is not None and kept >= max_frames:
                     break
             if source.decode_error and not kept:
                 raise BadInputError(f"{video}: {source.decode_error}")
+            offset += source.frame_count or 0
     pairs = BridgePairs(np.asarray(rows_b, np.float32).reshape(-1, NUM_BLENDSHAPES),
                         np.asarray(rows_f, np.float32).reshape(-1, NUM_FLAME), np.asarray(groups, np.int64))
     return GatheredPairs(pairs, missed, looked, [str(v) for v in videos])
+
+
+def _total_frames(videos) -> int | None:
+    """All the videos' frames together (None when a source cannot say), for one progress bar over them all."""
+    from retarget.media.sources import open_source
+
+    counts = []
+    for video in videos:
+        with open_source(str(video)) as source:
+            counts.append(source.frame_count)
+    return None if any(count is None for count in counts) else sum(counts)
 
 
 # ---------------------------------------------------------------- synthesis (renders)

@@ -139,3 +139,18 @@ def test_the_real_tiny_generator_renders_noise_and_every_miss_is_counted(tiny_mo
                                batch_size=2, job={"settings": settings_text(settings)})
     assert gathered.looked_at == 4 and gathered.faces_missed == 4 and len(gathered.pairs) == 0
     assert gathered.rendered_now == 0 and sorted(p.name for p in work.glob("batch_*")) == ["batch_000000.npz", "batch_000001.npz"]
+
+
+def test_several_videos_are_one_progress_bar_and_separate_clips(landmarker_path, short_driver):
+    from retarget.bridge_data import video_pairs
+    from retarget.expression.bridge_fit import tail_split
+
+    calls = []
+    gathered = video_pairs([short_driver, short_driver], landmarker_path, _StubSmirk(), every=2,
+                           progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (40, 40) and all(total == 40 for _, total in calls)
+    assert gathered.looked_at == 20 and len(gathered.pairs) + gathered.faces_missed == 20
+    groups = gathered.pairs.groups
+    held = tail_split(groups)
+    assert set(groups.tolist()) == {0, 1} and held[groups == 0].any() and held[groups == 1].any()
+    assert held[np.flatnonzero(groups == 0)[-1]] and not held[np.flatnonzero(groups == 0)[0]]
