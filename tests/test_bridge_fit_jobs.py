@@ -23,8 +23,11 @@ def short_driver(tmp_path_factory, shared_dir):
     return cut_clip(shared_dir / "media" / "driver_d0.mp4", tmp_path_factory.mktemp("clip") / "d0.mp4", frames=20)
 
 
-def test_video_fit_writes_a_loadable_bridge_where_the_loader_looks(tiny_models_dir, landmarker_path, short_driver, capsys):
+def test_video_fit_writes_a_loadable_bridge_where_the_loader_looks(tiny_models_dir, landmarker_path, short_driver, capsys,
+                                                                    tmp_path, monkeypatch):
     from retarget.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # other tests expect no bridge for the tiny models
 
     assert main(["bridge", "fit", "--models", str(tiny_models_dir), "--videos", str(short_driver),
                  "--landmarker", str(landmarker_path), "--device", "cpu"]) == 0

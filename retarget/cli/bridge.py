@@ -45,7 +45,7 @@ def bridge_parser() -> argparse.ArgumentParser:
     add_knob_options(renders, GenerationSettings, only=RENDER_KNOBS)
 
     evaluate = commands.add_parser("eval", help="round trip b -> bridge -> render -> MediaPipe -> b', next to the SMIRK path",
-                                   description="Mean |b - b'| per face region on held-out driver frames (the last 20%% of each "
+                                   description="Mean |b - b'| per face region on held-out driver frames (the last 20% of each "
                                                "video), for the bridge path and the SMIRK path on the same frames.")
     add_knob_options(evaluate, ModelOptions, only=MODEL_KNOBS)
     evaluate.add_argument("--videos", nargs="+", type=Path, metavar="VIDEO", required=True)

@@ -127,7 +127,8 @@ def fit_bridge(pairs: BridgePairs, adapter_sha256: str, source: str, data: dict 
         "data": data or {},
         "samples": int(len(pairs)),
         "held_out": int(held.sum()),
-        "split": f"the last {HELD_OUT:.0%} of each clip (a time block), never random frames",
+        "split": f"the last {HELD_OUT:.0%} of each clip (a time block), never random frames; scored with the map fitted "
+                 "without them, the saved map refitted on every row",
         "r2": r2,
         "mae": mae,
         "model": {"kind": "ridge", "alpha": float(alpha), "alpha_chosen_from": list(ALPHAS) if alpha in ALPHAS else None},
