@@ -8,7 +8,6 @@ attention processors), sampled with DPM-Solver++ (or LCM) and classifier-free gu
 from __future__ import annotations
 
 import threading
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from retarget.pipeline import loading
 from retarget.pipeline import noise as seeded_noise
 from retarget.pipeline.context import IdentityContext
 from retarget.pipeline.devices import default_dtype
+from retarget.pipeline.fusion import LoraFusion
 from retarget.pipeline.loading import LCM_ADAPTER, LCM_LORA_HUB_ID, REFERENCE_ADAPTER
 from retarget.settings import GenerationSettings
 
@@ -50,7 +50,7 @@ class RetargetPipeline:
         self._lock = threading.RLock()
         self._lora_state: tuple | None = None  # (reference scale, LCM on) the UNet's LoRAs are set to
         self._fuse_requested = False
-        self._fused = False  # whether those LoRAs are fused into the UNet's weights (generation) or run beside them
+        self._fusion = LoraFusion(self.unet)  # the LoRAs fused into the UNet's weights (generation) or beside them
         # Looked up once, not per call: diffusers' ModelMixin.device/.dtype and attn_processors walk the whole
         # module tree (thousands of modules with the LoRAs loaded). `.to()` converts parameters in place, so one
         # parameter follows the UNet through any later device or dtype change.
@@ -189,7 +189,7 @@ class RetargetPipeline:
         state = (ref_scale if self.has_reference else 0.0, lcm and self.has_lcm)
         if not (self.has_reference or self.has_lcm) or (state, fused) == (self._lora_state, self._fuse_requested):
             return state
-        self._unfuse()
+        self._fusion.unfuse()
         names, weights = [], []
         if state[0] > 0:
             names.append(REFERENCE_ADAPTER)
@@ -201,31 +201,23 @@ class RetargetPipeline:
             self.unet.enable_adapters()
             self.unet.set_adapters(names, weights=weights)
             if fused:
-                self.unet.fuse_lora(adapter_names=names)  # each at the weight set_adapters gave it
-                self._fused = True
+                self._fusion.fuse(names)  # each at the weight set_adapters gave it
         else:
             self.unet.disable_adapters()
         self._lora_state, self._fuse_requested = state, fused
         return state
 
-    def _unfuse(self) -> None:
-        if self._fused:
-            with warnings.catch_warnings():  # peft warns for each layer of an adapter that was not fused
-                warnings.filterwarnings("ignore", message="Already unmerged")
-                self.unet.unfuse_lora()
-            self._fused = False
-
     def use_base_weights(self) -> None:
         """The UNet's own weights: every LoRA unfused and off (the next generate sets them again)."""
         with self._lock:
-            self._unfuse()
+            self._fusion.unfuse()
             self.unet.disable_adapters()
             self._lora_state = None
 
     def load_lcm_lora(self, source: str | Path = LCM_LORA_HUB_ID) -> None:
         """The LCM-LoRA for SD 1.5 (hub id, folder or file), used by the `lcm` sampler."""
         with self._lock:
-            self._unfuse()  # new LoRA layers go onto the base weights
+            self._fusion.unfuse()  # new LoRA layers go onto the base weights
             loading.load_lcm_lora(self.sd, source)
             self.has_lcm = True
             self._lora_state = None

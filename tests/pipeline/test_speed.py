@@ -104,3 +104,20 @@ def test_a_settings_change_rebuilds_only_what_it_changes(lcm_pipe):
     assert names["from_config"] >= 1 and names["fuse_lora"] == 0  # a new sampler; the same LoRA state
     names = functions_called(lambda: pipe.generate(ctx, expressions(1, 38), GenerationSettings(steps=4, ref_scale=0.5)))
     assert names["from_config"] == 0 and names["unfuse_lora"] == 1 and names["fuse_lora"] == 1
+
+
+def test_fusing_and_unfusing_leaves_the_base_weights_bit_for_bit(lcm_pipe):
+    """peft's unmerge subtracts (rounding); the base weights are put back exactly, however many settings changes."""
+    pipe = lcm_pipe
+    pipe.use_base_weights()
+    base = {name: p.detach().clone() for name, p in pipe.unet.named_parameters() if "lora_" not in name}
+    ctx = pipe.prepare_identity(unit_vectors(1, 39)[0], reference_photo(39))
+    first = pipe.generate(ctx, expressions(1, 40), GenerationSettings(steps=2, ref_scale=0.8), output="pt")
+    for scale in (0.3, 0.7, 0.55, 0.9):
+        pipe.generate(ctx, expressions(1, 40), preset_settings("lcm", GenerationSettings(ref_scale=scale)))
+    again = pipe.generate(ctx, expressions(1, 40), GenerationSettings(steps=2, ref_scale=0.8), output="pt")
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+    pipe.use_base_weights()
+    for name, p in pipe.unet.named_parameters():
+        if name in base:
+            assert torch.equal(p, base[name]), name
