@@ -12,6 +12,7 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
 from PyQt6.QtWidgets import QMessageBox
 
+from gui.diagnostics import show_diagnostics
 from gui.track_dock import open_track_editor
 
 SHORTCUTS = [
@@ -118,6 +119,8 @@ def build_menus(window) -> dict[str, QAction]:
     actions["shortcuts"] = _action(window, help_menu, "Keyboard shortcuts",
                                    lambda: QMessageBox.information(window, "Keyboard shortcuts",
                                                                    "\n".join(f"{k}\t{t}" for k, t in SHORTCUTS)))
+    actions["diagnostics"] = _action(window, help_menu, "Diagnostics (retarget doctor)…",
+                                     lambda: setattr(window, "diagnostics_dialog", show_diagnostics(window)))
     actions["about"] = _action(window, help_menu, "About retarget",
                                lambda: QMessageBox.about(window, "About retarget",
                                                          "retarget: ID-consistent facial expression retargeting\n\n"

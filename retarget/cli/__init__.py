@@ -1,7 +1,7 @@
 """`retarget`: the desktop app with no arguments; `--headless` renders without a window.
 
 Subcommands: `download` (the published weights), `testmodels` (random test sets), `extract`,
-`bench`, `eval`; one module each here, dispatched by `main()`.
+`bench`, `eval`, `doctor`; one module each here, dispatched by `main()`.
 Every failure ends in one line on stderr and a non-zero exit, never a traceback
 (RETARGET_DEBUG=1 shows it for bug reports).
 """
@@ -12,6 +12,7 @@ import sys
 
 from retarget.cli.app import APP_OPTIONS, run_app
 from retarget.cli.bench import run_bench
+from retarget.cli.doctor import run_doctor
 from retarget.cli.download import run_download
 from retarget.cli.eval import run_eval
 from retarget.cli.extract import run_extract
@@ -25,6 +26,7 @@ SUBCOMMANDS = {
     "extract": run_extract,
     "bench": run_bench,
     "eval": run_eval,
+    "doctor": run_doctor,
 }
 
 

@@ -8,7 +8,19 @@ from retarget.errors import RetargetError
 APP_OPTIONS = ("--models", "--landmarker", "--device", "--smirk", "--lcm-lora", "--identity", "--driver")
 
 
+def check_qt_platform() -> None:
+    """Qt aborts the process with a long message when its X11 plugin lacks a system library: say it in one line first."""
+    from retarget.doctor import missing_qt_libraries, qt_install_line, uses_xcb
+
+    if uses_xcb():
+        missing = missing_qt_libraries()
+        if missing:
+            raise RetargetError(f"the desktop app cannot open a window: Qt's X11 plugin needs {', '.join(missing)}; install them "
+                                f"with `{qt_install_line(missing)}` (or use `retarget --headless ...`)")
+
+
 def run_app(argv: list[str] | None = None) -> int:
+    check_qt_platform()
     try:
         from gui.app import main as app_main
     except ImportError as err:

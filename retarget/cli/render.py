@@ -21,28 +21,37 @@ from retarget.errors import EXIT_INCOMPLETE, BadInputError, RetargetError
 from retarget.media.kinds import IMAGE_SUFFIXES, is_webcam_spec, media_kind
 
 
+HELP_EXAMPLES = """examples:
+  retarget --headless --identity me.jpg --driver smile.png --out me_smiling.png
+  retarget --headless --identity me.jpg --driver talk.mp4 --out me_talking.mp4 --side-by-side both.mp4
+
+Subcommands: extract VIDEO --out X.csv | bench | eval | doctor | download --to DIR | testmodels --size tiny|sd15 --out DIR
+(each with --help)."""
+
+
 def headless_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retarget",
         description="ID-consistent facial expression retargeting. With no arguments, opens the desktop app.",
-        epilog="Subcommands: extract VIDEO --out X.csv | bench | eval | download --to DIR | testmodels --size tiny|sd15 --out DIR "
-               "(each with --help).",
+        epilog=HELP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--headless", action="store_true", help="render without a window")
-    parser.add_argument("--identity", type=Path, help="photo of the person to render")
-    parser.add_argument("--driver", type=Path, nargs="+",
+    inputs = parser.add_argument_group("inputs")
+    inputs.add_argument("--identity", type=Path, help="photo of the person to render")
+    inputs.add_argument("--driver", type=Path, nargs="+",
                         help="driver: an image, a video, a folder of images, a blendshape CSV (ours or Live Link Face), "
                              "webcam:N; several files or a folder of videos render as a batch")
-    parser.add_argument("--expression", type=Path, metavar="EXPR.json", help=EXPRESSION_HELP)
-    parser.add_argument("--identity-face", type=int, metavar="N",
+    inputs.add_argument("--expression", type=Path, metavar="EXPR.json", help=EXPRESSION_HELP)
+    inputs.add_argument("--identity-face", type=int, metavar="N",
                         help="which face of the identity photo, numbered from 1 left to right (default: the largest)")
-    parser.add_argument("--driver-face", type=int, metavar="N",
+    inputs.add_argument("--driver-face", type=int, metavar="N",
                         help="drive with face N (from 1, left to right) of the first driver frame with faces, "
                              "tracked across frames (default: the largest face of each frame)")
-    parser.add_argument("--out", type=Path,
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", type=Path,
                         help="output: an image for an image driver or --expression; a video (.mp4) for a video/CSV driver, or a folder "
                              "(PNG sequence); a folder for a batch")
-    # Every other option is generated from the knob dataclasses (retarget.config): flag, default, help.
+    # Every other option is generated from the knob dataclasses (retarget.config): flag, default, help, --help group.
     add_knob_options(parser, *HEADLESS_KNOBS)
     return parser
 

@@ -47,13 +47,13 @@ def add_knob_options(parser: argparse.ArgumentParser, *classes, only: Iterable[s
     wanted = set(only) if only is not None else None
     groups = getattr(parser, "_knob_groups", {})
     parser._knob_groups = groups
-    chosen = [f for cls in classes for f in knob_fields(cls)
+    # A knob without a group of its own goes under its class's CLI_GROUP (e.g. "models"), if the class names one.
+    chosen = [(f, f.knob.group or getattr(cls, "CLI_GROUP", None)) for cls in classes for f in knob_fields(cls)
               if f.knob.flag is not None and (wanted is None or f.name in wanted)]
     # Main options first, then each group's in the order groups are first met (the usage line follows too).
-    order = {None: 0, **{g: i + 1 for i, g in enumerate(dict.fromkeys(f.knob.group for f in chosen if f.knob.group))}}
-    for field in sorted(chosen, key=lambda f: order[f.knob.group]):
+    order = {None: 0, **{g: i + 1 for i, g in enumerate(dict.fromkeys(g for _, g in chosen if g))}}
+    for field, group in sorted(chosen, key=lambda pair: order[pair[1]]):
         flag, kwargs = _option(field, (defaults or {}).get(field.name, field.default))
-        group = field.knob.group
         if group is not None and group not in groups:
             groups[group] = parser.add_argument_group(group)
         (parser if group is None else groups[group]).add_argument(flag, **kwargs)

@@ -40,6 +40,8 @@ class GenerationSettings:
     Reference Adapter LoRA scale 0.8, Expression Adapter scale 1.0.
     """
 
+    CLI_GROUP: ClassVar[str] = "generation"  # --help group of the knobs without one of their own
+
     SECTION: ClassVar[str] = "gen"  # saved-settings keys gen/<name>
     TITLE: ClassVar[str] = "Generation"  # the app's settings group
 

@@ -19,6 +19,7 @@ DTYPES = ("auto", "fp16", "bf16", "fp32")
 class ModelOptions:
     SECTION: ClassVar[str] = "model"  # saved-settings keys model/<name>
     TITLE: ClassVar[str] = "Device"
+    CLI_GROUP: ClassVar[str] = "models"  # --help group of the knobs without one of their own
 
     models: str = knob("hub", flag="--models", help=MODELS_HELP)
     exp_adapter: Path | None = knob(None, flag="--exp-adapter", reads=True, help="use this Expression Adapter file instead of the models folder's")

@@ -439,3 +439,16 @@ def test_gains_the_adapter_cannot_apply_are_disabled_with_the_reason(qtbot):
     gains = panel.mapping_settings().gains
     assert gains["mouth"] == 2.0 and "expression" not in gains
     assert not panel.gains["expression"].isEnabled()
+
+
+def test_help_diagnostics_shows_the_doctor_report_with_copy(make_window, qtbot):
+    from PyQt6.QtGui import QGuiApplication
+
+    window = make_window()
+    window.actions_by_name["diagnostics"].trigger()
+    dialog = window.diagnostics_dialog
+    qtbot.addWidget(dialog)
+    assert "MediaPipe face landmarker" in dialog.view.toPlainText() and "PyTorch" in dialog.view.toPlainText()
+    assert "Qt window: this report is shown in one" in dialog.text
+    dialog.copy_button.click()
+    assert QGuiApplication.clipboard().text() == dialog.text

@@ -1,0 +1,28 @@
+"""`retarget doctor`: the report a support thread asks for; exit 1 when the app's default path lacks something."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def doctor_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retarget doctor",
+        description="Print this machine's setup (OS, Python, torch, GPU and free memory), which model files are present "
+                    "or missing (with sizes and the command that fetches them), the MediaPipe model, SMIRK, SCRFD, the "
+                    "expression bridge, whether Qt can open a window, and the video codecs. Exits 1 when something the "
+                    "app's default path needs is missing. Downloads nothing.")
+    parser.add_argument("--models", default=os.environ.get("RETARGET_MODELS", "hub"),
+                        help="hub (default, the Hugging Face cache), a models folder, or random:tiny; also $RETARGET_MODELS")
+    parser.add_argument("--landmarker", default=None, help="MediaPipe face_landmarker.task to check instead of the usual places")
+    return parser
+
+
+def run_doctor(argv: list[str]) -> int:
+    from retarget.doctor import exit_code, report, run_checks
+
+    args = doctor_parser().parse_args(argv)
+    checks = run_checks(args.models, args.landmarker)
+    print(report(checks))
+    return exit_code(checks)
