@@ -79,7 +79,9 @@ def test_side_by_side_with_a_csv_driver_is_refused_before_loading(tmp_path, inpu
     assert loads == [] and outputs_left(out) == []
 
 
-def test_a_csv_driver_for_the_flame_adapter_is_refused_before_loading(tmp_path, inputs, loads, capsys, tiny_models_dir):
+def test_a_csv_driver_for_the_flame_adapter_is_refused_before_loading(tmp_path, inputs, loads, capsys, tiny_models_dir,
+                                                                      monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a cache where random:tiny is surely not built
     out = tmp_path / "out"
     out.mkdir()
     refused(["--models", str(tiny_models_dir), "--identity", str(inputs["photo"]), "--driver", str(inputs["csv"]),
