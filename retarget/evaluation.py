@@ -60,6 +60,8 @@ def read_pairs(path: Path) -> list[tuple[Path, Path, Path]]:
             with path.open(newline="") as handle:
                 for item in csv.DictReader(handle):
                     rows.append((item["identity"], item["driver"], item["output"]))
+    except RecursionError:
+        raise BadInputError(f"--pairs {path}: its JSON is nested too deeply; give a list of (identity, driver, output) entries") from None
     except (ValueError, KeyError, TypeError) as err:
         raise BadInputError(f"--pairs {path}: expected identity, driver and output for every entry ({type(err).__name__}: {err})") from None
     triples = []

@@ -75,11 +75,13 @@ def check_outputs(args: argparse.Namespace, still: bool, batch: bool) -> None:
     if batch or png_sequence:
         check_output(args.out, inputs)
         check_writable(args.out)
-        if png_sequence:
-            check_folder_target(args.out)
+        check_folder_target(args.out)  # a batch folder, like a PNG sequence: new, empty or our own
     else:
         check_file_output(args.out, inputs)
     if args.side_by_side is not None:
+        from retarget.engine.offline import check_side_by_side_name
+
+        check_side_by_side_name(args.side_by_side)
         check_file_output(args.side_by_side, [*inputs, ("--out", args.out)], "--side-by-side")
 
 

@@ -16,7 +16,7 @@ from retarget.errors import BadInputError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
 from retarget.media.frame_sink import FrameSink, remove_file
 from retarget.media.frame_source import Frame, FrameSource, check_file, one_line
-from retarget.outputs import temp_path
+from retarget.outputs import fresh_temp
 
 LIVE_LINK_FACE_DEFAULT_FPS = 60.0
 # Frame rates a Live Link Face take can be recorded at; the FF field of the timecode tells them apart.
@@ -150,8 +150,8 @@ class BlendshapeCsvWriter(FrameSink):
 
     def __init__(self, path):
         self.path = Path(path)
+        self.partial = fresh_temp(self.path, "partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = temp_path(self.path, "partial")
         self._file = self.partial.open("w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file)
         self._writer.writerow(("timestamp", *BLENDSHAPE_NAMES))
