@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from retarget.errors import BadInputError, NoFaceError, RetargetError, run_command
+from retarget.errors import OneLineArgumentParser, BadInputError, NoFaceError, RetargetError, run_command
 from retarget.media.kinds import IMAGE_SUFFIXES
 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="retarget eval", description="ID similarity, expression error and jitter of retargeted outputs.")
+    parser = OneLineArgumentParser(prog="retarget eval", description="ID similarity, expression error and jitter of retargeted outputs.")
     parser.add_argument("--identity", type=Path, help="identity photo")
     parser.add_argument("--driver", type=Path, help="driver image or video")
     parser.add_argument("--output", type=Path, help="output image or video (or folder of frames)")

@@ -16,12 +16,12 @@ from retarget.config import (
     knob_fields, validate_knobs,
 )
 from retarget.config.cli_options import add_knob_options, from_args
-from retarget.errors import EXIT_INCOMPLETE, BadInputError, RetargetError
+from retarget.errors import OneLineArgumentParser, EXIT_INCOMPLETE, BadInputError, RetargetError
 from retarget.media.kinds import IMAGE_SUFFIXES, is_webcam_spec, media_kind
 
 
 def headless_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="retarget",
         description="ID-consistent facial expression retargeting. With no arguments, opens the desktop app.",
         epilog="Subcommands: extract VIDEO --out X.csv | bench | eval | download --to DIR | testmodels --size tiny|sd15 --out DIR "

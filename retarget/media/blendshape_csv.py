@@ -104,6 +104,10 @@ class BlendshapeCsvSource(FrameSource):
                 raise BadInputError(f"{self.path}: has a missing or non-numeric timestamp") from None
             if not np.isfinite(self._times).all():
                 raise BadInputError(f"{self.path}: has a NaN or infinite timestamp (row {int(np.argmin(np.isfinite(self._times))) + 2})")
+            backwards = np.flatnonzero(np.diff(self._times) < 0)
+            if backwards.size:
+                raise BadInputError(f"{self.path}: the timestamp goes backwards at row {int(backwards[0]) + 3}; "
+                                    f"sort the rows by time (or fix that row)")
             steps = np.diff(self._times)
             steps = steps[steps > 0]
             self.fps = float(fps) if fps else (1.0 / float(np.median(steps)) if steps.size else 25.0)
