@@ -219,6 +219,34 @@ def _locked_extract(ws, lm, models):
     return ["extract", str(ws / "driver.mp4"), "--out", str(ws / "take.csv"), "--landmarker", str(lm)]
 
 
+def _bundle_without_models(ws, lm, models):
+    import zipfile
+
+    with zipfile.ZipFile(lm) as whole, zipfile.ZipFile(ws / "part.task", "w") as part:
+        part.writestr("face_detector.tflite", whole.read("face_detector.tflite"))
+    args = video(ws, lm, "--out", ws / "o.mp4")
+    args[args.index(str(lm))] = str(ws / "part.task")
+    return args
+
+
+def _binary_tokenizer_vocab(ws, lm, models):
+    copy = ws / "models"
+    shutil.copytree(models, copy)
+    (copy / "sd15" / "tokenizer" / "vocab.json").write_bytes(bytes(range(256)) * 8)
+    args = headless(ws, lm, "--driver", ws / "still.png", "--out", ws / "o.png")
+    args[args.index("random:tiny")] = str(copy)
+    return args
+
+
+def _csv_take(ws: Path, times) -> Path:
+    from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+
+    rows = ["timestamp," + ",".join(BLENDSHAPE_NAMES)]
+    rows += [f"{t}," + ",".join(["0.1"] * len(BLENDSHAPE_NAMES)) for t in times]
+    (ws / "take.csv").write_text("\n".join(rows) + "\n")
+    return ws / "take.csv"
+
+
 # (case id, argv builder (workspace, landmarker, tiny models) -> argv, fragments of the error line, cwd ("" = unchanged))
 CASES = [
     # data loss: an output that is an input
@@ -303,6 +331,15 @@ CASES = [
      ["deep.json", "nested too deeply"], ""),
     ("eval-pairs-nested-too-deep", lambda ws, lm, m: ["eval", "--models", "random:tiny", "--pairs", str(_deep_json(ws, "pairs.json"))],
      ["pairs.json", "nested too deeply"], ""),
+    # issue #25: the remaining tracebacks and smaller ones
+    ("landmarker-bundle-without-its-models", _bundle_without_models, ["part.task", "not a usable"], ""),
+    ("binary-tokenizer-vocab", _binary_tokenizer_vocab, ["tokenizer", "cannot be loaded"], ""),
+    ("csv-timestamps-going-backwards", lambda ws, lm, m: headless(ws, lm, "--driver", _csv_take(ws, [0.0, 0.04, 0.02, 0.06]),
+                                                                 "--out", ws / "o.mp4"), ["take.csv", "backwards", "row 4"], ""),
+    ("csv-driver-through-a-pipe", lambda ws, lm, m: headless(ws, lm, "--driver", _fifo(ws, "take.csv"), "--out", ws / "o.mp4"),
+     ["take.csv", "pipe", "save it to a file"], ""),
+    ("driver-pipe-without-suffix", lambda ws, lm, m: headless(ws, lm, "--driver", _fifo(ws, "63"), "--out", ws / "o.mp4"),
+     ["63", "pipe"], ""),
 ]
 
 
@@ -340,3 +377,17 @@ def test_bad_input_is_refused_cleanly(case, template, tmp_path, landmarker_path,
         before.pop(".take.csv.work.lock", None)  # the other job's lock file, removed when it released
     assert snapshot(ws) == before  # nothing written, nothing removed, every input byte-identical
 
+
+
+@pytest.mark.parametrize("argv", [["--headless", "--steps", "many"], ["extract"], ["eval", "--every", "x"],
+                                  ["download", "--no-such-flag"], ["bench", "--frames", "x"]],
+                         ids=["render", "extract", "eval", "download", "bench"])
+def test_a_refused_command_line_is_one_line_not_the_usage_block(argv, capsys):
+    """Issue #25: argparse's refusals are one line naming the problem and where help is, exit 2."""
+    from retarget.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert len(err.strip().splitlines()) == 1 and ": error: " in err and "--help" in err and "usage:" not in err, err
