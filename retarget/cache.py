@@ -31,9 +31,11 @@ def _hash_cache_path() -> Path:
 
 
 def content_id(path) -> str:
-    """What a file (or every file of a folder) holds: size, mtime and SHA-256, the hash cached by (path, size, mtime).
+    """What a file (or every file of a folder) holds: its SHA-256, cached by (path, size, mtime, inode, ctime).
 
     Job manifests use it, so retraining an adapter in place (same path, new content) is a different job.
+    Size and mtime alone can be forged (a file swapped for another of the same size with its mtime set back);
+    the inode and the change time (which no program can set back) cannot, so any such swap is hashed again.
     """
     from retarget.outputs import resolved, write_json
 
@@ -44,18 +46,19 @@ def content_id(path) -> str:
         cache = json.loads(cache_file.read_text())
         if not isinstance(cache, dict):
             cache = {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         cache = {}  # a missing or damaged cache only costs re-hashing
     changed = False
     digest = hashlib.sha256()
     for file in files:
         stat = file.stat()
-        stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+        stamp = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}:{stat.st_ctime_ns}"
         entry = cache.get(str(file))
-        if not isinstance(entry, dict) or entry.get("stamp") != stamp:
+        if not isinstance(entry, dict) or entry.get("stamp") != stamp or not isinstance(entry.get("sha256"), str):
             entry = cache[str(file)] = {"stamp": stamp, "sha256": file_sha256(file)}
             changed = True
-        digest.update(f"{file.relative_to(root) if root.is_dir() else file.name}:{stamp}:{entry['sha256']}\n".encode())
+        # The id is the names and contents only: a copy or a touch (new stamp, same bytes) is the same job.
+        digest.update(f"{file.relative_to(root) if root.is_dir() else file.name}:{entry['sha256']}\n".encode())
     if changed:
         try:
             write_json(cache_file, cache, indent=0)

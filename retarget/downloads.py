@@ -9,15 +9,17 @@ naming the file and how to get it by hand.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
+import stat
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from retarget.errors import MissingWeightsError, first_line
 from retarget.face.detector import ANTELOPEV2_DETECTOR, ANTELOPEV2_DIR
+from retarget.outputs import refuse_foreign
 
 # The published release on the hub: the Arc2Face repo and the SD 1.5 parts it runs on (assets resolves
 # the same files in the hub cache).
@@ -74,6 +76,7 @@ class Network:
     def drive_file(self, file_id: str, output: Path) -> None:
         import gdown
 
+        check_gdown_partials(Path(output))
         # gdown keeps a partial file beside the output and renames it only when complete.
         if gdown.download(id=file_id, output=str(output), resume=True, quiet=False) is None:
             raise OSError("Google Drive gave no file (quota or permission)")
@@ -102,6 +105,23 @@ def _hub(repo: str, name: str, prefix: str, licence: str) -> Download:
     )
 
 
+def check_gdown_partials(output: Path) -> None:
+    """gdown appends to `<name>XXXXXXXX.part` beside its output (resume), following links: refuse anything there
+    (and at the output) that is not a regular file, so it never writes into a file we did not make."""
+    refuse_foreign(output, "download")
+    if output.parent.is_dir():
+        for name in os.listdir(output.parent):
+            if name.startswith(output.name) and name.endswith(".part") and len(name) == len(output.name) + 13:
+                refuse_foreign(output.parent / name, "partial download")
+
+
+def _partial_folder(to: Path) -> Path:
+    folder = to / PARTIAL_DIR
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise MissingWeightsError(f"{folder}: is not a folder made by retarget (a link or a file); remove it and run the command again")
+    return folder
+
+
 def _fetch_smirk(net: Network, to: Path) -> None:
     target = to / SMIRK_TARGET
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -109,34 +129,80 @@ def _fetch_smirk(net: Network, to: Path) -> None:
 
 
 def _fetch_antelopev2(net: Network, to: Path) -> None:
-    archive = to / PARTIAL_DIR / "antelopev2.zip"
+    archive = _partial_folder(to) / "antelopev2.zip"
+    refuse_foreign(archive, "download")
     archive.parent.mkdir(parents=True, exist_ok=True)
     if not archive.is_file():
         net.drive_file(ANTELOPEV2_DRIVE_ID, archive)
-    unpack_detector(archive, to / ANTELOPEV2_DIR)
-    archive.unlink()  # ours: fetched above; only the detector is kept
+    try:
+        unpack_detector(archive, to / ANTELOPEV2_DIR)
+    finally:
+        archive.unlink(missing_ok=True)  # ours: fetched above; only the detector is kept (a refused one is useless)
+        with contextlib.suppress(OSError):
+            archive.parent.rmdir()  # our .partial folder, when nothing else waits in it
+
+
+# The published antelopev2 archive holds 5 members (about 360 MB unpacked, the detector 17 MB): far above
+# anything real, far below what a zip bomb unpacks to.
+ARCHIVE_MAX_MEMBERS = 64
+ARCHIVE_MAX_TOTAL = 2 << 30
+DETECTOR_MAX_BYTES = 256 << 20
+
+
+def _check_archive(pack: zipfile.ZipFile, archive: Path) -> zipfile.ZipInfo:
+    """The detector member, once the archive passes its limits: member count, declared total size, a regular file."""
+    infos = pack.infolist()
+    if len(infos) > ARCHIVE_MAX_MEMBERS:
+        raise MissingWeightsError(f"{archive}: {len(infos)} members, more than the {ARCHIVE_MAX_MEMBERS} an antelopev2 "
+                                  f"archive can hold; it is not the published archive: download it again")
+    if sum(info.file_size for info in infos) > ARCHIVE_MAX_TOTAL:
+        raise MissingWeightsError(f"{archive}: unpacks to more than {ARCHIVE_MAX_TOTAL >> 30} GB; it is not the published "
+                                  f"antelopev2 archive: download it again")
+    members = [info for info in infos if PurePosixPath(info.filename).name == ANTELOPEV2_DETECTOR]
+    if not members:
+        raise MissingWeightsError(f"{archive}: no {ANTELOPEV2_DETECTOR} in the antelopev2 archive")
+    member = members[0]
+    kind = stat.S_IFMT(member.external_attr >> 16)
+    if member.is_dir() or kind not in (0, stat.S_IFREG):
+        raise MissingWeightsError(f"{archive}: {member.filename} is not a regular file (a link or a folder); "
+                                  f"download the archive again")
+    return member
 
 
 def unpack_detector(archive: Path, folder: Path) -> Path:
     """Extract the SCRFD detector from the antelopev2 archive (flat or nested) into folder; the rest stays packed.
 
-    glintr100.onnx is not needed: the Arc2Face release replaces it with arcface.onnx.
+    glintr100.onnx is not needed: the Arc2Face release replaces it with arcface.onnx. Only that one member is
+    written, under our own name inside `folder`, and never more than DETECTOR_MAX_BYTES of it (a member's
+    declared size can lie); on any refusal nothing is left behind.
     """
+    made_folder = not folder.exists()
+    target = folder / ANTELOPEV2_DETECTOR
+    temp = folder / f".{ANTELOPEV2_DETECTOR}.partial"
     try:
         with zipfile.ZipFile(archive) as pack:
-            members = [m for m in pack.namelist() if Path(m).name == ANTELOPEV2_DETECTOR]
-            if not members:
-                raise MissingWeightsError(f"{archive}: no {ANTELOPEV2_DETECTOR} in the antelopev2 archive")
+            member = _check_archive(pack, archive)
+            refuse_foreign(target, "download")
+            refuse_foreign(temp, "temporary file")
             folder.mkdir(parents=True, exist_ok=True)
-            target = folder / ANTELOPEV2_DETECTOR
-            temp = folder / f".{ANTELOPEV2_DETECTOR}.partial"
-            with pack.open(members[0]) as source, open(temp, "wb") as sink:
-                shutil.copyfileobj(source, sink, 1 << 20)
+            with pack.open(member) as source, open(temp, "wb") as sink:
+                copied = 0
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    copied += len(block)
+                    if copied > DETECTOR_MAX_BYTES:
+                        raise MissingWeightsError(f"{archive}: {member.filename} unpacks to more than "
+                                                  f"{DETECTOR_MAX_BYTES >> 20} MB; it is not the published detector: "
+                                                  f"download the archive again")
+                    sink.write(block)
             os.replace(temp, target)
             return target
     except zipfile.BadZipFile:
-        archive.unlink()  # ours and useless: the next run fetches it again
         raise MissingWeightsError(f"{archive.name}: not a zip archive (the download was damaged); run the command again") from None
+    finally:
+        if temp.is_file() and not temp.is_symlink():
+            temp.unlink()  # ours: a refused or interrupted unpack
+        if made_folder and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _fetch_landmarker(net: Network, to: Path) -> None:

@@ -7,6 +7,7 @@ checkpoint, broken JSON) into a sentence that names the file and says what to do
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import sys
@@ -52,6 +53,13 @@ class OutputError(RetargetError):
 
 class JobInterrupted(RetargetError):
     """A job was stopped (Ctrl-C, a signal, Cancel); what it rendered is kept for --resume."""
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, but a refused command line is one line (what is wrong, where help is), not the whole usage block."""
+
+    def error(self, message: str):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {first_line(message, 300)} (see {self.prog} --help)\n")
 
 
 def first_line(err: BaseException | str, limit: int = 200) -> str:

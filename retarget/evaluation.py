@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from retarget.errors import BadInputError, NoFaceError, RetargetError, run_command
+from retarget.errors import OneLineArgumentParser, BadInputError, NoFaceError, RetargetError, run_command
 from retarget.media.kinds import IMAGE_SUFFIXES
 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="retarget eval", description="ID similarity, expression error and jitter of retargeted outputs.")
+    parser = OneLineArgumentParser(prog="retarget eval", description="ID similarity, expression error and jitter of retargeted outputs.")
     parser.add_argument("--identity", type=Path, help="identity photo")
     parser.add_argument("--driver", type=Path, help="driver image or video")
     parser.add_argument("--output", type=Path, help="output image or video (or folder of frames)")
@@ -60,6 +60,8 @@ def read_pairs(path: Path) -> list[tuple[Path, Path, Path]]:
             with path.open(newline="") as handle:
                 for item in csv.DictReader(handle):
                     rows.append((item["identity"], item["driver"], item["output"]))
+    except RecursionError:
+        raise BadInputError(f"--pairs {path}: its JSON is nested too deeply; give a list of (identity, driver, output) entries") from None
     except (ValueError, KeyError, TypeError) as err:
         raise BadInputError(f"--pairs {path}: expected identity, driver and output for every entry ({type(err).__name__}: {err})") from None
     triples = []

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retarget.driving import DriverAnalyzer
-from retarget.engine import perception_stream
+from retarget.engine import perception_stream, work_lock_for
 from retarget.errors import BadInputError
 from retarget.expression.mapping import MappingSettings
 from retarget.face.landmarker import find_landmarker_model
@@ -62,7 +62,14 @@ def extract_blendshapes(video: Path, out: Path, landmarker: Path | None = None, 
         raise BadInputError(f"{video}: extract reads video files")
     started = time.perf_counter()
     frames = 0
-    writer = csv_writer(out, format, float(getattr(source, "frame_rate", None) or source.fps))
+    lock = work_lock_for(out)  # one writer per CSV (the job lock renders take): a second extract to it is refused
+    try:
+        lock.__enter__()
+        writer = csv_writer(out, format, float(getattr(source, "frame_rate", None) or source.fps))
+    except BaseException:
+        source.close()
+        lock.__exit__(None, None, None)
+        raise
     try:
         with source, _raw_analyzer(landmarker) as analyzer, tqdm(total=source.frame_count, unit="frame", disable=not progress) as bar:
             for driven in perception_stream(source, analyzer):
@@ -70,10 +77,12 @@ def extract_blendshapes(video: Path, out: Path, landmarker: Path | None = None, 
                 frames += 1
                 bar.update(1)
             missing = analyzer.frames_without_face
+        writer.close()
     except BaseException:
         writer.abort()
         raise
-    writer.close()
+    finally:
+        lock.__exit__(None, None, None)
     return ExtractSummary(frames, missing, time.perf_counter() - started)
 
 

@@ -18,6 +18,7 @@ import contextlib
 from retarget.engine import JobSummary, OfflineRenderer, RenderOptions, WorkFolder, job_key, work_dir_for, work_lock_for
 from retarget.errors import BadInputError
 from retarget.media.kinds import BLENDSHAPE_SUFFIXES, VIDEO_SUFFIXES
+from retarget.outputs import claim_folder
 
 
 def expand_drivers(drivers: list[Path]) -> tuple[list[Path], bool]:
@@ -86,6 +87,7 @@ def run_video_jobs(renderer: OfflineRenderer, drivers: list[Path], batch: bool, 
         duplicates = sorted({s for s in stems if stems.count(s) > 1})
         if duplicates:
             raise BadInputError(f"drivers share the output name {duplicates[0]}.mp4; rename them")
+        claim_folder(out)  # never fill a folder of the user's own files (it gets our marker)
         mine = drivers[rank::world]
         summaries = [renderer.render(str(d), batch_output(out, d), options, cancel=cancel, on_frame=on_frame, rank=rank) for d in mine]
     elif world > 1:

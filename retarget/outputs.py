@@ -12,13 +12,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from retarget.errors import OutputError
+from retarget.errors import BadInputError, OutputError, first_line
 from retarget.media.kinds import is_webcam_spec
 
 MARKER = ".retarget-output"
@@ -26,7 +28,42 @@ MARKER = ".retarget-output"
 
 def resolved(path) -> Path:
     """Absolute, symlinks followed, `.`/`..` gone (the path need not exist)."""
-    return Path(os.path.abspath(Path(path).expanduser())).resolve()
+    try:
+        return Path(os.path.abspath(Path(path).expanduser())).resolve()
+    except (RuntimeError, OSError) as err:  # Python 3.11 reports a link loop as RuntimeError
+        raise BadInputError(f"{path}: its symbolic links loop or cannot be followed ({first_line(err, 80)}); "
+                            f"fix the links or give another path") from None
+
+
+def _kind_of(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe (fifo)"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def refuse_foreign(path, label: str = "--out") -> None:
+    """A file we are about to write (or replace) must be absent or a regular file: never write through a
+    symbolic link we did not make, never replace a device, fifo, socket or folder."""
+    where = Path(os.path.abspath(Path(path).expanduser()))
+    try:
+        mode = os.lstat(where).st_mode
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise OutputError(f"{label} {path}: its symbolic links loop; fix the links or choose another path") from None
+        return  # absent (or under a file): the write itself reports that, with the path
+    if not stat.S_ISREG(mode):
+        raise OutputError(f"{label} {path}: is {_kind_of(mode)}, which retarget never writes through or replaces; "
+                          f"remove it or choose another name")
+
+
+def fresh_temp(path, tag: str = "partial") -> Path:
+    """temp_path(path, tag), checked like the target: a link or device under our temp name is refused."""
+    refuse_foreign(path)
+    temp = temp_path(path, tag)
+    refuse_foreign(temp, "temporary file")
+    return temp
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -133,7 +170,7 @@ def atomic_write(path, write: Callable[[Path], None]) -> Path:
     """Call write(temp) and rename temp to `path`; on any failure the temp goes and `path` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = temp_path(path)
+    partial = fresh_temp(path)
     try:
         write(partial)
         os.replace(partial, path)
@@ -165,6 +202,9 @@ def check_file_output(out, inputs, label: str = "--out") -> Path:
     target = check_output(out, inputs, label)
     if target.is_dir():
         raise OutputError(f"{label} {out}: is an existing folder; give a file name")
+    refuse_foreign(out, label)
+    for tag in ("partial", "muxing"):  # our temporary names beside it: refused now, not after the work
+        refuse_foreign(temp_path(Path(os.path.abspath(Path(out).expanduser())), tag), "temporary file")
     check_writable(out, label)
     return target
 
@@ -187,7 +227,8 @@ class JobLock:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            refuse_foreign(self.path, "lock file")  # never write our holder line through a link into another file
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
             if not _try_lock(fd):
                 holder = _read_holder(fd)
                 os.close(fd)

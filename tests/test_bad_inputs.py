@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -73,9 +74,18 @@ def template(shared_dir, tmp_path_factory) -> Path:
     return root
 
 
+def _entry(path: Path) -> str | None:
+    """A regular file's hash, a link's target (and its file's hash), a special file's kind, None for a folder."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        return f"link:{os.readlink(path)}:" + (hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "")
+    if stat.S_ISREG(mode):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return None if stat.S_ISDIR(mode) else f"special:{stat.S_IFMT(mode)}:{os.lstat(path).st_rdev}"
+
+
 def snapshot(root: Path) -> dict[str, str | None]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
-            for p in sorted(root.rglob("*"))}
+    return {str(p.relative_to(root)): _entry(p) for p in sorted(root.rglob("*"))}
 
 
 def headless(ws: Path, landmarker: Path, *extra) -> list[str]:
@@ -124,6 +134,117 @@ def _locked_work_folder(ws, lm, models):
     lock.__enter__()  # "another job" holds the lock (released by the test after the run)
     _locked_work_folder.held = lock
     return video(ws, lm, "--out", ws / "o.mp4")
+
+
+def _poisoned(source: Path, target: Path, value: float) -> Path:
+    """A copy of a weights file (safetensors or a torch state) with every float tensor set to NaN or inf."""
+    import torch
+
+    def poison(obj):
+        if isinstance(obj, torch.Tensor):
+            return torch.full_like(obj, value) if obj.is_floating_point() else obj
+        if isinstance(obj, dict):
+            return {k: poison(v) for k, v in obj.items()}
+        return obj
+
+    if source.suffix == ".safetensors":
+        from safetensors.torch import load_file, save_file
+
+        save_file(poison(load_file(source)), target)
+    else:
+        torch.save(poison(torch.load(source, weights_only=True)), target)
+    return target
+
+
+def _nan_exp_adapter(ws, lm, models):
+    bad = _poisoned(models / "exp_adapter" / "exp_adapter.bin", ws / "nan_exp.bin", float("nan"))
+    return video(ws, lm, "--out", ws / "o.mp4", "--exp-adapter", bad)
+
+
+def _nan_ref_lora(ws, lm, models):
+    bad = _poisoned(models / "ref_adapter" / "pytorch_lora_weights.safetensors", ws / "nan_lora.safetensors", float("nan"))
+    return headless(ws, lm, "--driver", ws / "still.png", "--out", ws / "o.png", "--ref-lora", bad)
+
+
+def _inf_unet(ws, lm, models):
+    copy = ws / "models"
+    shutil.copytree(models, copy)
+    weights = copy / "arc2face" / "diffusion_pytorch_model.safetensors"
+    _poisoned(weights, weights, float("inf"))
+    args = headless(ws, lm, "--driver", ws / "still.png", "--out", ws / "o.png")
+    args[args.index("random:tiny")] = str(copy)
+    return args
+
+
+def _batch_into_foreign_folder(ws, lm, models):
+    shutil.copy(ws / "driver.mp4", ws / "driver2.mp4")
+    (ws / "mine" / "driver.mp4").write_bytes(b"the user's own a.mp4")  # the batch would name its output so
+    return headless(ws, lm, "--driver", ws / "driver.mp4", ws / "driver2.mp4", "--out", ws / "mine")
+
+
+def _link(ws: Path, name: str, target: str) -> Path:
+    (ws / name).symlink_to(target)
+    return ws / name
+
+
+def _fifo(ws: Path, name: str) -> Path:
+    os.mkfifo(ws / name)
+    return ws / name
+
+
+def _device(ws: Path, name: str) -> Path:
+    """A character device node (the same one /dev/null is): only root may make one."""
+    if os.geteuid() != 0:
+        pytest.skip("making a device node needs root")
+    os.mknod(ws / name, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    return ws / name
+
+
+def _eval_json(ws, target):
+    return ["eval", "--models", "random:tiny", "--identity", str(ws / "identity.png"), "--driver", str(ws / "still.png"),
+            "--output", str(ws / "still.png"), "--json", str(target)]
+
+
+def _deep_json(ws: Path, name: str) -> Path:
+    (ws / name).write_text("[" * 200_000 + "]" * 200_000)
+    return ws / name
+
+
+def _locked_extract(ws, lm, models):
+    from retarget.engine import work_lock_for
+
+    lock = work_lock_for(ws / "take.csv")
+    lock.__enter__()  # "another extract" writes this CSV (released by the test after the run)
+    _locked_work_folder.held = lock
+    return ["extract", str(ws / "driver.mp4"), "--out", str(ws / "take.csv"), "--landmarker", str(lm)]
+
+
+def _bundle_without_models(ws, lm, models):
+    import zipfile
+
+    with zipfile.ZipFile(lm) as whole, zipfile.ZipFile(ws / "part.task", "w") as part:
+        part.writestr("face_detector.tflite", whole.read("face_detector.tflite"))
+    args = video(ws, lm, "--out", ws / "o.mp4")
+    args[args.index(str(lm))] = str(ws / "part.task")
+    return args
+
+
+def _binary_tokenizer_vocab(ws, lm, models):
+    copy = ws / "models"
+    shutil.copytree(models, copy)
+    (copy / "sd15" / "tokenizer" / "vocab.json").write_bytes(bytes(range(256)) * 8)
+    args = headless(ws, lm, "--driver", ws / "still.png", "--out", ws / "o.png")
+    args[args.index("random:tiny")] = str(copy)
+    return args
+
+
+def _csv_take(ws: Path, times) -> Path:
+    from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+
+    rows = ["timestamp," + ",".join(BLENDSHAPE_NAMES)]
+    rows += [f"{t}," + ",".join(["0.1"] * len(BLENDSHAPE_NAMES)) for t in times]
+    (ws / "take.csv").write_text("\n".join(rows) + "\n")
+    return ws / "take.csv"
 
 
 # (case id, argv builder (workspace, landmarker, tiny models) -> argv, fragments of the error line, cwd ("" = unchanged))
@@ -175,6 +296,50 @@ CASES = [
     ("decompression-bomb-first-driver-image", _bomb_first_in_folder, ["f0.png"], ""),
     # two jobs on one work folder
     ("work-folder-in-use", _locked_work_folder, ["in use by another job", "process"], ""),
+    # issue #25: never write through a link, never replace a device, fifo or folder of the user's
+    ("batch-into-foreign-folder", _batch_into_foreign_folder, ["mine", "other files"], ""),
+    ("out-is-a-link-to-a-user-file", lambda ws, lm, m: video(ws, lm, "--out", _link(ws, "o.mp4", "mine/keep.txt")), ["symbolic link"], ""),
+    ("out-partial-name-is-a-link", lambda ws, lm, m: (_link(ws, ".o.partial.mp4", "mine/keep.txt"), video(ws, lm, "--out", ws / "o.mp4"))[1],
+     [".o.partial.mp4", "symbolic link"], ""),
+    ("still-partial-name-is-a-link", lambda ws, lm, m: (_link(ws, ".o.partial.png", "mine/keep.txt"),
+                                                        headless(ws, lm, "--driver", ws / "still.png", "--out", ws / "o.png"))[1], ["symbolic link"], ""),
+    ("out-is-a-fifo", lambda ws, lm, m: video(ws, lm, "--out", _fifo(ws, "o.mp4")), ["named pipe"], ""),
+    ("eval-json-is-a-device", lambda ws, lm, m: _eval_json(ws, _device(ws, "null.json")), ["--json", "character device"], ""),
+    ("eval-json-is-a-fifo", lambda ws, lm, m: _eval_json(ws, _fifo(ws, "r.json")), ["--json", "named pipe"], ""),
+    ("eval-json-is-a-link", lambda ws, lm, m: _eval_json(ws, _link(ws, "r.json", "mine/keep.txt")), ["--json", "symbolic link"], ""),
+    ("extract-csv-is-a-link", lambda ws, lm, m: ["extract", str(ws / "driver.mp4"), "--out", str(_link(ws, "t.csv", "mine/keep.txt"))],
+     ["symbolic link"], ""),
+    ("side-by-side-onto-a-device", lambda ws, lm, m: video(ws, lm, "--out", ws / "o.mp4", "--side-by-side", _device(ws, "sbs.mp4")),
+     ["--side-by-side", "character device"], ""),
+    ("side-by-side-without-suffix", lambda ws, lm, m: video(ws, lm, "--out", ws / "o.mp4", "--side-by-side", ws / "sbs"),
+     ["--side-by-side", "video name"], ""),
+    ("work-folder-is-a-link", lambda ws, lm, m: (_link(ws, ".o.mp4.work", "mine"), video(ws, lm, "--out", ws / "o.mp4"))[1],
+     [".o.mp4.work", "not a work folder"], ""),
+    ("work-lock-is-a-link", lambda ws, lm, m: (_link(ws, ".o.mp4.work.lock", "mine/keep.txt"), video(ws, lm, "--out", ws / "o.mp4"))[1],
+     ["lock file", "symbolic link"], ""),
+    ("out-parent-is-a-link-loop", lambda ws, lm, m: (_link(ws, "loop", "loop"), video(ws, lm, "--out", ws / "loop" / "o.mp4"))[1],
+     ["loop"], ""),
+    ("identity-is-a-link-loop", lambda ws, lm, m: [a if a != str(ws / "identity.png") else str(_link(ws, "me.png", "me.png"))
+                                                   for a in video(ws, lm, "--out", ws / "o.mp4")], ["me.png", "loop"], ""),
+    ("extract-csv-in-use", _locked_extract, ["in use by another job"], ""),
+    # issue #25: a broken model file is named, nothing is written (no black frames, no work folder)
+    ("nan-exp-adapter", _nan_exp_adapter, ["nan_exp.bin", "NaN/inf"], ""),
+    ("nan-ref-lora", _nan_ref_lora, ["nan_lora.safetensors", "NaN/inf"], ""),
+    ("inf-unet", _inf_unet, ["UNet", "arc2face", "NaN/inf"], ""),
+    # issue #25: deeply nested JSON is a bad file, not a RecursionError
+    ("expression-json-nested-too-deep", lambda ws, lm, m: headless(ws, lm, "--expression", _deep_json(ws, "deep.json"), "--out", ws / "o.png"),
+     ["deep.json", "nested too deeply"], ""),
+    ("eval-pairs-nested-too-deep", lambda ws, lm, m: ["eval", "--models", "random:tiny", "--pairs", str(_deep_json(ws, "pairs.json"))],
+     ["pairs.json", "nested too deeply"], ""),
+    # issue #25: the remaining tracebacks and smaller ones
+    ("landmarker-bundle-without-its-models", _bundle_without_models, ["part.task", "not a usable"], ""),
+    ("binary-tokenizer-vocab", _binary_tokenizer_vocab, ["tokenizer", "cannot be loaded"], ""),
+    ("csv-timestamps-going-backwards", lambda ws, lm, m: headless(ws, lm, "--driver", _csv_take(ws, [0.0, 0.04, 0.02, 0.06]),
+                                                                 "--out", ws / "o.mp4"), ["take.csv", "backwards", "row 4"], ""),
+    ("csv-driver-through-a-pipe", lambda ws, lm, m: headless(ws, lm, "--driver", _fifo(ws, "take.csv"), "--out", ws / "o.mp4"),
+     ["take.csv", "pipe", "save it to a file"], ""),
+    ("driver-pipe-without-suffix", lambda ws, lm, m: headless(ws, lm, "--driver", _fifo(ws, "63"), "--out", ws / "o.mp4"),
+     ["63", "pipe"], ""),
 ]
 
 
@@ -194,7 +359,7 @@ def test_bad_input_is_refused_cleanly(case, template, tmp_path, landmarker_path,
         code = main(argv)
     finally:
         held = getattr(_locked_work_folder, "held", None)
-        if name == "work-folder-in-use" and held is not None:
+        if name in ("work-folder-in-use", "extract-csv-in-use") and held is not None:
             held.__exit__(None, None, None)
             _locked_work_folder.held = None
     captured = capsys.readouterr()
@@ -207,7 +372,22 @@ def test_bad_input_is_refused_cleanly(case, template, tmp_path, landmarker_path,
         assert fragment in lines[0], lines[0]
     assert "weights_only=False" not in captured.err and "likely succeed" not in captured.err
     assert not (ws / "PWNED").exists()  # no pickled code ran
-    if name == "work-folder-in-use":
-        before.pop(".o.mp4.work.lock", None)  # the other job's lock file, removed when it released
+    if name in ("work-folder-in-use", "extract-csv-in-use"):
+        before.pop(".o.mp4.work.lock", None)
+        before.pop(".take.csv.work.lock", None)  # the other job's lock file, removed when it released
     assert snapshot(ws) == before  # nothing written, nothing removed, every input byte-identical
 
+
+
+@pytest.mark.parametrize("argv", [["--headless", "--steps", "many"], ["extract"], ["eval", "--every", "x"],
+                                  ["download", "--no-such-flag"], ["bench", "--frames", "x"]],
+                         ids=["render", "extract", "eval", "download", "bench"])
+def test_a_refused_command_line_is_one_line_not_the_usage_block(argv, capsys):
+    """Issue #25: argparse's refusals are one line naming the problem and where help is, exit 2."""
+    from retarget.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert len(err.strip().splitlines()) == 1 and ": error: " in err and "--help" in err and "usage:" not in err, err

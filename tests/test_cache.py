@@ -59,3 +59,30 @@ def test_a_damaged_hash_cache_only_costs_rehashing(tmp_path):
     first = content_id(target)
     (user_cache_dir() / "file-hashes.json").write_text("[not, a, dict")
     assert content_id(target) == first
+
+
+def test_a_swap_with_the_same_size_and_mtime_is_a_new_id(tmp_path):
+    """Issue #25: size + mtime can be forged (another file of the same size, its mtime set back); the id cannot."""
+    driver = tmp_path / "driver.mp4"
+    driver.write_bytes(b"take one, 24 bytes long.")
+    before = driver.stat()
+    first = content_id(driver)
+    replacement = tmp_path / "other.mp4"
+    replacement.write_bytes(b"take two, 24 bytes long.")
+    os.replace(replacement, driver)
+    os.utime(driver, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = driver.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert content_id(driver) != first
+
+
+def test_a_file_rewritten_in_place_with_its_mtime_set_back_is_a_new_id(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    image = frames / "f0.png"
+    image.write_bytes(b"AAAA")
+    stamp = image.stat()
+    first = content_id(frames)
+    image.write_bytes(b"BBBB")  # same inode, same size
+    os.utime(image, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert content_id(frames) != first

@@ -156,3 +156,82 @@ def test_cli_download_reports_a_failure_in_one_line(tmp_path, monkeypatch, capsy
     assert code != 0
     assert err[-1].count("could not download") == 1 and f"{ARC2FACE_REPO}/arc2face/config.json" in err[-1]
     assert "Traceback" not in "\n".join(err)
+
+
+# issue #25: archives are unpacked within limits, only their regular detector member, and nothing stays on refusal
+def _fetch_antelopev2_only(to: Path, archive: Path):
+    return fetch([item for item in extras() if "antelopev2" in item.label], to, lambda line: None,
+                 LocalNetwork({ANTELOPEV2_DRIVE_ID: archive}))
+
+
+def _assert_nothing_left(to: Path) -> None:
+    assert sorted(p.name for p in to.iterdir()) == []  # no .partial, no antelopev2 folder, no temp
+
+
+def test_a_zip_bomb_detector_is_refused_and_nothing_is_left(tmp_path, monkeypatch):
+    import retarget.downloads as downloads
+
+    monkeypatch.setattr(downloads, "DETECTOR_MAX_BYTES", 1 << 20)  # the real limit is 256 MB; same code path
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as pack:
+        pack.writestr("antelopev2/scrfd_10g_bnkps.onnx", b"\0" * (4 << 20))
+    assert bomb.stat().st_size < 64 << 10  # a small archive that unpacks to far more
+    to = tmp_path / "models"
+    with pytest.raises(MissingWeightsError, match="unpacks to more than") as caught:
+        _fetch_antelopev2_only(to, bomb)
+    assert "\n" not in str(caught.value)
+    _assert_nothing_left(to)
+
+
+@pytest.mark.parametrize("limit, build", [
+    ("members", lambda pack: [pack.writestr(f"antelopev2/x{i}.onnx", b"x") for i in range(100)]),
+    ("total", lambda pack: pack.writestr("antelopev2/glintr100.onnx", b"\0" * (3 << 20))),
+])
+def test_an_archive_over_its_limits_is_refused_before_unpacking(tmp_path, monkeypatch, limit, build):
+    import retarget.downloads as downloads
+
+    monkeypatch.setattr(downloads, "ARCHIVE_MAX_TOTAL", 2 << 20)
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as pack:
+        build(pack)
+        pack.writestr("antelopev2/scrfd_10g_bnkps.onnx", b"detector")
+    to = tmp_path / "models"
+    with pytest.raises(MissingWeightsError, match="more than"):
+        _fetch_antelopev2_only(to, archive)
+    _assert_nothing_left(to)
+
+
+def test_a_detector_member_that_is_a_link_is_refused(tmp_path):
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as pack:
+        info = zipfile.ZipInfo("antelopev2/scrfd_10g_bnkps.onnx")
+        info.external_attr = (0o120777 << 16)  # a symbolic link member pointing at a user file
+        pack.writestr(info, "/etc/hostname")
+    to = tmp_path / "models"
+    with pytest.raises(MissingWeightsError, match="not a regular file"):
+        _fetch_antelopev2_only(to, archive)
+    _assert_nothing_left(to)
+
+
+def test_a_partial_download_name_that_is_a_link_is_never_written_through(tmp_path):
+    user_file = tmp_path / "user.txt"
+    user_file.write_text("the user's own file")
+    to = tmp_path / "models"
+    (to / "smirk").mkdir(parents=True)
+    (to / "smirk" / "SMIRK_em1.ptABCDEFGH.part").symlink_to(user_file)  # gdown would append to it on resume
+    with pytest.raises(MissingWeightsError, match="symbolic link") as caught:
+        fetch([item for item in extras() if item.target.startswith("smirk")], to, lambda line: None, Network())
+    assert "\n" not in str(caught.value)
+    assert user_file.read_text() == "the user's own file"
+    assert (to / "smirk" / "SMIRK_em1.ptABCDEFGH.part").is_symlink()
+
+
+def test_a_partial_folder_that_is_a_link_is_refused(tmp_path, drive):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    to = tmp_path / "models"
+    to.mkdir()
+    (to / ".partial").symlink_to(elsewhere)
+    with pytest.raises(MissingWeightsError, match="not a folder made by retarget"):
+        _fetch_antelopev2_only(to, drive[ANTELOPEV2_DRIVE_ID])
+    assert list(elsewhere.iterdir()) == []

@@ -82,3 +82,49 @@ def test_a_truncated_video_renders_what_decodes_and_exits_3(tmp_path, shared_dir
     with av.open(str(out)) as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert 0 < frames < 12
+
+
+def test_resume_after_a_same_size_same_mtime_driver_swap_is_refused(tmp_path):
+    """Issue #25: the job's manifest identifies the driver by content, so a swapped driver never resumes with
+    the old driver's frames (a video and an image folder)."""
+    from retarget.engine import OfflineRenderer, WorkFolder
+    from retarget.errors import RetargetError
+    from retarget.settings import GenerationSettings
+
+    renderer = OfflineRenderer(None, None, None, GenerationSettings())
+    video = tmp_path / "driver.mp4"
+    video.write_bytes(b"first driver, 25 bytes ..")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "f0.png").write_bytes(b"first image")
+    for driver, file in ((video, video), (folder, folder / "f0.png")):
+        work = WorkFolder(tmp_path / f".{driver.name}.work")
+        work.prepare(renderer.manifest(str(driver), None), resume=False)
+        stamp = file.stat()
+        swap = tmp_path / "swap"
+        swap.write_bytes(b"B" * stamp.st_size)
+        os.replace(swap, file)
+        os.utime(file, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        with pytest.raises(RetargetError, match="other inputs or settings"):
+            work.prepare(renderer.manifest(str(driver), None), resume=True)
+
+
+def test_two_extracts_to_one_csv_one_is_refused_and_the_file_equals_a_lone_run(tmp_path, shared_dir, landmarker_path):
+    """Issue #25: the CSV takes the job lock renders take, so a second writer is refused and writes nothing."""
+    from retarget.engine import work_lock_for
+    from retarget.errors import OutputError
+    from retarget.extract import extract_blendshapes
+    from tests.conftest import cut_clip
+
+    video = cut_clip(shared_dir / "media" / "driver_d0.mp4", tmp_path / "d.mp4", 3)
+    lone = tmp_path / "lone.csv"
+    extract_blendshapes(video, lone, landmarker_path, progress=False)
+    out = tmp_path / "take.csv"
+    with work_lock_for(out):  # the first extract, still running
+        with pytest.raises(OutputError, match="in use by another job"):
+            extract_blendshapes(video, out, landmarker_path, progress=False)
+        assert not out.exists() and not (tmp_path / ".take.partial.csv").exists()
+        extract_blendshapes(video, tmp_path / "other.csv", landmarker_path, progress=False)  # another CSV is free
+    extract_blendshapes(video, out, landmarker_path, progress=False)
+    assert out.read_bytes() == lone.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.mp4", "lone.csv", "other.csv", "take.csv"]

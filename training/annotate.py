@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retarget.errors import RetargetError, run_command
+from retarget.errors import OneLineArgumentParser, RetargetError, run_command
 from retarget.media.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from retarget.outputs import atomic_write
 from training.data import MANIFEST, read_manifest
@@ -27,7 +27,7 @@ CROP_SIZE = 512
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training.annotate",
+    parser = OneLineArgumentParser(prog="python -m training.annotate",
                                      description="Detect, align and annotate faces of images and videos into a training dataset.")
     parser.add_argument("sources", nargs="+", type=Path, help="image/video files or folders (walked recursively)")
     parser.add_argument("--out", type=Path, required=True, help="dataset folder (created; a rerun continues it)")

@@ -155,6 +155,20 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
     if start >= args.max_steps:
         say(f"already at step {start} (--max-steps {args.max_steps}); exporting")
 
+    fresh = not out.exists() or not any(out.iterdir())
+
+    def stop_not_finite(message: str) -> None:
+        """A NaN/inf stop: no checkpoint of bad weights; a run folder this run made and saved nothing in goes."""
+        if main_process and fresh and out.is_dir() and not checkpoints(out):
+            shutil.rmtree(out, ignore_errors=True)  # ours: claimed (marked) by this run, nothing worth keeping
+        raise RetargetError(message)
+
+    def check_weights(step: int) -> None:
+        bad = next((name for name, p in params if not bool(torch.isfinite(p).all())), None)
+        if bad is not None:
+            stop_not_finite(f"the weights became NaN/inf by step {step} ({bad}); nothing was saved for it (the last "
+                            f"checkpoint stays); lower --lr or use --mixed-precision bf16/no, then --resume")
+
     if main_process:
         claim_folder(out)
         write_json(out / "config.json", {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()})
@@ -163,6 +177,7 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
 
     def save_checkpoint(step: int) -> None:
         path = out / f"checkpoint-{step}"
+        check_weights(step)  # never a checkpoint of NaN weights
         accelerator.wait_for_everyone()
         accelerator.save_state(str(path))
         if main_process:
@@ -186,7 +201,7 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
         gen = torch.Generator().manual_seed((args.seed * 1_000_003 + step * 7919 + accelerator.process_index * 104_729 + 17) % 2**63)
         loss = trainer.compute_loss(model, batch, gen, weight_dtype)
         if not torch.isfinite(loss):
-            raise RetargetError(f"the loss became {loss.item()} at step {step}; lower --lr or use --mixed-precision bf16/no")
+            stop_not_finite(f"the loss became {loss.item()} at step {step}; lower --lr or use --mixed-precision bf16/no")
         accelerator.backward(loss)
         if accelerator.sync_gradients and args.max_grad_norm > 0:
             accelerator.clip_grad_norm_([p for _, p in params], args.max_grad_norm)
@@ -213,6 +228,7 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
                     trainer.sample_images(dataset, step, out)
             accelerator.wait_for_everyone()
     bar.close()
+    check_weights(step)
     accelerator.wait_for_everyone()
     if main_process:
         trainer.export(out / trainer.weights_name)

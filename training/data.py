@@ -47,6 +47,9 @@ def read_manifest(root: Path) -> tuple[list[dict], dict[str, dict]]:
             continue
         try:
             record = json.loads(line)
+        except RecursionError:
+            raise BadInputError(f"{path}: line {number} is nested too deeply to be a manifest record (corrupt manifest); "
+                                f"annotate the data again into a new folder") from None
         except json.JSONDecodeError:
             if number == len(lines):
                 continue  # the last line cut short by a crash: its source has no "source" record and is redone
@@ -56,6 +59,10 @@ def read_manifest(root: Path) -> tuple[list[dict], dict[str, dict]]:
         if kind not in needed or any(key not in record for key in needed[kind]):
             raise BadInputError(f"{path}: line {number} is not a manifest record (corrupt manifest); "
                                 f"annotate the data again into a new folder")
+        for key in ("id", "clip", "source"):
+            if key in record and not isinstance(record[key], str):
+                raise BadInputError(f"{path}: line {number}: the {key} is {record[key]!r}, not text (corrupt manifest); "
+                                    f"annotate the data again into a new folder")
         if kind == "source":
             sources[record["source"]] = record
         else:
@@ -67,6 +74,51 @@ def read_manifest(root: Path) -> tuple[list[dict], dict[str, dict]]:
         if record["clip"] in done_clips:
             unique[record["id"]] = record
     return list(unique.values()), sources
+
+
+def _inside_dataset(root: Path, value, what: str, record: dict) -> Path:
+    """A manifest path (crop, shard): a relative path to a file inside the dataset, never outside it."""
+    if not isinstance(value, str) or not value:
+        raise BadInputError(f"--data {root}: sample {record.get('id')!r} has a {what} that is not a path ({value!r}) "
+                            f"(corrupt manifest); annotate that source again")
+    path = (root / value).resolve()
+    if Path(value).is_absolute() or root.resolve() not in path.parents:
+        raise BadInputError(f"--data {root}: sample {record.get('id')!r} names the {what} {value}, outside the dataset "
+                            f"(corrupt or foreign manifest); annotate the data again")
+    if not path.is_file():
+        raise BadInputError(f"--data {root}: sample {record.get('id')!r}: its {what} {value} is missing; "
+                            f"annotate that source again")
+    return path
+
+
+def check_record(root: Path, record: dict) -> None:
+    """A sample record's fields have their types (clip and id text, frame and row whole numbers) and its files exist
+    inside the dataset: checked before any training, so a bad one is one line, not a worker's traceback."""
+    for key in ("id", "clip"):
+        if not isinstance(record[key], str):
+            raise BadInputError(f"--data {root}: a sample's {key} is {record[key]!r}, not text (corrupt manifest); "
+                                f"annotate that source again")
+    for key in ("frame", "row"):
+        if not isinstance(record[key], int) or isinstance(record[key], bool) or record[key] < 0:
+            raise BadInputError(f"--data {root}: sample {record['id']!r} has {key} {record[key]!r}, not a whole number "
+                                f"(corrupt manifest); annotate that source again")
+    _inside_dataset(root, record["shard"], "shard", record)
+    _inside_dataset(root, record["crop"], "crop", record)
+
+
+def _check_shard(root: Path, name: str, shard: dict, exp_kind: str) -> None:
+    """Widths the trainer expects and finite values: a NaN would only show up as a NaN loss, after the run began."""
+    widths = {"arcface": 512, "blendshapes": 52, **({"flame": 55} if exp_kind == "flame55" else {})}
+    for key, width in widths.items():
+        values = shard.get(key)
+        if values is None:
+            continue
+        if values.ndim != 2 or values.shape[1] != width:
+            raise BadInputError(f"--data {root}: {name} holds {key} of shape {tuple(values.shape)}, not (N, {width}) "
+                                f"(a shard of another kind); annotate that source again")
+        if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
+            raise BadInputError(f"--data {root}: {name} holds NaN/inf (or non-numeric) {key} values; "
+                                f"annotate that source again")
 
 
 @dataclass
@@ -104,6 +156,8 @@ class FaceDataset:
         self.root, self.exp_kind, self.image_size = root, exp_kind, image_size
         shards: dict[str, dict] = {}
         self.samples: list[Sample] = []
+        for record in records:
+            check_record(root, record)
         for record in sorted(records, key=lambda r: (r["clip"], r["frame"])):
             shard = shards.get(record["shard"])
             if shard is None:
@@ -113,6 +167,7 @@ class FaceDataset:
                 except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
                     raise BadInputError(f"--data {root}: cannot read {record['shard']} ({first_line(err)}); "
                                         f"annotate that source again") from None
+                _check_shard(root, record["shard"], shard, exp_kind)
             row = record["row"]
             rows = len(shard.get("arcface", ()))
             if not isinstance(row, int) or not 0 <= row < rows or len(shard.get("blendshapes", ())) != rows:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retarget.errors import BadInputError, RetargetError, run_command
+from retarget.errors import OneLineArgumentParser, BadInputError, RetargetError, run_command
 
 UNTRAINED = "untrained"
 
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     from retarget.config import PAPER_CFG, PAPER_STEPS, GenerationSettings, ModelOptions
     from retarget.config.cli_options import add_knob_options
 
-    parser = argparse.ArgumentParser(prog="python -m training.eval_distill",
+    parser = OneLineArgumentParser(prog="python -m training.eval_distill",
                                      description="A distilled LCM-LoRA student at a few steps against the 25-step teacher.")
     parser.add_argument("--identity", type=Path, nargs="+", required=True, help="identity photo(s)")
     parser.add_argument("--driver", type=Path, nargs="+", required=True, help="driver face image(s); every identity x driver pair is rendered")

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from retarget.config import GenerationSettings, ModelOptions, check_number
 from retarget.config.cli_options import add_knob_options, from_args
-from retarget.errors import RetargetError
+from retarget.errors import OneLineArgumentParser, RetargetError
 
 
 def base_parser(prog: str, description: str, *, lr: float, max_steps: int, drop: float | None) -> argparse.ArgumentParser:
     """The options every trainer shares; drop=None leaves out the condition-dropout options."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = OneLineArgumentParser(prog=prog, description=description)
     parser.add_argument("--data", type=Path, required=True, help="dataset folder from `python -m training.annotate`")
     add_knob_options(parser, ModelOptions, only=("models",))
     parser.add_argument("--out", type=Path, required=True, help="output folder: checkpoints, logs, samples, final weights")
@@ -58,8 +58,9 @@ def check_args(args: argparse.Namespace) -> None:
     for name in ("drop_expression", "drop_id"):
         if not 0.0 <= getattr(args, name, 0.0) <= 1.0:
             raise RetargetError(f"--{name.replace('_', '-')} must be within [0, 1]")
-    check_number("--lr", args.lr, low=0.0, low_open=True)
-    check_number("--weight-decay", args.weight_decay, low=0.0)
+    # Above 1 AdamW diverges at once (weights inf/NaN, or torch's overflow error): refused before any work.
+    check_number("--lr", args.lr, low=0.0, low_open=True, high=1.0)
+    check_number("--weight-decay", args.weight_decay, low=0.0, high=1.0)
     check_number("--max-grad-norm", args.max_grad_norm, low=0.0)
     if not 0 <= args.seed < 2**32:  # numpy's generators take 32-bit seeds
         raise RetargetError(f"--seed must be a whole number from 0 to {2**32 - 1} (got {args.seed})")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from retarget.benchmark import GPU_MEASUREMENTS
 from retarget.cli.common import quiet_libraries
-from retarget.errors import RetargetError
+from retarget.errors import OneLineArgumentParser, RetargetError
 from retarget.settings import PRESETS
 
 
 def bench_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="retarget bench",
         description="Benchmarks: figures printed (and written with --json), nothing asserted. "
                     "`retarget bench perception VIDEO` times decode + landmarks + mapping only. "

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from retarget.errors import OneLineArgumentParser
+
 
 def download_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="retarget download",
         description="Fetch every file of the published pipeline into a models folder: the FoivosPar/Arc2Face repo, "
                     "the SD 1.5 VAE/tokenizer/scheduler, SMIRK_em1.pt and the antelopev2 detector (Google Drive, via gdown) "

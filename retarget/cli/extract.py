@@ -6,9 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from retarget.errors import OneLineArgumentParser
+
 
 def extract_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="retarget extract", description="Write the 52 MediaPipe blendshapes of every frame of a video to CSV.")
+    parser = OneLineArgumentParser(prog="retarget extract", description="Write the 52 MediaPipe blendshapes of every frame of a video to CSV.")
     parser.add_argument("video", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="CSV file, one row per frame")
     parser.add_argument("--format", choices=("retarget", "livelinkface"), default="retarget",

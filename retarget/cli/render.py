@@ -17,7 +17,7 @@ from retarget.config import (
     knob_fields, validate_knobs,
 )
 from retarget.config.cli_options import add_knob_options, from_args
-from retarget.errors import EXIT_INCOMPLETE, BadInputError, RetargetError
+from retarget.errors import OneLineArgumentParser, EXIT_INCOMPLETE, BadInputError, RetargetError
 from retarget.media.kinds import IMAGE_SUFFIXES, is_webcam_spec, media_kind
 
 
@@ -30,7 +30,7 @@ Subcommands: extract VIDEO --out X.csv | bench | eval | doctor | download --to D
 
 
 def headless_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="retarget",
         description="ID-consistent facial expression retargeting. With no arguments, opens the desktop app.",
         epilog=HELP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -85,11 +85,13 @@ def check_outputs(args: argparse.Namespace, still: bool, batch: bool) -> None:
     if batch or png_sequence:
         check_output(args.out, inputs)
         check_writable(args.out)
-        if png_sequence:
-            check_folder_target(args.out)
+        check_folder_target(args.out)  # a batch folder, like a PNG sequence: new, empty or our own
     else:
         check_file_output(args.out, inputs)
     if args.side_by_side is not None:
+        from retarget.engine.offline import check_side_by_side_name
+
+        check_side_by_side_name(args.side_by_side)
         check_file_output(args.side_by_side, [*inputs, ("--out", args.out)], "--side-by-side")
 
 

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from retarget.cli.common import quiet_libraries
-from retarget.errors import RetargetError
+from retarget.errors import OneLineArgumentParser, RetargetError
 
 
 def testmodels_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="retarget testmodels",
         description="Write a RANDOMLY INITIALISED model set in the published layout (for tests and timing; output is noise).",
     )

@@ -10,6 +10,7 @@ temporary name and renamed only when complete.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -22,7 +23,7 @@ import numpy as np
 
 from retarget.driving import DriverAnalyzer, DrivenFrame
 from retarget.engine.stages import FrameWriter, perception_stream
-from retarget.engine.work_folder import WorkFolder, work_lock_for
+from retarget.engine.work_folder import WorkFolder, work_dir_for, work_lock_for
 from retarget.config.render import RenderOptions, VideoOptions  # noqa: F401 (re-exported: retarget.engine.RenderOptions)
 from retarget.errors import BadInputError, JobInterrupted, RetargetError
 from retarget.expression.signals import check_signal, driver_signal
@@ -78,10 +79,11 @@ def job_key(identity_photo: Path, models_description: str, exp_adapter=None, ref
 
 
 def _driver_fingerprint(spec: str) -> dict:
+    from retarget.cache import content_id
+
     path = Path(spec)
-    if path.is_file():
-        stat = path.stat()
-        return {"driver": str(path.resolve()), "bytes": stat.st_size, "mtime": int(stat.st_mtime)}
+    if path.is_file() or path.is_dir():  # by content: a driver swapped for another of the same size and mtime is another job
+        return {"driver": str(path.resolve()), "content": content_id(path)}
     return {"driver": str(spec)}
 
 
@@ -125,13 +127,21 @@ class OfflineRenderer:
             raise BadInputError(f"--out {out}: use a video name ({', '.join(OUTPUT_VIDEO_SUFFIXES)}) or a folder for PNGs")
         check_output(out, {"the driver": driver})
         if options.side_by_side is not None:
+            check_side_by_side_name(options.side_by_side)
             check_output(options.side_by_side, {"the driver": driver, "--out": out}, "--side-by-side")
         if png_output:
             check_folder_target(out)
         if not options.lock:
             return self._render(driver, out, options, cancel, on_frame, rank)
         with work_lock_for(out):
-            return self._render(driver, out, options, cancel, on_frame, rank)
+            fresh = not os.path.lexists(work_dir_for(out))
+            try:
+                return self._render(driver, out, options, cancel, on_frame, rank)
+            except (JobInterrupted, KeyboardInterrupt):
+                raise  # stopped: what was rendered stays for --resume
+            except Exception:
+                _drop_empty_work_folder(out, fresh)
+                raise
 
     def _render(self, driver: str, out: Path, options: RenderOptions, cancel, on_frame, rank: int) -> JobSummary:
         from tqdm.auto import tqdm
@@ -157,7 +167,7 @@ class OfflineRenderer:
             start, stop = options.frame_range or (0, None)
             done = work.rendered_indices()
             if options.resume:
-                summary.rerendered = work.drop_unreadable_frames(done)
+                summary.rerendered = work.drop_unreadable_frames(done, getattr(self.pipeline, "image_size", None))
             started = time.perf_counter()
             total = source.frame_count
             bar = tqdm(total=total, desc=Path(str(driver)).name, unit="frame", disable=not options.progress,
@@ -251,6 +261,8 @@ class OfflineRenderer:
                     if frame.index >= frames:
                         break
                     sink.write(side_by_side(frame.image, work.read_frame(frame.index)))
+            if sink.audio_error:
+                print(f"warning: {side_by_side_path}: audio not copied ({sink.audio_error})")
         work.remove()
         return audio is not None
 
@@ -265,6 +277,17 @@ def _video_sink(driver: str, frames: int, path: Path, fps: Fraction, size, audio
     if timing is not None:
         return StampedVideoSink(path, timing[0], size, timing[1], audio_from=audio, video=video)
     return VideoSink(path, fps, size, audio_from=audio, video=video)
+def check_side_by_side_name(path) -> None:
+    """--side-by-side is always a video: a name without a video suffix cannot be written (no format to pick)."""
+    if Path(path).suffix.lower() not in OUTPUT_VIDEO_SUFFIXES:
+        raise BadInputError(f"--side-by-side {path}: use a video name ({', '.join(OUTPUT_VIDEO_SUFFIXES)})")
+
+
+def _drop_empty_work_folder(out: Path, fresh: bool) -> None:
+    """A refused job leaves nothing: a work folder this run made and rendered no frame into goes."""
+    work = WorkFolder.for_output(out)
+    if fresh and work.path.is_dir() and not work.path.is_symlink() and not work.rendered_indices():
+        work.remove()
 
 
 def _side_size(source, output_size: tuple[int, int]) -> tuple[int, int]:

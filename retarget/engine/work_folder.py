@@ -62,8 +62,9 @@ class WorkFolder:
         with Image.open(self.frame_path(index)) as im:
             return np.asarray(im.convert("RGB"))
 
-    def drop_unreadable_frames(self, indices: set[int]) -> int:
-        """Resume: a cached frame that does not decode (cut short, emptied) is removed and rendered again."""
+    def drop_unreadable_frames(self, indices: set[int], size: int | None = None) -> int:
+        """Resume: a cached frame that does not decode (cut short, emptied) or is not `size` pixels square is
+        removed and rendered again."""
         from PIL import Image
 
         dropped = 0
@@ -72,6 +73,8 @@ class WorkFolder:
             try:
                 with Image.open(path) as im:
                     im.load()
+                    if size is not None and im.size != (size, size):
+                        raise ValueError(f"{im.size} is not the generator's {size}x{size}")
             except Exception:  # Pillow reports damage as OSError, SyntaxError, ValueError...
                 path.unlink(missing_ok=True)  # ours: the work folder only holds frames we rendered
                 indices.discard(index)
@@ -82,13 +85,16 @@ class WorkFolder:
         """Whether the folder belongs to this job (same inputs and settings), so it can be resumed."""
         try:
             previous = json.loads(self.manifest_path.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return False
         return previous == json.loads(json.dumps(manifest))  # compared as stored (tuples become lists)
 
     def prepare(self, manifest: dict, resume: bool) -> None:
         """Resume: check the folder is this job's. Otherwise start it afresh with this manifest."""
         work = self.path
+        if work.is_symlink() or (work.exists() and not work.is_dir()):
+            raise OutputError(f"{work}: is a link or a file, not a work folder made by retarget; "
+                              f"remove it, or choose another --out")
         if work.exists():
             if resume:
                 if not self.holds(manifest):
@@ -102,4 +108,5 @@ class WorkFolder:
                      lambda temp: temp.write_text(json.dumps(manifest, indent=1, sort_keys=True)))
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        if not self.path.is_symlink():  # ours are real folders; a link is never followed into
+            shutil.rmtree(self.path, ignore_errors=True)

@@ -70,6 +70,8 @@ def read_expression(path) -> ComposedExpression:
     try:
         # NaN/Infinity are not JSON; Python's reader would accept them, so they are refused here.
         data = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadInputError(f"{path}: its JSON is nested too deeply to be an expression; see README 'Compose an expression'") from None
     except ValueError as err:
         raise BadInputError(f"{path}: not valid JSON ({str(err).splitlines()[0]}); see README 'Compose an expression'") from None
     return parse_expression(data, str(path))

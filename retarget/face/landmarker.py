@@ -185,7 +185,7 @@ class FaceLandmarker:
         try:
             with _native_stderr_silenced():
                 self._landmarker = _MPFaceLandmarker.create_from_options(options)
-        except (RuntimeError, ValueError) as err:
+        except (RuntimeError, ValueError, OSError) as err:  # a bundle without its models: FileNotFoundError
             first = first_line(err)
             raise MissingWeightsError(f"{path} is not a usable MediaPipe face landmarker model ({first}); "
                                       f"{_HOW_TO_FIX}") from None

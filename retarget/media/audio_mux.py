@@ -14,7 +14,7 @@ import numpy as np
 
 from retarget.errors import BadInputError
 from retarget.media.frame_sink import remove_file
-from retarget.outputs import temp_path
+from retarget.outputs import fresh_temp
 
 # Audio codecs worth copying into MP4/MOV: players handle these there. FFmpeg also muxes PCM into
 # MP4 (as 'ipcm'), but few players decode that, so PCM and anything else is re-encoded to AAC.
@@ -57,7 +57,7 @@ def mux_audio(video_path, audio_source_path, out_path) -> bool:
     import av
 
     video_path, out_path = Path(video_path), Path(out_path)
-    temp = temp_path(out_path, "muxing")
+    temp = fresh_temp(out_path, "muxing")
     try:
         codec = probe_audio(Path(audio_source_path))
         copy = codec is not None and _copyable(codec, out_path)

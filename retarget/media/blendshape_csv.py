@@ -20,7 +20,7 @@ from retarget.media.frame_sink import FrameSink, remove_file
 from retarget.media.frame_source import Frame, FrameSource, check_file, one_line
 from retarget.media.timecode import Timecode, frame_number, parse_timecode, real_rate, timecode_rate
 from retarget.media.video_sink import frame_rate
-from retarget.outputs import temp_path
+from retarget.outputs import fresh_temp
 
 LIVE_LINK_FACE_DEFAULT_FPS = 60.0
 DEFAULT_RATE = 25.0  # a CSV without a time column (or with one row) is timed at this rate
@@ -228,8 +228,8 @@ class BlendshapeCsvWriter(FrameSink):
 
     def __init__(self, path):
         self.path = Path(path)
+        self.partial = fresh_temp(self.path, "partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = temp_path(self.path, "partial")
         self._file = self.partial.open("w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file)
         self._writer.writerow(("timestamp", *BLENDSHAPE_NAMES))

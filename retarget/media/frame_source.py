@@ -30,6 +30,9 @@ def check_file(path: Path) -> None:
         raise BadInputError(f"{path}: does not exist")
     if path.is_dir():
         raise BadInputError(f"{path}: is a folder, not a file")
+    if not path.is_file():  # a pipe (`<(cat take.csv)`), a device: it reads once and has no size
+        raise BadInputError(f"{path}: is a pipe or a device, not a file (a driver is read more than once); "
+                            f"save it to a file first (e.g. take.csv) and pass that")
     if path.stat().st_size == 0:
         raise BadInputError(f"{path}: is empty (0 bytes)")
 

@@ -16,7 +16,7 @@ import numpy as np
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
 from retarget.media.frame_sink import FrameSink, remove_file
 from retarget.media.timecode import format_timecode
-from retarget.outputs import temp_path
+from retarget.outputs import fresh_temp
 
 # The column order of Live Link Face's CSV (as the app writes it: JawRight before JawLeft, MouthRight before MouthLeft).
 ARKIT_COLUMNS: tuple[str, ...] = (
@@ -55,7 +55,7 @@ class LiveLinkFaceWriter(FrameSink):
         self.path = Path(path)
         self.nominal, self.drop = int(nominal), bool(drop)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = temp_path(self.path, "partial")
+        self.partial = fresh_temp(self.path, "partial")
         self._file = self.partial.open("w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file)
         self._writer.writerow(HEADER)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from retarget.media.frame_sink import FrameSink, as_rgb, remove_file
+from retarget.outputs import refuse_foreign
 
 
 class PngSequenceSink(FrameSink):
@@ -28,7 +29,9 @@ class PngSequenceSink(FrameSink):
 
         index = self.next_index if index is None else int(index)
         target = self.path_for(index)
+        refuse_foreign(target)
         self._temp = target.with_name(f".{target.name}.partial")
+        refuse_foreign(self._temp, "temporary file")
         Image.fromarray(as_rgb(rgb)).save(self._temp, format="PNG", compress_level=self.compress_level)
         os.replace(self._temp, target)
         self._temp = None

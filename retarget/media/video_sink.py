@@ -17,7 +17,7 @@ from retarget.config.render import VideoOptions
 from retarget.errors import RetargetError
 from retarget.media.audio_mux import mux_audio, probe_audio
 from retarget.media.frame_sink import FrameSink, as_rgb, remove_file
-from retarget.outputs import temp_path
+from retarget.outputs import fresh_temp, temp_path
 
 
 def frame_rate(fps: float | Fraction) -> Fraction:
@@ -31,6 +31,12 @@ def frame_rate(fps: float | Fraction) -> Fraction:
         if abs(value - base * 1000 / 1001) < 0.005:
             return Fraction(base * 1000, 1001)
     return Fraction(value).limit_denominator(1001)
+
+
+def _is_write_failure(err: BaseException) -> bool:
+    import errno
+
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS)
 
 
 class VideoSink(FrameSink):
@@ -53,8 +59,10 @@ class VideoSink(FrameSink):
         self.audio_codec = probe_audio(self.audio_from) if self.audio_from is not None else None
         self.audio_error: str | None = None
         self.frames_written = 0
+        self.partial = fresh_temp(self.path, "partial")
+        if self.audio_from is not None:
+            fresh_temp(self.path, "muxing")  # checked now: refused after a long render would be too late
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = temp_path(self.path, "partial")
         self._container = av.open(str(self.partial), mode="w")
         # The quality knobs (CRF, ...) come from VideoOptions; the speed preset is the sink's own choice.
         options = {**(video or VideoOptions()).codec_options(), "preset": preset}
@@ -112,6 +120,8 @@ class VideoSink(FrameSink):
                     mux_audio(self.partial, self.audio_from, self.path)
                     remove_file(self.partial)
                 except av.FFmpegError as err:
+                    if _is_write_failure(err):
+                        raise  # a full disk is not an audio problem: the video is not done
                     # Keep the render: a video without sound beats no video. Callers report audio_error.
                     self.audio_error = f"{self.audio_from}: audio could not be added ({' '.join(str(err).split())})"
                     os.replace(self.partial, self.path)

@@ -24,6 +24,7 @@ from retarget.pipeline import noise as seeded_noise
 from retarget.pipeline.context import IdentityContext
 from retarget.pipeline.devices import default_dtype
 from retarget.pipeline.fusion import LoraFusion
+from retarget.pipeline.finite import check_finite
 from retarget.pipeline.loading import LCM_ADAPTER, LCM_LORA_HUB_ID, REFERENCE_ADAPTER
 from retarget.settings import GenerationSettings
 
@@ -82,7 +83,12 @@ class RetargetPipeline:
         dtype = dtype or default_dtype(device)
         unet, vae, text_encoder, tokenizer, scheduler = loading.load_components(files, dtype)
         exp_path, lora_path = loading.adapter_files(files, exp_adapter, ref_lora, use_exp_adapter, use_ref_lora)
-        return cls.assemble(unet, vae, text_encoder, tokenizer, scheduler, exp_path, lora_path, device, dtype, files.is_test_model)
+        generator = cls.assemble(unet, vae, text_encoder, tokenizer, scheduler, exp_path, lora_path, device, dtype,
+                                 files.is_test_model)
+        # Which file each part came from, so a NaN/inf output can name the broken one (pipeline.finite).
+        generator.model_sources = {"unet": files.unet, "vae": files.vae, "encoder": files.encoder,
+                                   "exp_adapter": exp_path, "ref_lora": lora_path}
+        return generator
 
     @classmethod
     def assemble(cls, unet, vae, text_encoder, tokenizer, scheduler, exp_adapter=None, ref_lora=None,
@@ -397,6 +403,7 @@ class RetargetPipeline:
         else:
             decoder, scaling = self.vae, self.vae.config.scaling_factor
         images = decoder.decode((latents / scaling).to(self.dtype)).sample
+        check_finite(images, self)  # a broken model file must not become black frames
         images = (images.float() / 2 + 0.5).clamp(0, 1)
         if output == "pt":
             return images

@@ -40,8 +40,9 @@ def load_components(files: ModelFiles, dtype: torch.dtype) -> tuple:
     except (OSError, ValueError) as err:
         raise MissingWeightsError(f"cannot load the models from {files.description}: {first_line(err)}") from None
     except Exception as err:  # a refused pickle, a corrupt safetensors/zip: name the folder, never load unsafely
-        if explain(err) is None:
-            raise
+        if explain(err) is None:  # e.g. the tokenizers library's bare Exception for a binary vocab.json
+            raise BadInputError(f"{part}: cannot be loaded ({type(err).__name__}: {first_line(err, 160)}); "
+                                f"replace it with a complete copy of the published files") from None
         raise BadInputError(describe_file_error(part, err, "model file")) from None
     return unet, vae, text_encoder, tokenizer, scheduler
 

@@ -51,3 +51,30 @@ def test_a_folder_without_a_manifest_is_not_this_job(tmp_path):
     folder.path.mkdir()
     with pytest.raises(RetargetError):
         folder.prepare({}, resume=True)
+
+
+def test_resume_drops_a_cached_frame_of_the_wrong_size(tmp_path):
+    """Issue #25: a frame of another size in the work folder (another model's, a hand-made one) is rendered again,
+    never assembled beside full-size frames."""
+    folder = WorkFolder(tmp_path / ".out.work")
+    folder.path.mkdir()
+    folder.write_frame(0, np.zeros((8, 8, 3), np.uint8))
+    folder.write_frame(1, np.zeros((4, 4, 3), np.uint8))
+    indices = folder.rendered_indices()
+    assert folder.drop_unreadable_frames(indices, size=8) == 1
+    assert indices == folder.rendered_indices() == {0}
+
+
+def test_a_work_folder_that_is_a_link_is_refused_and_never_followed(tmp_path):
+    from retarget.errors import OutputError
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    (tmp_path / ".out.work").symlink_to(mine)
+    folder = WorkFolder(tmp_path / ".out.work")
+    for resume in (False, True):
+        with pytest.raises(OutputError, match="not a work folder"):
+            folder.prepare({}, resume=resume)
+    folder.remove()
+    assert (mine / "keep.txt").read_text() == "mine" and (tmp_path / ".out.work").is_symlink()

@@ -71,3 +71,36 @@ def test_ntsc_rate_is_exact_and_odd_sizes_are_padded(tmp_path):
     assert len(frames) == 30 and src.size == (64, 48)
     assert frames[29].time == pytest.approx(29 * 1001 / 30000, abs=1e-4)
     assert [index_of(f.image) for f in frames] == list(range(30))
+
+
+def test_a_full_disk_while_adding_the_audio_is_a_failure_not_a_video_without_sound(tmp_path):
+    """Issue #25: a write failure while muxing (disk full) used to be taken for an audio problem, and the
+    (side-by-side) video reported as done. The file-size limit stands in for a full disk: the silent video
+    fits, the one with sound does not."""
+    import resource
+    import signal
+
+    from tests.media.clips import write_audio
+
+    sound = write_audio(tmp_path / "sound.m4a", seconds=2.0)
+    frames = [pattern(i) for i in range(3)]
+    with VideoSink(tmp_path / "silent.mp4", 25, (64, 48)) as sink:
+        for frame in frames:
+            sink.write(frame)
+    silent_size = (tmp_path / "silent.mp4").stat().st_size
+    out = tmp_path / "o.mp4"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    sink = VideoSink(out, 25, (64, 48), audio_from=sound)
+    for frame in frames:
+        sink.write(frame)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (silent_size + 512, hard))
+    try:
+        with pytest.raises(OSError) as caught:
+            sink.close()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert caught.value.errno is not None
+    assert not out.exists()  # not reported as done, no partial under the final name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["silent.mp4", "sound.m4a"]  # no temp left behind
