@@ -10,6 +10,7 @@ expression coefficients afterwards (eyelid and jaw values stay in SMIRK's ranges
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import numpy as np
@@ -46,3 +47,9 @@ class BridgeMapper(ExpressionMapper):
         if self.expression_gain != 1.0:
             flame[..., :50] *= np.float32(self.expression_gain)
         return flame
+
+
+def bridge_fingerprint(bridge: ExpressionBridge) -> str:
+    """A short content id of a bridge's map (a resumable job's key changes when the bridge is refitted)."""
+    digest = hashlib.sha256(np.ascontiguousarray(bridge.weight).tobytes() + np.ascontiguousarray(bridge.bias).tobytes())
+    return digest.hexdigest()[:16]
