@@ -208,10 +208,11 @@ class Retargeter:
 
     def expression_from_image(self, image: np.ndarray, source: str = "the driver", mapping=None,
                               identity_neutral: np.ndarray | None = None, neutral: np.ndarray | None = None,
-                              face: int | None = None) -> np.ndarray:
+                              face: int | None = None, blendshapes: bool = False) -> np.ndarray:
         """One still driver -> the vector fed to the adapter, through the same controls as a video's frames.
 
         neutral: the driver's raw neutral (relative mode); a single image has no first second to take it from.
+        blendshapes: return the 52 mapped blendshapes instead (what a bridge-mode analyzer sends to the bridge).
         """
         if mapping is not None and mapping.relative and neutral is None:
             raise BadInputError("--relative needs the driver's neutral face, which a single image does not have; "
@@ -226,7 +227,7 @@ class Retargeter:
             driven = analyzer(Frame(0, 0.0, image))
         if not driven.face_found:
             raise NoFaceError(f"no face found in {source}")
-        return driven.expression
+        return driven.blendshapes if blendshapes else driven.expression
 
     def render(self, context: IdentityContext, expressions, settings: GenerationSettings, progress: bool = False) -> np.ndarray:
         return self.pipeline.generate(context, expressions, settings, progress=progress)
