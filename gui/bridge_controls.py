@@ -40,6 +40,10 @@ class BridgeControls:
                     else "; set \"FLAME driving from\" to bridge to apply it")
             support = {name: (reason + hint if reason else reason) for name, reason in support.items()}
         window.panel.set_control_support(support)
+        flame = retargeter.pipeline.expression_kind == "flame55"
+        window.panel.expression_source.setEnabled(flame)  # blendshape adapters take blendshapes directly
+        if not flame:
+            window.panel.expression_source.setToolTip("Only for FLAME-55 adapters: this adapter takes blendshapes directly")
         window.panel.calibrate_button.setVisible(self.needs_calibration())
         compose, bridge = window.composer.panel, getattr(retargeter, "bridge", None)
         if compose.bridge is not bridge or compose.adapter_kind != retargeter.pipeline.expression_kind:

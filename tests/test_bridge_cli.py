@@ -100,3 +100,29 @@ def test_a_csv_renders_through_the_bridge_with_region_gains(tiny_models_dir, sha
     got = np.stack([seen[i] for i in range(FRAMES)])
     np.testing.assert_allclose(got, bridge_for_tiny(gained), rtol=1e-5, atol=1e-6)
     assert not np.allclose(got, bridge_for_tiny(rows), rtol=1e-5, atol=1e-6)  # the mouth gain acted
+
+
+def test_a_blendshape_expression_file_renders_through_the_bridge(tiny_models_dir, shared_dir, landmarker_path,
+                                                                 bridge_for_tiny, tmp_path, monkeypatch):
+    import json
+
+    smile = {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "jawOpen": 0.2}
+    expression = tmp_path / "smile.json"
+    expression.write_text(json.dumps({"kind": "blendshapes52", "values": smile}))
+    seen = []
+    real_generate = RetargetPipeline.generate
+
+    def spy(self, context, expressions, *args, **kwargs):
+        seen.append(np.array(expressions, copy=True))
+        return real_generate(self, context, expressions, *args, **kwargs)
+
+    monkeypatch.setattr(RetargetPipeline, "generate", spy)
+    out = tmp_path / "smile.png"
+    assert main(["--headless", "--models", str(tiny_models_dir), "--landmarker", str(landmarker_path), "--steps", "1",
+                 "--device", "cpu", "--identity", str(shared_dir / "media" / "identity_hepburn_small.png"),
+                 "--expression", str(expression), "--out", str(out)]) == 0
+    full = np.zeros(52, np.float32)
+    for name, value in smile.items():
+        full[BLENDSHAPE_NAMES.index(name)] = value
+    assert out.is_file() and len(seen) == 1
+    np.testing.assert_array_equal(seen[0][0], bridge_for_tiny(full))
