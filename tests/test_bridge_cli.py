@@ -33,7 +33,8 @@ def rows():
 
 
 @pytest.fixture
-def bridge_for_tiny(tiny_models_dir):
+def bridge_for_tiny(tiny_models_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "own-cache"))  # other tests expect no bridge for the tiny models
     sha = adapter_sha256(tiny_models_dir / "exp_adapter" / "exp_adapter.bin")
     rng = np.random.default_rng(9)
     bridge = ExpressionBridge(rng.normal(size=(52, 55)) * 0.3, rng.normal(size=55) * 0.05, sha, {"source": "test"})

@@ -110,7 +110,8 @@ def test_a_csv_row_as_relative_neutral_reaches_the_bridge_mapper(tmp_path):
 
 # ---------------------------------------------------------------- with the tiny FLAME-55 models
 @pytest.fixture
-def tiny_bridge(tiny_models_dir):
+def tiny_bridge(tiny_models_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "own-cache"))  # other tests expect no bridge for the tiny models
     adapter = tiny_models_dir / "exp_adapter" / "exp_adapter.bin"
     sha = adapter_sha256(adapter)
     path = make_bridge(sha).save(cache_bridge_path(sha))

@@ -33,7 +33,8 @@ def adapter_sha(tiny_models_dir) -> str:
 
 
 @pytest.fixture
-def with_bridge(adapter_sha):
+def with_bridge(adapter_sha, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "own-cache"))  # other tests expect no bridge for the tiny models
     bridge = make_bridge(adapter_sha)
     path = bridge.save(cache_bridge_path(adapter_sha))
     yield bridge
@@ -65,6 +66,12 @@ def spy_generate(pipeline, calls: list):
 
     pipeline.generate = spy
     return real
+
+
+def shown_models(qtbot, window):
+    """The window once its models_loaded handlers ran (make_window returns when the session holds the models)."""
+    qtbot.waitUntil(lambda: window.composer.panel.adapter_kind is not None, timeout=30000)
+    return window
 
 
 def render_still(qtbot, composer) -> None:
@@ -110,7 +117,7 @@ def test_compose_sliders_and_the_smile_preset_reach_generate_as_bridge_of_the_va
 
 
 def test_region_gains_apply_to_a_flame_adapter_in_bridge_mode(qtbot, make_window, with_bridge):
-    window = make_window()
+    window = shown_models(qtbot, make_window())
     panel = window.panel
     assert not panel.gains["mouth"].isEnabled()  # SMIRK driving: FLAME has no mouth control
     assert "bridge" in panel.gains["mouth"].toolTip()
@@ -161,7 +168,7 @@ def test_without_a_bridge_every_entry_point_offers_calibration(qtbot, make_windo
     from gui.calibration import CALIBRATE_TEXT
     from gui.track_dock import FLAME_REASON, open_track_editor
 
-    window = make_window()
+    window = shown_models(qtbot, make_window())
     assert window.retargeter.bridge is None
     assert not window.panel.calibrate_button.isHidden() and window.panel.calibrate_button.text() == CALIBRATE_TEXT
     assert CALIBRATE_TEXT in window.panel.gains["mouth"].toolTip()
@@ -216,7 +223,7 @@ def test_the_calibration_dialog_fits_off_the_ui_thread_with_progress_then_everyt
 
 
 def test_cancel_stops_the_fit_and_nothing_changes(qtbot, make_window, tmp_path):
-    window = make_window()
+    window = shown_models(qtbot, make_window())
     started = threading.Event()
 
     def stand_in(job, progress, cancel):
