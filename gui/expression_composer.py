@@ -52,6 +52,7 @@ class ExpressionComposer(QObject):
         self.panel.thumbnails_requested.connect(self.render_thumbnails)
         self.panel.save_requested.connect(self._choose_still_file)
         self.panel.message.connect(lambda text: window.statusBar().showMessage(text, 8000))
+        self.panel.calibrate_requested.connect(lambda: window.bridge_controls.open())
         if window.retargeter is not None:
             self._models_loaded()
 
@@ -67,7 +68,8 @@ class ExpressionComposer(QObject):
         actions["compose"] = self.action
 
     def _models_loaded(self) -> None:
-        self.panel.set_kind(self.window.retargeter.pipeline.expression_kind)
+        retargeter = self.window.retargeter
+        self.panel.set_kind(retargeter.pipeline.expression_kind, getattr(retargeter, "bridge", None))
 
     # ------------------------------------------------------------------ guards
     def _ready(self, need_identity: bool = True, what: str = "rendering a still") -> bool:
@@ -198,12 +200,15 @@ class ExpressionComposer(QObject):
         mapping = w.panel.mapping_settings()
         relative_dropped = mapping.relative
         mapping = replace(mapping, relative=False)  # a single photo has no neutral face to be relative to
+        bridged = self.panel.bridged  # the sliders are blendshapes: the photo's, mapped (the bridge is applied at render)
+        if bridged:
+            mapping = replace(mapping, expression_source="bridge")
 
         def analyse():
             from retarget.face.image_io import load_image
 
             return retargeter.expression_from_image(load_image(path), source=path.name, mapping=mapping,
-                                                    identity_neutral=neutral)
+                                                    identity_neutral=neutral, blendshapes=bridged)
 
         def done(vector):
             outside = self.panel.take_adapter_vector(vector)

@@ -18,7 +18,7 @@ from PyQt6.QtWidgets import (
 )
 
 from retarget.errors import OutputError, RetargetError
-from retarget.expression.named import FLAME, space_for
+from retarget.expression.named import BLENDSHAPES, FLAME, space_for
 from retarget.expression.presets import (
     BUILTIN_PRESETS, ComposedExpression, builtin_preset, read_expression, save_preset, user_presets, user_presets_dir,
     write_expression,
@@ -113,12 +113,14 @@ class ExpressionPanel(QWidget):
     photo_requested = pyqtSignal()
     save_requested = pyqtSignal()  # save the rendered still
     thumbnails_requested = pyqtSignal(int)  # a FLAME coefficient's index
+    calibrate_requested = pyqtSignal()  # a FLAME adapter without an expression bridge: fit one
     message = pyqtSignal(str)  # one line for the status bar (errors included)
 
     def __init__(self, presets_dir: Path | None = None, parent=None):
         super().__init__(parent)
         self.presets_dir = Path(presets_dir) if presets_dir is not None else user_presets_dir()
         self.adapter_kind: str | None = None
+        self.bridge = None  # a FLAME-55 adapter's ExpressionBridge: the blendshape sliders drive through it
         self.space = None
         self._values: dict[str, float] = {}
         self.rows: dict[str, ControlRow] = {}
@@ -128,6 +130,18 @@ class ExpressionPanel(QWidget):
         self.kind_label = QLabel("Load the models to compose an expression")
         self.kind_label.setWordWrap(True)
         outer.addWidget(self.kind_label)
+        from gui.calibration import CALIBRATE_TEXT
+
+        self.calibrate_button = QPushButton(CALIBRATE_TEXT)
+        self.calibrate_button.setToolTip("Fit the expression bridge once for this FLAME-55 adapter: then the 52 named "
+                                         "blendshape sliders and presets (smile, surprise...) drive it")
+        self.calibrate_button.clicked.connect(self.calibrate_requested)
+        self.advanced_check = QCheckBox("Advanced (FLAME): set the adapter's 55 FLAME values directly")
+        self.advanced_check.setToolTip("Off: the 52 named blendshapes, through the expression bridge. On: the raw FLAME "
+                                       "coefficients, eyelids and jaw the adapter takes")
+        self.advanced_check.toggled.connect(lambda _: self.set_kind(self.adapter_kind, self.bridge))
+        outer.addWidget(self.calibrate_button)
+        outer.addWidget(self.advanced_check)
         buttons = QHBoxLayout()
         self.reset_button = QPushButton("Reset")
         self.reset_button.setToolTip("Every control back to neutral (0)")
@@ -176,11 +190,27 @@ class ExpressionPanel(QWidget):
         self.set_kind(None)
 
     # ------------------------------------------------------------------ building
-    def set_kind(self, adapter_kind: str | None) -> None:
-        """Controls for the loaded adapter (RetargetPipeline.expression_kind); values are kept when the space stays."""
+    @property
+    def bridged(self) -> bool:
+        """Blendshape sliders on a FLAME-55 adapter, through its expression bridge."""
+        return self.adapter_kind == FLAME and self.bridge is not None and not self.advanced_check.isChecked()
+
+    @property
+    def values_kind(self) -> str | None:
+        """The adapter kind the sliders' values are for (blendshapes52 when bridged)."""
+        return BLENDSHAPES if self.bridged else self.adapter_kind
+
+    def set_kind(self, adapter_kind: str | None, bridge=None) -> None:
+        """Controls for the loaded adapter (RetargetPipeline.expression_kind); values are kept when the space stays.
+
+        bridge: a FLAME-55 adapter's ExpressionBridge: the named blendshape sliders and presets then drive it
+        (the raw FLAME values stay under "Advanced (FLAME)"); without one, the panel offers calibration."""
         old_space = self.space
         self.adapter_kind = adapter_kind
-        self.space = space_for(adapter_kind) if adapter_kind else None
+        self.bridge = bridge if adapter_kind == FLAME else None
+        self.calibrate_button.setVisible(adapter_kind == FLAME and self.bridge is None)
+        self.advanced_check.setVisible(self.bridge is not None)
+        self.space = space_for(self.values_kind) if adapter_kind else None
         for w in (self.reset_button, self.photo_button, self.presets_button, self.render_button):
             w.setEnabled(self.space is not None)
         if self.space is None:
@@ -196,6 +226,7 @@ class ExpressionPanel(QWidget):
         self.kind_label.setText(
             "Published FLAME-55 adapter: 2 eyelid and 3 jaw values by name, and 50 global expression coefficients "
             "(\u00b1 renders what one does)" if self.space.kind == FLAME else
+            "FLAME-55 adapter through the expression bridge: the 52 MediaPipe blendshapes by region" if self.bridged else
             f"Blendshape adapter ({adapter_kind}): the {len(self.rows)} MediaPipe blendshapes by region")
 
     def _build_rows(self) -> None:
@@ -255,12 +286,15 @@ class ExpressionPanel(QWidget):
         return ComposedExpression(self.space.kind, self.values())
 
     def vector(self) -> np.ndarray:
-        """What the loaded adapter gets for these values."""
+        """What the loaded adapter gets for these values (bridged: the bridge of the 52 blendshapes)."""
+        if self.bridged:
+            return self.bridge(self.space.full_vector(self._values))
         return self.space.vector_for(self.adapter_kind, self._values)
 
     def take_adapter_vector(self, vector) -> int:
-        """Set every control from the adapter's own vector (a driver photo's); returns how many lie outside the sliders."""
-        values = self.space.values_from_adapter(self.adapter_kind, vector)
+        """Set every control from the adapter's own vector (a driver photo's; bridged: its 52 mapped blendshapes);
+        returns how many lie outside the sliders."""
+        values = self.space.values_from_adapter(self.values_kind, vector)
         self.set_values(values)
         return sum(not (self.space.control(n).low <= v <= self.space.control(n).high) for n, v in values.items())
 
@@ -293,7 +327,7 @@ class ExpressionPanel(QWidget):
     def load_file(self, path) -> bool:
         try:
             expression = read_expression(path)
-            expression.space.check_adapter(self.adapter_kind, str(path))
+            expression.space.check_adapter(self.values_kind, str(path))
         except RetargetError as err:
             self.message.emit(str(err))
             return False

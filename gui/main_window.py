@@ -23,6 +23,7 @@ from PyQt6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
+from gui.bridge_controls import BridgeControls
 from gui.expression_composer import add_expression_composer
 from gui.inputs import NO_CAMERA, InputChoosing  # noqa: F401 - NO_CAMERA: the window's text, tests read it here
 from gui.layout import WindowLayout
@@ -93,6 +94,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self._build_ui()
         self.actions_by_name = build_menus(self)
         self.composer = add_expression_composer(self)  # View > Compose expression: sliders for a still
+        self.bridge_controls = BridgeControls(self)  # the expression bridge: gains it enables, "Calibrate..." offers
         self.face_picker = FacePicker(self)  # which face: numbered boxes on the identity and driver, click to pick
         self.panel.restore(self.store)
         if device is not None and not self.panel.select_device(device):

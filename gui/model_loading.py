@@ -24,7 +24,8 @@ class ModelLoading:
         try:
             # `hub` is read from the cache only: a first run downloads in the dialog, with progress and Cancel.
             work = self.session.begin_load(spec, device=device_name, landmarker=self.landmarker_path, smirk=self.smirk_path,
-                                           lcm_lora=self.lcm_lora, local_files_only=True if spec == "hub" else None)
+                                           lcm_lora=self.lcm_lora, local_files_only=True if spec == "hub" else None,
+                                           expression_source=self.panel.mapping_settings().expression_source)
         except RetargetError as err:  # a render or a stream holds the models
             self.show_error(str(err), kind="load")
             return
@@ -43,7 +44,7 @@ class ModelLoading:
         files = self.session.files
         self.device_label.setText(f"device: {self.device}")
         self.panel.set_lcm_available(bool(getattr(retargeter.pipeline, "has_lcm", False)))
-        self.panel.set_control_support(retargeter.control_support())
+        self.panel.set_control_support(retargeter.control_support_for(self.panel.mapping_settings().expression_source))
         self._set_busy(None)
         self.banner.clear("models", "landmarker", "smirk", "download")
         self.statusBar().showMessage(f"Models ready: {files.description}", 5000)

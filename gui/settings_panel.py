@@ -63,6 +63,7 @@ class SettingsPanel(QWidget):
     device_changed = pyqtSignal(str)
     neutral_requested = pyqtSignal()
     options_changed = pyqtSignal()  # a knob of the other groups (e.g. the output video's quality)
+    calibrate_requested = pyqtSignal()  # a FLAME-55 adapter without an expression bridge (gui.bridge_controls)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -75,6 +76,13 @@ class SettingsPanel(QWidget):
         self.set_neutral = QPushButton("Set neutral (N)")
         self.set_neutral.setToolTip("Relative mode: the driver's current face becomes its neutral")
         self.set_neutral.setEnabled(False)
+        from gui.calibration import CALIBRATE_TEXT
+
+        self.calibrate_button = QPushButton(CALIBRATE_TEXT)
+        self.calibrate_button.setToolTip("Fit the expression bridge for this FLAME-55 adapter once: then every region "
+                                         "gain applies (FLAME driving from: bridge), and CSVs and tracks drive it")
+        self.calibrate_button.setVisible(False)
+        self.calibrate_button.clicked.connect(self.calibrate_requested)
 
         layout = QVBoxLayout(self)
         forms: dict[str, QFormLayout] = {}
@@ -92,6 +100,8 @@ class SettingsPanel(QWidget):
             if field.type is dict:
                 for name, box in widget.items():
                     form.addRow(field.knob.label.format(name.capitalize()), box)
+                if field.name == "gains":
+                    form.addRow(self.calibrate_button)  # where the disabled gains are
             elif field.name in switches:
                 form.addRow(self.widgets[switches[field.name]], widget)
             elif field.type is bool:

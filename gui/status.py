@@ -38,6 +38,10 @@ class StatusDisplay:
     def show_error(self, text: str, kind: str | None = None, actions=()) -> None:
         """Every error lands here: a non-modal banner (with fix buttons), the status bar, and error_messages (for tests)."""
         self.error_messages.append(text)
+        if not actions and "retarget bridge fit" in text and hasattr(self, "bridge_controls"):
+            from gui.calibration import CALIBRATE_TEXT  # no dead end: the fix, one click away
+
+            actions = [(CALIBRATE_TEXT, self.bridge_controls.open)]
         self.banner.show_message(text, actions, kind)
         self.statusBar().showMessage(text, 10000)
         self.error_shown.emit(text)

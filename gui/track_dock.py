@@ -8,8 +8,9 @@
 - Render video: the edited track is saved to a new CSV in a folder this app made, and the window's
   own render job (the CSV driver path, as `retarget --headless --driver X.csv`) renders it to the
   video name the user picks; the CSV is removed when that render ends.
-- A blendshape track cannot drive the published FLAME-55 adapter (the CSV driver refuses it too):
-  editing and saving work, preview and render say why they are off.
+- A blendshape track drives the published FLAME-55 adapter through its expression bridge (as the
+  CSV driver does). Without a bridge, editing and saving work, preview and render say why they are
+  off, and the dock offers "Calibrate expression controls..." (gui.calibration).
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from pathlib import Path
 
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer
-from PyQt6.QtWidgets import QDockWidget, QFileDialog
+from PyQt6.QtWidgets import QDockWidget, QFileDialog, QPushButton, QVBoxLayout, QWidget
 
+from gui.calibration import CALIBRATE_TEXT
 from gui.timeline import TimelineEditor
 from gui.workers import error_text
 from retarget.expression.signals import BLENDSHAPES, signal_refusal
 from retarget.expression.track import ExpressionTrack
 from retarget.session_states import State
 
-FLAME_REASON = ("A blendshape track cannot drive the FLAME-55 Expression Adapter (as with any CSV driver): "
-                "load an adapter trained on blendshapes (--exp-adapter) to preview or render")
+FLAME_REASON = ("A blendshape track drives the FLAME-55 Expression Adapter through an expression bridge, and none is "
+                f"fitted for it yet: {CALIBRATE_TEXT} fits one (or load an adapter trained on blendshapes)")
 CSV_FILTER = "Blendshape CSV (*.csv)"
 
 
@@ -56,7 +58,15 @@ class TrackDock(QDockWidget):
         self.setObjectName("expression_track")
         self.window_ = window
         self.editor = TimelineEditor()
-        self.setWidget(self.editor)
+        self.calibrate_button = QPushButton(CALIBRATE_TEXT)
+        self.calibrate_button.setToolTip(FLAME_REASON)
+        self.calibrate_button.clicked.connect(lambda: window.bridge_controls.open())
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.calibrate_button)
+        layout.addWidget(self.editor, 1)
+        self.setWidget(body)
         self._scratch = tempfile.TemporaryDirectory(prefix="retarget-track-")  # render CSVs; removed at exit
         self._render_csv: Path | None = None
         self._preview_task = None
@@ -123,14 +133,17 @@ class TrackDock(QDockWidget):
         window = self.window_
         if window.retargeter is None:
             return "Preview and render need the models (loading, or see the banner)"
-        if signal_refusal(window.retargeter.pipeline.expression_kind, BLENDSHAPES) is not None:  # the one rule
+        if signal_refusal(window.retargeter.pipeline.expression_kind, BLENDSHAPES,  # the one rule
+                          bridge_available=getattr(window.retargeter, "bridge", None) is not None) is not None:
             return FLAME_REASON
         if window.context is None:
             return "Preview and render need an identity photo (File > Open identity photo...)"
         return None
 
     def update_availability(self) -> None:
-        self.editor.set_preview_available(self.unavailable_reason())
+        reason = self.unavailable_reason()
+        self.editor.set_preview_available(reason)
+        self.calibrate_button.setVisible(reason == FLAME_REASON)
 
     def _show_on_chart(self, frame: int) -> None:
         """The window's blendshape chart shows the playhead's frame while no live stream owns it."""
@@ -156,7 +169,8 @@ class TrackDock(QDockWidget):
         self._preview_wanted = None
         retargeter, context = window.retargeter, window.context
         mapping, settings = window.panel.mapping_settings(), window.panel.generation_settings()
-        key = (id(track), self.editor.history.revision, repr(asdict(mapping)), id(context), id(retargeter))
+        key = (id(track), self.editor.history.revision, repr(asdict(mapping)), id(context), id(retargeter),
+               id(getattr(retargeter, "bridge", None)))  # a new calibration maps differently
         cached = self._mapped[1] if self._mapped is not None and self._mapped[0] == key else None
         snapshot = ExpressionTrack(track.times, track.values, track.fps, track.names)  # a copy: edits may follow
 

@@ -69,6 +69,11 @@ def offline_renderer(retargeter, context, identity_photo: Path, files, settings,
 
     description = files.description if files is not None else ""
     key = job_key(identity_photo, description, exp_adapter, ref_lora, models=files)  # reads whole files
+    bridge = getattr(retargeter, "bridge", None)
+    if bridge is not None:  # CSV (and bridge-mode) frames depend on it: a refitted bridge is another job
+        from retarget.expression.bridge_mapping import bridge_fingerprint
+
+        key["bridge"] = bridge_fingerprint(bridge)
     key.update(key_extra or {})
     renderer = OfflineRenderer(retargeter.pipeline, context, make_analyzer, settings, key, mapping=mapping)
     renderer.adapter_file = exp_adapter or (files.exp_adapter if files is not None else None)

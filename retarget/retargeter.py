@@ -34,7 +34,12 @@ class Retargeter:
         use_reference: bool = True,
         landmarker_path: Path | None = None,
         smirk_path: Path | None = None,
+        bridge: Path | None = None,
+        expression_source: str = "smirk",
     ):
+        """bridge: an explicit expression bridge file (--bridge); default: the one fitted for the adapter file, if any.
+        expression_source: "bridge" drives a FLAME-55 adapter through the bridge, and SMIRK is then loaded only
+        when something asks for it (load_smirk)."""
         self.files = files
         self.pipeline = RetargetPipeline.from_files(
             files, device, dtype, exp_adapter=exp_adapter, ref_lora=ref_lora, use_ref_lora=use_reference
@@ -45,6 +50,10 @@ class Retargeter:
                                                   detector_path=files.detector, warn_without_detector=not files.is_test_model)
         self.smirk = None
         self.smirk_path = None
+        self.bridge = None  # the ExpressionBridge of a FLAME-55 adapter (None: none fitted yet)
+        self.adapter_path = exp_adapter or files.exp_adapter
+        self.expression_source = expression_source
+        self._identity_pending_flame = None  # (context, image, landmarks) while SMIRK is not loaded
         self.identity_flame: np.ndarray | None = None  # the latest identity's FLAME values (relative mode)
         self.identity_embedding: np.ndarray | None = None  # the latest identity's ArcFace vector
         self.identity_box: tuple | None = None  # where its face is in the photo (x0, y0, x1, y1)
@@ -53,13 +62,29 @@ class Retargeter:
             from retarget.expression.flame import FlameHistory
 
             self.flame_history = FlameHistory()  # shared by this Retargeter's analyzers, for "Set neutral"
+            from retarget.expression.bridge import load_bridge_for
+
+            self.bridge = load_bridge_for(self.adapter_path, bridge) if self.adapter_path is not None else None
+            self.smirk_path = smirk_path or files.smirk
+            if expression_source != "bridge":
+                self.load_smirk()
+        elif bridge is not None:
+            raise BadInputError(f"--bridge {bridge}: an expression bridge maps blendshapes to FLAME-55, and the loaded "
+                                f"Expression Adapter takes {self.pipeline.expression_kind} (blendshapes directly); drop --bridge")
+
+    def load_smirk(self):
+        """SMIRK, loaded on first use (at once unless the models were loaded to drive through the bridge)."""
+        if self.smirk is None:
             from retarget.face.smirk import SmirkExtractor
 
-            path = smirk_path or files.smirk
-            if path is None:
+            if self.smirk_path is None:
                 raise MissingWeightsError(f"the Expression Adapter takes FLAME-55 values, which need the SMIRK encoder: {SMIRK_HELP}")
-            self.smirk_path = path
-            self.smirk = SmirkExtractor(path, device=str(self.pipeline.device))
+            self.smirk = SmirkExtractor(self.smirk_path, device=str(self.pipeline.device))
+            pending, self._identity_pending_flame = self._identity_pending_flame, None
+            if pending is not None:  # the latest identity's own FLAME values, for relative SMIRK driving
+                context, image, landmarks = pending
+                context.flame = self.identity_flame = self.smirk.encode(image, landmarks)
+        return self.smirk
 
     def close(self) -> None:
         self.landmarker.close()
@@ -110,13 +135,26 @@ class Retargeter:
         if self.smirk is not None:
             context.flame = self.smirk.encode(image, observation.landmarks)
             self.identity_flame = context.flame
+        elif self.pipeline.expression_kind == "flame55":  # SMIRK not loaded (bridge driving): encoded if it ever is
+            self.identity_flame = None
+            self._identity_pending_flame = (context, image, observation.landmarks)
         return context
 
     def control_support(self) -> dict[str, str | None]:
         """Which expression controls apply to the loaded adapter: name -> None, or the reason it does not apply."""
+        return self.control_support_for(self.expression_source)
+
+    def control_support_for(self, expression_source: str) -> dict[str, str | None]:
+        """control_support when driving with this expression source: through a fitted bridge, every gain applies."""
         from retarget.expression.flame import control_support
 
-        return control_support(self.pipeline.expression_kind)
+        bridged = self.bridge is not None and expression_source == "bridge"
+        return control_support(self.pipeline.expression_kind, bridge=bridged)
+
+    def bridge_mode(self, mapping=None) -> bool:
+        """Whether image drivers reach this adapter through the bridge with these mapping settings (never SMIRK)."""
+        source = mapping.expression_source if mapping is not None else self.expression_source
+        return self.pipeline.expression_kind == "flame55" and source == "bridge"
 
     def driver_analyzer(self, mapping=None, identity_neutral: np.ndarray | None = None,
                         identity_flame: np.ndarray | None = None, face: int | None = None):
@@ -129,6 +167,9 @@ class Retargeter:
         """
         from retarget.driving import DriverAnalyzer
 
+        if (identity_flame is None and self.identity_flame is None and self._identity_pending_flame is not None
+                and not self.bridge_mode(mapping) and mapping is not None and mapping.relative):
+            self.load_smirk()  # relative SMIRK driving needs the identity's FLAME values
         return DriverAnalyzer(
             self.pipeline.expression_kind,
             self.landmarker_path,
@@ -140,13 +181,15 @@ class Retargeter:
             flame_history=self.flame_history,
             smirk=self.smirk,
             face=face,
+            bridge=self.bridge,
+            smirk_loader=self.load_smirk,
         )
 
     def expression_from_observation(self, image: np.ndarray, observation: FaceObservation) -> np.ndarray:
         """The raw vector this adapter takes (no controls applied): SMIRK's FLAME-55 or the blendshapes."""
         kind = self.pipeline.expression_kind
         if kind == "flame55":
-            return self.smirk.encode(image, observation.landmarks)
+            return self.load_smirk().encode(image, observation.landmarks)
         if kind == "blendshapes51":
             return observation.blendshapes[1:]
         return observation.blendshapes
@@ -157,18 +200,19 @@ class Retargeter:
         face: face N of this image, from 1 left to right (--driver-face); None: the largest.
         """
         observation = self.observe(image, source, face)
-        if self.smirk is not None:
+        if self.pipeline.expression_kind == "flame55" and not self.bridge_mode():
             from retarget.driving import driver_flame
 
-            return driver_flame(self.smirk, image, observation.landmarks, mirror)
+            return driver_flame(self.load_smirk(), image, observation.landmarks, mirror)
         return observation.blendshapes
 
     def expression_from_image(self, image: np.ndarray, source: str = "the driver", mapping=None,
                               identity_neutral: np.ndarray | None = None, neutral: np.ndarray | None = None,
-                              face: int | None = None) -> np.ndarray:
+                              face: int | None = None, blendshapes: bool = False) -> np.ndarray:
         """One still driver -> the vector fed to the adapter, through the same controls as a video's frames.
 
         neutral: the driver's raw neutral (relative mode); a single image has no first second to take it from.
+        blendshapes: return the 52 mapped blendshapes instead (what a bridge-mode analyzer sends to the bridge).
         """
         if mapping is not None and mapping.relative and neutral is None:
             raise BadInputError("--relative needs the driver's neutral face, which a single image does not have; "
@@ -183,7 +227,7 @@ class Retargeter:
             driven = analyzer(Frame(0, 0.0, image))
         if not driven.face_found:
             raise NoFaceError(f"no face found in {source}")
-        return driven.expression
+        return driven.blendshapes if blendshapes else driven.expression
 
     def render(self, context: IdentityContext, expressions, settings: GenerationSettings, progress: bool = False) -> np.ndarray:
         return self.pipeline.generate(context, expressions, settings, progress=progress)
@@ -191,7 +235,8 @@ class Retargeter:
 
 def load_retargeter(models: str = "hub", device="auto", dtype=None, *, exp_adapter=None, ref_lora=None,
                     use_reference: bool = True, landmarker=None, smirk=None, lcm_lora=None, channels_last: bool = False,
-                    compile: bool = False, tiny_vae=None, local_files_only: bool | None = None, progress=None):
+                    compile: bool = False, tiny_vae=None, local_files_only: bool | None = None, progress=None,
+                    bridge=None, expression_source: str = "smirk"):
     """A Retargeter from a models spec (hub, a folder, random:tiny), device and dtype as names or objects, and the
     speed options; returns it and its ModelFiles. A missing file raises MissingModelFile naming its kind
     (models, hub, landmarker, smirk), so a UI can offer the fix for exactly that file."""
@@ -208,7 +253,8 @@ def load_retargeter(models: str = "hub", device="auto", dtype=None, *, exp_adapt
     try:
         # The generator first, then the landmarker (README order), then SMIRK: the first missing file is named.
         retargeter = Retargeter(files, device=device, dtype=dtype, exp_adapter=exp_adapter, ref_lora=ref_lora,
-                                use_reference=use_reference, landmarker_path=landmarker, smirk_path=smirk)
+                                use_reference=use_reference, landmarker_path=landmarker, smirk_path=smirk,
+                                bridge=bridge, expression_source=expression_source)
     except MissingWeightsError as err:
         text = str(err)
         kind = "landmarker" if "face landmarker" in text else "smirk" if "SMIRK" in text else "models"

@@ -113,7 +113,8 @@ class Session(OfflineRendering, EventSource):
     def begin_load(self, models: str = "hub", *, device="auto", dtype=None, exp_adapter=None, ref_lora=None,
                    use_reference: bool = True, landmarker=None, smirk=None, lcm_lora=None, channels_last: bool = False,
                    compile: bool = False, tiny_vae=None, local_files_only: bool | None = None,
-                   progress: Callable[[str], None] | None = None) -> Callable[[], object]:
+                   progress: Callable[[str], None] | None = None, bridge=None,
+                   expression_source: str = "smirk") -> Callable[[], object]:
         """LOADING now; the returned call loads. A missing file raises MissingModelFile, whose kind names it (a UI offers its fix)."""
         with self._lock:
             self._enter(LOADING)
@@ -127,7 +128,8 @@ class Session(OfflineRendering, EventSource):
                 retargeter, files = load_retargeter(
                     models, device, dtype, exp_adapter=exp_adapter, ref_lora=ref_lora, use_reference=use_reference,
                     landmarker=landmarker, smirk=smirk, lcm_lora=lcm_lora, channels_last=channels_last, compile=compile,
-                    tiny_vae=tiny_vae, local_files_only=local_files_only, progress=progress)
+                    tiny_vae=tiny_vae, local_files_only=local_files_only, progress=progress, bridge=bridge,
+                    expression_source=expression_source)
             except BaseException as err:
                 if old is not None:
                     old.close()

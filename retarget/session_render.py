@@ -41,6 +41,19 @@ class OfflineRendering:
         if cancel is not None:
             cancel.set()
 
+    def run_exclusive(self, work):
+        """work() on the loaded models with the session RENDERING meanwhile (no stream or render shares the
+        pipeline), e.g. fitting the expression bridge; no identity needed. Returns work()'s result."""
+        with self._lock:
+            if self.retargeter is None:
+                raise RetargetError("Load the models first")
+            self._enter(RENDERING)  # refused unless READY
+        try:
+            return work()  # its failure is the caller's to show (the calibration dialog says it)
+        finally:
+            with self._lock:
+                self._enter(READY)
+
     def render_expressions(self, expressions: np.ndarray, *, settings, progress: bool = False) -> np.ndarray:
         """Expression vectors (N, D), e.g. composed by hand -> N images of the identity, as one render."""
         retargeter, context, _ = self._begin_render()

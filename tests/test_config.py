@@ -30,8 +30,8 @@ FLAGS_BEFORE = {
 }
 # Hand-written file/face options added since (issue 16): inputs, not knobs.
 HAND_WRITTEN_SINCE = {"--expression", "--identity-face", "--driver-face"}
-# Knobs added since: --fps (issue 24: the output rate of blendshape CSV drivers).
-KNOBS_SINCE = {"--fps"}
+# Knobs added since: --fps (issue 24: the output rate of blendshape CSV drivers), the expression bridge (issue 20).
+KNOBS_SINCE = {"--fps", "--bridge", "--expression-source"}
 
 
 class FakeStore:
@@ -157,7 +157,8 @@ def test_saved_settings_keys_come_from_the_fields():
     keys = {f.store_key for f in app_fields(PresetChoice, GenerationSettings, MappingSettings, ModelOptions, VideoOptions)}
     # today's keys (device moved to model/device, read from `device` too) and the new video/crf
     assert keys == {"gen/preset", "gen/steps", "gen/cfg", "gen/use_reference", "gen/ref_scale", "gen/exp_scale", "gen/seed",
-                    "map/gain_{}", "map/smoothing", "map/relative", "map/mirror", "model/device", "video/crf"}
+                    "map/gain_{}", "map/smoothing", "map/relative", "map/mirror", "map/expression_source", "model/device",
+                    "video/crf"}
 
 
 def test_old_keys_are_read_while_the_new_one_is_absent_and_bad_values_keep_the_fallback():

@@ -43,9 +43,30 @@ def expression_for_still(retargeter, composed, source: str, driver_image=None, d
     """The vector fed to the loaded adapter: the driver photo's (or neutral) with the file's named values."""
     space = composed.space
     adapter_kind = retargeter.pipeline.expression_kind
+    if space.kind == "blendshapes52" and adapter_kind == "flame55":  # named blendshapes through the bridge
+        return _bridged_still(retargeter, composed, source, driver_image, driver_source, mapping, identity_neutral, face)
     space.check_adapter(adapter_kind, source)  # before the driver photo's analysis: the wrong file fails fast
     start = None
     if driver_image is not None:
         start = retargeter.expression_from_image(driver_image, source=driver_source, mapping=mapping,
                                                  identity_neutral=identity_neutral, face=face)
     return space.vector_for(adapter_kind, composed.values, start=start)
+
+
+def _bridged_still(retargeter, composed, source, driver_image, driver_source, mapping, identity_neutral, face) -> np.ndarray:
+    """A blendshapes52 file on the FLAME-55 adapter: the 52 values (over the driver photo's mapped blendshapes)
+    through the adapter's expression bridge; refused in one line naming the fit command without one."""
+    from dataclasses import replace
+
+    from retarget.config import MappingSettings
+    from retarget.expression.bridge import missing_bridge_message
+
+    bridge = getattr(retargeter, "bridge", None)
+    if bridge is None:
+        raise BadInputError(f"{source}: " + missing_bridge_message("a blendshapes52 expression file"))
+    start = None
+    if driver_image is not None:
+        start = retargeter.expression_from_image(
+            driver_image, source=driver_source, mapping=replace(mapping or MappingSettings(), expression_source="bridge"),
+            identity_neutral=identity_neutral, face=face, blendshapes=True)
+    return bridge(composed.space.vector_for("blendshapes52", composed.values, start=start))

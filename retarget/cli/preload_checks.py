@@ -51,8 +51,9 @@ def check_adapter_signal(args: argparse.Namespace, drivers: list) -> None:
     from retarget.expression.signals import check_signal, driver_signal
 
     signals = {driver_signal(d): d for d in drivers}
-    if len(signals) == 1 and "pictures" in signals:
-        return  # every adapter kind takes pictures: no need to look at the adapter file
+    source = getattr(args, "expression_source", "smirk")
+    if len(signals) == 1 and "pictures" in signals and source != "bridge":
+        return  # every adapter kind takes pictures through SMIRK or MediaPipe: no need to look at the adapter file
     kind, adapter_file = expression_adapter_before_loading(str(args.models), getattr(args, "exp_adapter", None))
     for signal, driver in signals.items():
-        check_signal(kind, signal, adapter_file, str(driver))
+        check_signal(kind, signal, adapter_file, str(driver), expression_source=source, bridge_file=getattr(args, "bridge", None))

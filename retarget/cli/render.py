@@ -158,8 +158,10 @@ def run_headless(args: argparse.Namespace) -> int:
         session.load_models(args.models, device=device, dtype=args.dtype, exp_adapter=args.exp_adapter,
                             ref_lora=args.ref_lora, use_reference=settings.reference_active, landmarker=args.landmarker,
                             smirk=args.smirk, lcm_lora=args.lcm_lora, channels_last=args.channels_last,
-                            compile=args.compile, tiny_vae=args.tiny_vae,
+                            compile=args.compile, tiny_vae=args.tiny_vae, bridge=args.bridge,
+                            expression_source=mapping.expression_source,
                             progress=lambda line: print(line, file=sys.stderr))
+        check_drivers_reach_adapter(session.retargeter, drivers, mapping)
         files = session.files
         if files.is_test_model and main_process:
             print(f"note: using {files.description}", file=sys.stderr)
@@ -185,6 +187,16 @@ def run_headless(args: argparse.Namespace) -> int:
                             from_args(LiveOptions, args).min_change, video=from_args(VideoOptions, args),
                             face=args.driver_face)
         return _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, started)
+
+
+def check_drivers_reach_adapter(retargeter, drivers, mapping) -> None:
+    """Before any identity work or output: every driver's signal can drive the loaded adapter (a blendshape CSV
+    or --expression-source bridge on a FLAME-55 adapter needs a fitted bridge; the refusal names the command)."""
+    from retarget.expression.signals import check_signal, driver_signal
+
+    for driver in drivers:
+        check_signal(retargeter.pipeline.expression_kind, driver_signal(driver), driver=str(driver),
+                     bridge_available=retargeter.bridge is not None, expression_source=mapping.expression_source)
 
 
 def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = False, face: int | None = None,

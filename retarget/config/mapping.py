@@ -31,6 +31,8 @@ REGIONS: dict[str, tuple[str, ...]] = {
 # Gains that only the FLAME-55 adapter has (retarget.expression.flame); blendshape mapping refuses them.
 FLAME_ONLY_GAINS = ("expression",)
 GAIN_EXAMPLE = "expected NAME=VALUE, e.g. --gain mouth=1.5"
+# Where a FLAME-55 adapter's driving values come from (retarget.expression.signals).
+EXPRESSION_SOURCES = ("smirk", "bridge")
 
 
 def parse_gains(items: list[str]) -> dict[str, float]:
@@ -113,6 +115,13 @@ class MappingSettings:
     mirror: bool = knob(False, flag="--mirror", group="expression mapping",
                         help="swap left and right (selfie cameras); FLAME-55: the driver image is flipped before SMIRK",
                         label="Mirror (swap left and right)")
+    # FLAME-55 adapters only: SMIRK per driver frame, or MediaPipe's blendshapes through the fitted bridge.
+    expression_source: str = knob("smirk", flag="--expression-source", group="expression mapping", choices=EXPRESSION_SOURCES,
+                                  help="FLAME-55 adapters: smirk (SMIRK on every driver frame; default) or bridge (MediaPipe's "
+                                       "blendshapes through the fitted expression bridge: no SMIRK, every region gain applies)",
+                                  label="FLAME driving from",
+                                  tooltip="FLAME-55 adapters: smirk reads each driver frame with SMIRK; bridge maps MediaPipe's "
+                                          "blendshapes through the calibrated expression bridge (no SMIRK; region gains apply)")
     # Relative mode starting uncalibrated: the median of the driver's first second (from its first face) becomes
     # its neutral, whatever the rate (25 frames were 0.42 s of a 60 Hz take and 2.1 s of a 12 fps clip).
     calibration_seconds: float = knob(1.0, low=0.0, help="seconds whose median is the driver's neutral when relative mode starts")

@@ -27,6 +27,9 @@ class ModelOptions:
     landmarker: Path | None = knob(None, flag="--landmarker", reads=True,
                                    help="MediaPipe face_landmarker.task (default: models folder, $RETARGET_FACE_LANDMARKER, cache, download)")
     smirk: Path | None = knob(None, flag="--smirk", reads=True, help="SMIRK_em1.pt for FLAME-55 adapters (default: MODELS/smirk/SMIRK_em1.pt)")
+    bridge: Path | None = knob(None, flag="--bridge", reads=True, metavar="BRIDGE.safetensors",
+                               help="the expression bridge (blendshapes -> FLAME-55) to use for a FLAME-55 adapter (default: the one "
+                                    "`retarget bridge fit` made for this adapter, beside the models or in the cache)")
     # The app lists the devices this machine has; `device` was a top-level saved key before model/device.
     device: str = knob("auto", flag="--device", help="auto, cpu, cuda, cuda:N or mps (default auto)",
                        label="Run on", tooltip="Where the generator runs; changing it reloads the models", old_keys=("device",))

@@ -156,7 +156,9 @@ class OfflineRenderer:
             analyzer = self.make_analyzer()
             try:
                 # Before the work folder exists: a driver the adapter cannot take leaves nothing behind.
-                check_signal(analyzer.expression_kind, driver_signal(driver), self.adapter_file, str(driver))
+                check_signal(analyzer.expression_kind, driver_signal(driver), self.adapter_file, str(driver),
+                             bridge_available=getattr(analyzer, "bridge", None) is not None,
+                             expression_source=analyzer.mapping.expression_source)
                 # Another output rate for a CSV is another job (its frames sit at other times).
                 work.prepare({**self.manifest(driver, analyzer.mapping), **({"fps": options.fps} if options.fps else {})},
                              options.resume)

@@ -30,22 +30,24 @@ NO_FLAME_REGION = ("the published FLAME-55 adapter has no {name} control: its 50
 CONTROLS = ("relative", "set_neutral", "intensity", "mirror", "smoothing")
 
 
-def control_support(expression_kind: str | None) -> dict[str, str | None]:
+def control_support(expression_kind: str | None, bridge: bool = False) -> dict[str, str | None]:
     """Which controls apply to an adapter: control -> None when it applies, else the reason (for a tooltip).
 
     Keys: relative, set_neutral, intensity, mirror, smoothing, and gain.<name> for every region
-    (brows, eyes, mouth, jaw, cheeks, nose) plus gain.expression.
+    (brows, eyes, mouth, jaw, cheeks, nose) plus gain.expression. bridge: a FLAME-55 adapter driven
+    with blendshapes through the expression bridge (retarget.expression.bridge_mapping), where every
+    region gain applies in blendshape space before the bridge, and the expression gain after it.
     """
     support: dict[str, str | None] = {name: None for name in CONTROLS}
     for region in REGIONS:
         support[f"gain.{region}"] = None
     for name in FLAME_ONLY_GAINS:
         support[f"gain.{name}"] = None
-    if expression_kind == "flame55":
+    if expression_kind == "flame55" and not bridge:
         for region in REGIONS:
             if region not in FLAME_GROUPS:
                 support[f"gain.{region}"] = NO_FLAME_REGION.format(name=region)
-    else:
+    elif expression_kind != "flame55":
         support["gain.expression"] = "the expression gain scales FLAME's 50 expression coefficients: the FLAME-55 adapter only"
     return support
 
