@@ -85,7 +85,7 @@ def test_a_csv_driver_for_the_flame_adapter_is_refused_before_loading(tmp_path, 
     out = tmp_path / "out"
     out.mkdir()
     refused(["--models", str(tiny_models_dir), "--identity", str(inputs["photo"]), "--driver", str(inputs["csv"]),
-             "--out", str(out / "o.mp4")], capsys, "take.csv", "FLAME-55", "--exp-adapter")
+             "--out", str(out / "o.mp4")], capsys, "take.csv", "FLAME-55", "retarget bridge fit")
     assert loads == [] and outputs_left(out) == []
     # The same with the adapter given as a file, and with a random set that is not even built yet.
     refused(["--models", str(tiny_models_dir), "--exp-adapter", str(tiny_models_dir / "exp_adapter" / "exp_adapter.bin"),
