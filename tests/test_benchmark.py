@@ -145,3 +145,22 @@ def test_targets_pass_and_miss_on_gpu_figures():
     good["targets"] = evaluate_targets(good)
     table = format_gpu_table(good)
     assert "9.00 frames/s (compiled, batch 8)" in table and "4.50x" in table and "PASS" in table and "*" not in table.split("targets")[-1]
+
+
+def test_bench_count_prints_and_writes_the_counts(tmp_path, capsys):
+    """`retarget bench count` (without the minute of FLOPs): structural counts, the same on every machine."""
+    from retarget.settings import PRESETS
+
+    out = tmp_path / "counts.json"
+    assert main(["bench", "--count", "--no-flops", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "python calls/generate" in printed and f"wrote {out}" in printed
+    counts = json.loads(out.read_text())
+    assert counts["commit"] and counts["modules_in_unet"] > 1000  # SD 1.5's module tree with the LoRAs
+    for name, preset in PRESETS.items():
+        host = counts["host"][name]
+        assert host["unet_calls_per_frame"] == preset.steps and host["vae_calls_per_frame"] == 1
+        assert 0 < host["python_calls_per_generate"] <= (3_000 if name == "lcm" else 10_000)
+    assert counts["offline"]["perception_calls_per_frame"] == 1 and counts["offline"]["vae_calls_per_frame"] == 0.25
+    ops = counts["ops_per_unet_call"]
+    assert ops["lcm"] <= 1.1 * ops["lcm_bare_unet"] and ops["quality"] <= 1.1 * ops["quality_bare_unet"]

@@ -268,6 +268,53 @@ class _Captured(Exception):
     pass
 
 
+class _CountingAnalyzer:
+    """Stands in for MediaPipe (+ SMIRK): counts its calls; a zero expression per frame."""
+
+    mapping = None
+    frames_without_face = 0
+
+    def __init__(self, exp_dim: int, calls: Counter):
+        self.exp_dim, self.calls = exp_dim, calls
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def close(self):
+        pass
+
+    def __call__(self, frame, capture_time=None):
+        from retarget.driving import DrivenFrame
+
+        self.calls["perception"] += 1
+        return DrivenFrame(index=frame.index, time=frame.time, image=frame.image,
+                           expression=np.zeros(self.exp_dim, np.float32), blendshapes=np.zeros(52, np.float32),
+                           face_found=True)
+
+
+def offline_counts(pipe, context, work: Path, frames: int = 8, batch: int = 4) -> dict:
+    """Perception, UNet and VAE calls per frame of an offline render (`lcm`, an image-folder driver, networks stubbed)."""
+    from PIL import Image
+
+    from retarget.config.render import RenderOptions
+    from retarget.engine import OfflineRenderer
+
+    driver = work / "driver"
+    driver.mkdir()
+    for i in range(frames):
+        Image.fromarray(np.full((32, 32, 3), i, np.uint8)).save(driver / f"{i:03d}.png")
+    calls: Counter = Counter()
+    settings = preset_settings("lcm")
+    renderer = OfflineRenderer(pipe, context, lambda: _CountingAnalyzer(pipe.exp_dim, calls), settings)
+    with stubbed_networks(pipe, calls):
+        renderer.render(str(driver), work / "out", RenderOptions(batch_size=batch, progress=False, lock=False))
+    return {"preset": "lcm", "frames": frames, "batch": batch,
+            **{f"{k}_calls_per_frame": calls[k] / frames for k in ("perception", "unet", "vae")}}
+
+
 def source_commit() -> str | None:
     """The commit of the retarget checkout that ran (with "+dirty" for uncommitted changes), None outside git."""
     import subprocess
@@ -302,6 +349,8 @@ def run_counts(log=print, flops: bool = True) -> dict:
         results["modules_in_unet"] = sum(1 for _ in pipe.unet.modules())
         log("Python calls per generate ...")
         results["host"] = host_counts(pipe, context, expressions)
+        log("offline engine calls per frame ...")
+        results["offline"] = offline_counts(pipe, context, Path(work))
         log("ops per UNet call ...")
         results["ops_per_unet_call"] = op_counts(pipe, context, expressions)
         if flops:

@@ -154,7 +154,7 @@ def _eager(run: BenchRun) -> None:
 
     def flops():
         with torch.no_grad():  # as in generate: the reference keys/values come from the identity's cache
-            conditioning = pipe.conditioning(run.context, torch.from_numpy(run.expressions[:1]), quality)
+            conditioning = pipe.conditioning(run.context, torch.from_numpy(run.expressions[:1]), quality, fused=True)
         total = measures.unet_step_flops(pipe, conditioning, pipe.noise_for(quality, 1).to(run.device))
         unet.update(flops_per_frame_step_cfg=total, tflop_per_frame_step_cfg=total / 1e12,
                     tflop_per_unet_eval=total / 2e12,

@@ -168,7 +168,7 @@ class BenchRun:
     def unet_step(self, batch: int, repeat: int = 3) -> dict:
         settings = preset_settings("quality")
         with torch.no_grad():  # as in generate: the reference keys/values come from the identity's cache
-            conditioning = self.pipe.conditioning(self.context, torch.from_numpy(self.expressions[:batch]), settings)
+            conditioning = self.pipe.conditioning(self.context, torch.from_numpy(self.expressions[:batch]), settings, fused=True)
         latents = self.pipe.noise_for(settings, batch).to(self.device)
         t = torch.tensor(500, device=self.device)
 

@@ -107,7 +107,7 @@ def _measure(results, work, files, device, dtype, driver, identity, landmarker, 
     context = pipe.prepare_identity(embedding, reference_image)
     settings = GenerationSettings()
     with torch.no_grad():  # as in generate: the reference keys/values come from the identity's cache
-        conditioning = pipe.conditioning(context, torch.from_numpy(expressions[:batch_size]), settings)
+        conditioning = pipe.conditioning(context, torch.from_numpy(expressions[:batch_size]), settings, fused=True)
     latents = pipe.noise_for(settings, batch_size).to(device)
 
     def one_step():

@@ -9,6 +9,8 @@ attention processors), sampled with DPM-Solver++ and classifier-free guidance.
 - context.py: IdentityContext, everything per identity
 - loading.py: model files -> diffusers components with the adapter files attached
 - noise.py: seeded initial and LCM step noise
+- fusion.py: the LoRAs fused into the UNet's weights for generation, base weights restored exactly
+- schedulers.py: one sampler per settings state, reused
 - devices.py: --device / --dtype
 """
 

@@ -25,6 +25,7 @@ from retarget.pipeline.context import IdentityContext
 from retarget.pipeline.devices import default_dtype
 from retarget.pipeline.fusion import LoraFusion
 from retarget.pipeline.finite import check_finite
+from retarget.pipeline.schedulers import SchedulerCache
 from retarget.pipeline.loading import LCM_ADAPTER, LCM_LORA_HUB_ID, REFERENCE_ADAPTER
 from retarget.settings import GenerationSettings
 
@@ -61,7 +62,7 @@ class RetargetPipeline:
         # Generation merges the LoRAs into the weights (set_adapter_weights); False keeps them beside the base
         # layers, as before (the same images within float rounding; for comparisons).
         self.fuse_loras = True
-        self._schedulers: dict = {}  # (sampler, steps, device) -> scheduler with its timesteps set
+        self._schedulers = SchedulerCache(self.scheduler_config)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.reference_passes = 0
         self.tiny_vae = None  # TAESD decoder, when chosen for speed
@@ -275,7 +276,7 @@ class RetargetPipeline:
             noise = self.noise_for(settings, batch, frame_indices)
         step_kwargs = {"generator": self.step_noise_generators(settings, batch, frame_indices)} if settings.sampler == "lcm" else {}
         with self._lock:  # the scheduler, the adapters' scales and the fused weights are shared state
-            scheduler = self._scheduler(settings)
+            scheduler = self._schedulers.get(settings, self.device)
             latents = noise.to(self.device, torch.float32) * scheduler.init_noise_sigma
             conditioning = self.conditioning(context, expressions, settings, fused=self.fuse_loras)
             timesteps = scheduler.timesteps
@@ -288,20 +289,6 @@ class RetargetPipeline:
                 eps = cond_eps if uncond_eps is None else uncond_eps + settings.cfg * (cond_eps - uncond_eps)
                 latents = scheduler.step(eps, t, latents, **step_kwargs).prev_sample
             return self.decode(latents, output)
-
-    def _scheduler(self, settings: GenerationSettings):
-        """The sampler for these settings: built once per (sampler, steps, device), its per-call state reset here
-        by set_timesteps (diffusers' own reset). Callers hold the lock: one sampling loop at a time uses it."""
-        from diffusers import DPMSolverMultistepScheduler, LCMScheduler
-
-        device = self.device
-        key = (settings.sampler, settings.steps, device)
-        scheduler = self._schedulers.get(key)
-        if scheduler is None:
-            scheduler_class = LCMScheduler if settings.sampler == "lcm" else DPMSolverMultistepScheduler
-            scheduler = self._schedulers[key] = scheduler_class.from_config(self.scheduler_config)
-        scheduler.set_timesteps(settings.steps, device=device)
-        return scheduler
 
     def conditioning(self, context: IdentityContext, expressions: torch.Tensor, settings: GenerationSettings,
                      fused: bool = False) -> dict:
