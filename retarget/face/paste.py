@@ -107,9 +107,7 @@ class FacePlacement:
         self._alpha, self._beta = alpha, 1.0 - alpha
         self._photo_roi = np.ascontiguousarray(self.photo[y0:y1, x0:x1])
         self._ring: dict[int, np.ndarray] = {}
-        self._ring_colour = None
-        if self.colour_match and self.aligned is not None:
-            self._ring_colour = self._ring_mean(np.asarray(self.aligned))
+        self._ring_colour: np.ndarray | None = None  # the photo's mean colour along the seam (first colour match)
 
     @classmethod
     def from_alignment(cls, photo: np.ndarray, anchors, size: int = ALIGNED_SIZE, **kwargs) -> "FacePlacement":
@@ -161,10 +159,13 @@ class FacePlacement:
         return moved
 
     # ------------------------------------------------------------------ the per-frame step
-    def paste(self, face: np.ndarray, upscaler: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    def paste(self, face: np.ndarray, upscaler: Callable[[np.ndarray], np.ndarray] | None = None,
+              colour_match: bool | None = None) -> np.ndarray:
         """The photo with `face` (a square aligned crop of any side, e.g. the generator's) blended in; a new array.
 
         upscaler: a face upscaler's seam (aligned crop -> a larger aligned crop, e.g. 2x); None: the face as given.
+        colour_match: shift the face's colours to the photo's along the seam (default: the placement's setting;
+        needs the identity's aligned crop).
         """
         import cv2
 
@@ -173,7 +174,7 @@ class FacePlacement:
             face = np.asarray(upscaler(face))
         if face.ndim != 3 or face.shape[2] != 3 or face.shape[0] != face.shape[1]:
             raise ValueError(f"expected a square HxWx3 aligned face, got {face.shape}")
-        if self._ring_colour is not None:
+        if (self.colour_match if colour_match is None else colour_match) and self.aligned is not None:
             face = self._colour_matched(face)
         side = face.shape[0]
         matrix = _scaled_matrix(self.matrix, side / self.size)
@@ -201,9 +202,9 @@ class FacePlacement:
         out[y0:y1, x0:x1] = blended
         return out
 
-    def paste_batch(self, faces, upscaler=None) -> np.ndarray:
+    def paste_batch(self, faces, upscaler=None, colour_match: bool | None = None) -> np.ndarray:
         """(N, H, W, 3): each face of a generator batch pasted (one call per batch)."""
-        return np.stack([self.paste(face, upscaler) for face in faces])
+        return np.stack([self.paste(face, upscaler, colour_match) for face in faces])
 
     # ------------------------------------------------------------------ colour match at the seam
     def _ring_weights(self, side: int) -> np.ndarray:
@@ -219,13 +220,15 @@ class FacePlacement:
 
     def _colour_matched(self, face: np.ndarray) -> np.ndarray:
         """The face shifted per channel so that its mean colour along the seam is the photo's there."""
+        if self._ring_colour is None:
+            self._ring_colour = self._ring_mean(np.asarray(self.aligned))
         shift = self._ring_colour - self._ring_mean(face)
         if not np.any(np.abs(shift) >= 0.5):
             return face
         return np.clip(np.rint(face.astype(np.float32) + shift), 0, 255).astype(np.uint8)
 
 
-def frame_output(images: np.ndarray, placement: FacePlacement | None, frame: str) -> np.ndarray:
+def frame_output(images: np.ndarray, placement: FacePlacement | None, frame: str, colour_match: bool = False) -> np.ndarray:
     """The generator's aligned crops as the chosen frame: "full" pastes them into the photo, "crop" keeps them.
 
     A context made without a photo (placement None) has nothing to paste into: its output is the crop.
@@ -234,4 +237,4 @@ def frame_output(images: np.ndarray, placement: FacePlacement | None, frame: str
         raise ValueError(f"frame must be one of {', '.join(FRAMES)} (got {frame!r})")
     if frame == "crop" or placement is None:
         return images
-    return placement.paste_batch(images)
+    return placement.paste_batch(images, colour_match=colour_match)

@@ -140,6 +140,13 @@ def test_the_mask_is_soft_and_zero_at_the_crop_edges():
     assert max(np.abs(np.diff(mask, axis=a)).max() for a in (0, 1)) < 0.05  # 40 px of soft edge
 
 
+def test_the_knob_offers_the_frames_there_are():
+    from retarget.config.frame import FRAMES as KNOB_FRAMES
+    from retarget.face.paste import FRAMES
+
+    assert KNOB_FRAMES == FRAMES
+
+
 def test_frame_output_keeps_the_crop_or_pastes():
     photo = np.full((300, 400, 3), 90, np.uint8)
     placement = FacePlacement(photo, np.array([[2.56, 0.0, -100.0], [0.0, 2.56, -50.0]]))  # a 200 px face at (39, 20)
