@@ -91,6 +91,11 @@ class LiveOutputs:
         return old
 
 
+def camera_size(size: tuple[int, int]) -> tuple[int, int]:
+    """A virtual camera's (width, height) for frames of `size`: even sides (YUV cameras need them; fit_into pads)."""
+    return int(size[0]) + int(size[0]) % 2, int(size[1]) + int(size[1]) % 2
+
+
 def _camera_size(cam, image: np.ndarray) -> tuple[int, int]:
     """A virtual camera's (width, height) (pyvirtualcam's Camera has both); the image's own when it does not say."""
     width, height = getattr(cam, "width", None), getattr(cam, "height", None)
