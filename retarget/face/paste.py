@@ -21,10 +21,12 @@ import numpy as np
 
 ALIGNED_SIZE = 512  # the alignment's frame (retarget.retargeter.REFERENCE_SIZE)
 # The blended region in the 512 px aligned frame. FFHQ crops put the face oval at about x 80..430 and
-# y 140..490 (measured on the shared photos); the ellipse covers it with room for hair line and an open
-# jaw, and is cut 4 px inside the crop so the feather reaches zero before the crop's edges.
+# y 140..490 (measured on the shared photos; a turned head reaches x 78); the ellipse covers it with room for
+# the hair line and is cut 4 px inside the crop so the feather reaches zero before the crop's edges. The crop
+# ends just below the chin, so the chin lies in the bottom feather (about half blended): a jaw opened far
+# beyond the photo's chin leaves the crop, which no mask can paste back.
 MASK_CENTRE = (256.0, 280.0)
-MASK_AXES = (220.0, 240.0)
+MASK_AXES = (232.0, 240.0)
 MASK_INSET = 4
 FEATHER = 40.0  # aligned px of the soft edge...
 MIN_FEATHER_PHOTO_PX = 8.0  # ...but never fewer photo pixels than this (small faces): no hard seam
