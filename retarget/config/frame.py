@@ -17,7 +17,8 @@ class FrameOptions:
 
     "full" (the default everywhere: stills, renders, webcam recordings and the app) pastes the generated face
     back into the identity photo at the photo's resolution; "crop" is the generator's aligned square face.
-    The app's face tools (Compose expression thumbnails, the track editor's preview) always show the crop.
+    The app's face tools (the Compose expression dock's still and thumbnails, the track editor's preview) show the
+    crop: they render through Session.render_expressions / the pipeline, which stay crops.
     """
 
     SECTION: ClassVar[str] = "output"

@@ -162,12 +162,12 @@ class FacePlacement:
 
     # ------------------------------------------------------------------ the per-frame step
     def paste(self, face: np.ndarray, upscaler: Callable[[np.ndarray], np.ndarray] | None = None,
-              colour_match: bool | None = None) -> np.ndarray:
+              colour_match: bool | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """The photo with `face` (a square aligned crop of any side, e.g. the generator's) blended in; a new array.
 
         upscaler: a face upscaler's seam (aligned crop -> a larger aligned crop, e.g. 2x); None: the face as given.
         colour_match: shift the face's colours to the photo's along the seam (default: the placement's setting;
-        needs the identity's aligned crop).
+        needs the identity's aligned crop). out: an HxWx3 uint8 array to write into (a batch's slot) instead of a new one.
         """
         import cv2
 
@@ -200,13 +200,19 @@ class FacePlacement:
                                 flags=interpolation | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         # OpenCV's weighted blend (w1 * face + w2 * photo) / (w1 + w2): where alpha is 0 it gives the photo's bytes.
         blended = cv2.blendLinear(warped, self._photo_roi, self._alpha, self._beta)
-        out = self.photo.copy()
+        if out is None:
+            out = self.photo.copy()
+        else:
+            out[...] = self.photo
         out[y0:y1, x0:x1] = blended
         return out
 
     def paste_batch(self, faces, upscaler=None, colour_match: bool | None = None) -> np.ndarray:
         """(N, H, W, 3): each face of a generator batch pasted (one call per batch)."""
-        return np.stack([self.paste(face, upscaler, colour_match) for face in faces])
+        out = np.empty((len(faces), *self.photo.shape), np.uint8)  # one copy of the photo per frame, no stacking
+        for face, slot in zip(faces, out):
+            self.paste(face, upscaler, colour_match, out=slot)
+        return out
 
     # ------------------------------------------------------------------ colour match at the seam
     def _ring_weights(self, side: int) -> np.ndarray:
