@@ -145,3 +145,14 @@ def test_targets_pass_and_miss_on_gpu_figures():
     good["targets"] = evaluate_targets(good)
     table = format_gpu_table(good)
     assert "9.00 frames/s (compiled, batch 8)" in table and "4.50x" in table and "PASS" in table and "*" not in table.split("targets")[-1]
+
+
+def test_bench_paste_prints_a_row_per_photo_size(capsys):
+    from retarget.benchmark.paste import benchmark_paste, print_paste_benchmark
+
+    rows = benchmark_paste(sizes=((320, 240), (1280, 720)), frames=2, batch=2)
+    print_paste_benchmark(rows)
+    printed = capsys.readouterr().out
+    assert "320x240" in printed and "1280x720" in printed and "CPUs" in printed
+    assert [r["photo"] for r in rows[:-1]] == ["320x240", "1280x720"]
+    assert rows[0]["upsampling"] < 1 < rows[1]["upsampling"] * 2 and all(r["ms_per_frame"] > 0 for r in rows[:-1])

@@ -111,8 +111,9 @@ def probe(path):
 def test_a_full_frame_render_is_the_photo_with_the_frame_count_fps_and_audio_of_the_driver(identity, talking, tmp_path):
     session = stand_in_session(identity)
     out = tmp_path / "out.mp4"
+    both = tmp_path / "both.mp4"
     [summary] = session.render_videos([talking], out, settings=FAST, mapping=None,
-                                      options=RenderOptions(batch_size=3, progress=False))
+                                      options=RenderOptions(batch_size=3, progress=False, side_by_side=both))
     source, result = probe(talking), probe(out)
     photo = identity[1]
     assert len(result.frames) == len(source.frames) == summary.frames == 8
@@ -120,6 +121,23 @@ def test_a_full_frame_render_is_the_photo_with_the_frame_count_fps_and_audio_of_
     assert result.frames[0].shape == photo.shape  # 1440x810: the photo's resolution
     assert all(psnr(frame, photo) > 35 for frame in result.frames)  # the photo back, through H.264 at CRF 18
     assert session.retargeter.pipeline.calls == [3, 3, 2]  # still batched: one paste step per generator batch
+    beside = probe(both)  # driver | output: the driver scaled to the photo's height
+    assert len(beside.frames) == 8 and beside.frames[0].shape[0] == photo.shape[0]
+    assert beside.frames[0].shape[1] > photo.shape[1] and beside.audio
+
+
+@needs_shared
+def test_the_command_line_takes_frame_crop(identity, tmp_path, tiny_models_dir, landmarker_path, shared_dir, capsys):
+    from PIL import Image
+
+    from retarget.cli import main
+
+    out = tmp_path / "crop.png"
+    code = main(["--headless", "--models", str(tiny_models_dir), "--landmarker", str(landmarker_path), "--steps", "2",
+                 "--identity", str(identity[0]), "--driver", str(shared_dir / "media" / "expression_exp1_rgba.png"),
+                 "--out", str(out), "--frame", "crop"])
+    assert code == 0 and np.asarray(Image.open(out)).shape == (64, 64, 3)  # the tiny models' square face
+    assert "upsampled" not in capsys.readouterr().err  # no note: nothing is pasted
 
 
 @needs_shared
