@@ -92,8 +92,8 @@ def talking(shared_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def longer(shared_dir, tmp_path_factory):
-    """40 frames (1.6 s at 25 fps): time for a live stream to show frames before and after a change."""
-    return cut_clip(shared_dir / "media" / "driver_d11_audio.mp4", tmp_path_factory.mktemp("clips") / "long.mp4", 40)
+    """150 frames (6 s at 25 fps): time for a live stream on a loaded machine to show frames before and after a change."""
+    return cut_clip(shared_dir / "media" / "driver_d11_audio.mp4", tmp_path_factory.mktemp("clips") / "long.mp4", 150)
 
 
 def probe(path):
