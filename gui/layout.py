@@ -1,7 +1,11 @@
-"""The window's layout: view modes, the landmark overlay, the settings panel, full screen, and saving them
-(with the window's geometry and splitter positions) in the settings between runs."""
+"""The window's layout: view modes, the output frame (whole photo or face crop), the landmark overlay, the settings
+panel, full screen, and saving them (with the window's geometry and splitter positions) in the settings between runs."""
 
 from __future__ import annotations
+
+from retarget.config import FrameOptions
+from retarget.config.frame import FRAMES
+from retarget.live_outputs import camera_size
 
 
 class WindowLayout:
@@ -41,6 +45,42 @@ class WindowLayout:
             action.setChecked(True)
         frame = self.last_frame
         self.output_view.set_underlay(frame.driver if (mode == "blend" and frame is not None) else None)
+
+    # ------------------------------------------------------------------ output frame
+    def _connect_frame_controls(self) -> None:
+        """The settings panel's Frame (a knob: saved with the settings) and View > Whole photo / Face crop are one
+        choice; the session applies it to renders, the live screen, recordings and the virtual camera."""
+        self.panel.options_changed.connect(self._apply_frame)
+        self.identity_loaded.connect(lambda _path: self._frame_changed())
+        self._apply_frame(announce=False)
+
+    def set_output_frame(self, frame: str) -> None:
+        """full: the identity photo with the generated face pasted back; crop: the generated square face."""
+        index = self.panel.frame.findData(frame)
+        if index >= 0 and index != self.panel.frame.currentIndex():
+            self.panel.frame.setCurrentIndex(index)  # options_changed applies it
+        else:
+            self._apply_frame()
+
+    def _apply_frame(self, announce: bool = True) -> None:
+        options = self.panel.options(FrameOptions)
+        changed = options != self.session.frame
+        self.session.set_frame(options)  # a running stream shows the new frame from its next one
+        for name in FRAMES:
+            action = getattr(self, "actions_by_name", {}).get(f"frame_{name}")
+            if action is not None:
+                action.setChecked(name == options.frame)
+        if changed and announce:
+            self._frame_changed()
+
+    def _frame_changed(self) -> None:
+        """Say when the pasted face is upsampled, and reopen the virtual camera at the new frame's size."""
+        note = self.session.frame_note(self.identity_path.name if self.identity_path else None)
+        if note:
+            self.statusBar().showMessage(note[0].upper() + note[1:], 10000)
+        cam = self.outputs.vcam
+        if cam is not None and self.retargeter is not None and (cam.width, cam.height) != camera_size(self.session.output_size()):
+            self._open_vcam()  # replaces the open camera once the new one is ready
 
     def set_landmark_overlay(self, on: bool) -> None:
         """Draw the 478 face landmarks MediaPipe found over the driver pane."""

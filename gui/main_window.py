@@ -101,6 +101,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
             self.show_error(f"--device {device} is not available here; using {self.panel.device_name()}", kind="device")
         self._restore_files()
         self._restore_layout()
+        self._connect_frame_controls()  # View > Whole photo / Face crop and the panel's Frame: to the session
         self._status_timer = QTimer(self, interval=250)
         self._status_timer.timeout.connect(self._tick)
         self._status_timer.start()

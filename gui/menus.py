@@ -109,6 +109,13 @@ def build_menus(window) -> dict[str, QAction]:
         actions[f"view_{mode}"] = action
     actions["view_side"].setChecked(True)
     view.addSeparator()
+    frames = QActionGroup(window)  # the output frame: the settings panel's Frame knob, also here
+    for frame, text in (("full", "Whole photo (face pasted back)"), ("crop", "Face crop")):
+        action = _action(window, view, text, lambda _=False, f=frame: window.set_output_frame(f), checkable=True)
+        frames.addAction(action)
+        actions[f"frame_{frame}"] = action
+    actions["frame_full"].setChecked(True)
+    view.addSeparator()
     actions["landmarks"] = _action(window, view, "Face landmarks on the driver", window.set_landmark_overlay, "Ctrl+L",
                                    checkable=True)
     actions["settings"] = _action(window, view, "Settings panel", window.set_settings_visible, "F9", checkable=True)

@@ -14,6 +14,7 @@ from PyQt6.QtWidgets import QFileDialog
 from gui.recording import default_record_dir, elapsed_text
 from gui.workers import Task, error_text
 from retarget.config import VideoOptions
+from retarget.live_outputs import camera_size
 from retarget.outputs import reserve_new_file
 
 
@@ -192,12 +193,13 @@ class RecordingControls:
         self._open_vcam()
 
     def _open_vcam(self) -> None:
-        size, fps, backend = self.retargeter.pipeline.image_size, max(self._driver_fps, 30.0), self.vcam_backend
+        # The output frame's size (the whole photo, or the crop): the camera follows the view.
+        (width, height), fps, backend = camera_size(self.session.output_size()), max(self._driver_fps, 30.0), self.vcam_backend
 
         def open_cam():
             import pyvirtualcam
 
-            return pyvirtualcam.Camera(width=size, height=size, fps=fps, backend=backend)
+            return pyvirtualcam.Camera(width=width, height=height, fps=fps, backend=backend)
 
         def opened(cam):
             if not self._vcam_wanted:

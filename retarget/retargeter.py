@@ -16,6 +16,7 @@ from retarget.assets import SMIRK_HELP, ModelFiles
 from retarget.errors import BadInputError, MissingModelFile, MissingWeightsError, NoFaceError
 from retarget.face.align import align_ffhq, transform_points
 from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder
+from retarget.face.paste import FacePlacement
 from retarget.face.landmarker import FaceLandmarker, FaceObservation, landmarker_for
 from retarget.pipeline import IdentityContext, RetargetPipeline
 from retarget.settings import GenerationSettings
@@ -132,6 +133,7 @@ class Retargeter:
         self.identity_embedding, self.identity_box = embedding, observation.box  # the latest identity's (checks, display)
         context = self.pipeline.prepare_identity(embedding, aligned)
         context.blendshapes = observation.blendshapes
+        context.placement = FacePlacement(image, matrix, REFERENCE_SIZE, aligned=aligned)  # the exact inverse, for paste-back
         if self.smirk is not None:
             context.flame = self.smirk.encode(image, observation.landmarks)
             self.identity_flame = context.flame

@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from retarget.config.frame import FrameOptions
 from retarget.errors import RetargetError, user_message
 from retarget.live_outputs import LiveOutputs
 from retarget.session_render import OfflineRendering
@@ -51,6 +52,7 @@ class Session(OfflineRendering, EventSource):
         self.driver: str | None = None
         self.stream = None  # the engine's LiveSession while it runs
         self.outputs = LiveOutputs(keep_rows)  # recording, virtual camera, run rows: fed every live frame
+        self.frame = FrameOptions()  # whole photo or crop: stills, renders and live (set_frame)
         self._live_token: object | None = None  # the stream being opened; None once stopped
         self._stopping = False
         self._render_cancel: threading.Event | None = None
@@ -173,7 +175,28 @@ class Session(OfflineRendering, EventSource):
                 return None
             self.identity, self.identity_image = context, image
             self.identity_path = Path(photo) if photo is not None else None
+            self.outputs.placement = getattr(context, "placement", None)
         return context
+
+    # ------------------------------------------------------------------ output frame
+    def set_frame(self, options: FrameOptions) -> None:
+        """Whole photo (the face pasted back) or the aligned crop, for what renders next and, at once, the live stream
+        (its screen frames and virtual camera; a running recording keeps its size and fits the new frame into it)."""
+        options.validate()
+        self.frame = options
+        self.outputs.frame = options
+
+    def frame_note(self, source: str | None = None) -> str | None:
+        """One line when full-frame output enlarges the generated face (the face in the photo is larger), else None."""
+        placement = getattr(self.identity, "placement", None)
+        if self.frame.frame != "full" or placement is None or self.retargeter is None:
+            return None
+        return placement.note(self.retargeter.pipeline.image_size, source or "the identity photo")
+
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of the frames the outputs get now: the photo's in full frame, else the generator's square."""
+        self.outputs.placement = getattr(self.identity, "placement", None)
+        return self.outputs.frame_size(self.retargeter.pipeline.image_size)
 
     def set_driver(self, spec) -> None:
         """The driver the next stream or render uses by default: webcam:N, a video, a folder of images, a CSV."""
@@ -195,6 +218,7 @@ class Session(OfflineRendering, EventSource):
             self._enter(STREAMING)
             token = self._live_token = object()
             retargeter, context = self.retargeter, self.identity
+            self.outputs.placement = getattr(context, "placement", None)  # full frame: this identity's photo
             self.outputs.rows = []
 
         def open_and_start():
@@ -235,8 +259,8 @@ class Session(OfflineRendering, EventSource):
         return self.begin_live(driver, **options)()
 
     def _live_output(self, driven, image, stats) -> None:  # the stream's render thread
-        self.outputs.write(driven, image)
-        self._emit("frame", FrameResult(image, driven, stats))
+        shown = self.outputs.write(driven, image)  # in the chosen frame (the face pasted back, or the crop)
+        self._emit("frame", FrameResult(shown, driven, stats))
         self._emit("stats", stats)
 
     def _live_error(self, err: BaseException) -> None:  # a stream thread
@@ -294,12 +318,12 @@ class Session(OfflineRendering, EventSource):
         analyzer.set_neutral_from(raw)
 
     # ------------------------------------------------------------------ record
-    def start_recording(self, path, size: int | None = None, video=None):
+    def start_recording(self, path, size: int | tuple[int, int] | None = None, video=None):
         """Record the live output to `path` (each frame at its capture time); before Start too, so a sink that
-        cannot open fails before a camera is opened. Returns the TimedVideoSink."""
+        cannot open fails before a camera is opened. Its size: `size`, else the output frame's now. Returns the TimedVideoSink."""
         if self._state not in (READY, STREAMING):
             self._require_ready("record")
-        return self.outputs.start_recording(Path(path), size or self.retargeter.pipeline.image_size, video)
+        return self.outputs.start_recording(Path(path), size or self.output_size(), video)
 
     def stop_recording(self):
         """Stop feeding the recording; returns (sink, stop time) for the caller to close (encoder flush: slow)."""

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from retarget.errors import JobInterrupted, RetargetError
+from retarget.face.paste import frame_output
 from retarget.session_states import FrameResult, State
 
 READY, RENDERING = State.READY, State.RENDERING
@@ -69,16 +70,18 @@ class OfflineRendering:
     def render_still(self, driver_image: np.ndarray | None, out=None, *, settings, mapping=None,
                      source: str = "the driver", progress: bool = False,
                      expression: np.ndarray | None = None, face: int | None = None) -> np.ndarray:
-        """One driver image (or an explicit expression vector, e.g. composed by hand) -> one output image
-        (written to `out` when given, under a temporary name first)."""
+        """One driver image (or an explicit expression vector, e.g. composed by hand) -> one output image in the
+        session's frame (set_frame: the identity photo with the face pasted back, or the crop), written to `out`
+        when given, under a temporary name first."""
         retargeter, context, _ = self._begin_render()
-        error = None
+        frame, error = self.frame, None
         try:
             self._emit("progress", 0, 1)
             if expression is None:
                 expression = retargeter.expression_from_image(driver_image, source=source, mapping=mapping,
                                                               identity_neutral=context.blendshapes, face=face)
-            image = retargeter.render(context, expression[None], settings, progress=progress)[0]
+            image = retargeter.render(context, expression[None], settings, progress=progress)
+            image = frame_output(image, getattr(context, "placement", None), frame.frame, frame.colour_match)[0]
             if out is not None:
                 from retarget.outputs import write_image
 
@@ -103,6 +106,7 @@ class OfflineRendering:
         drivers, out = [Path(d) for d in drivers], Path(out)
         retargeter, context, cancel = self._begin_render()
         identity_path, files, (exp_adapter, ref_lora) = self.identity_path, self.files, self._adapters
+        frame = self.frame
 
         def render():
             from retarget.jobs import offline_renderer, run_video_jobs
@@ -114,7 +118,9 @@ class OfflineRendering:
                     raise RetargetError("a video render needs the identity photo's file (its content names the job)")
                 renderer = offline_renderer(retargeter, context, identity_path, files, settings, mapping, neutral,
                                             exp_adapter, ref_lora, driver_face=driver_face, follow_box=follow_box,
-                                            key_extra=key_extra)
+                                            key_extra={**(key_extra or {}), **frame.job_key()})  # full != crop
+                placement = getattr(context, "placement", None)
+                renderer.place = lambda images: frame_output(images, placement, frame.frame, frame.colour_match)
                 total = 0
                 if self._handlers["progress"] or self._any:  # probing every driver costs: only for someone listening
                     for driver in drivers:

@@ -164,3 +164,14 @@ def test_bench_count_prints_and_writes_the_counts(tmp_path, capsys):
     assert counts["offline"]["perception_calls_per_frame"] == 1 and counts["offline"]["vae_calls_per_frame"] == 0.25
     ops = counts["ops_per_unet_call"]
     assert ops["lcm"] <= 1.1 * ops["lcm_bare_unet"] and ops["quality"] <= 1.1 * ops["quality_bare_unet"]
+
+
+def test_bench_paste_prints_a_row_per_photo_size(capsys):
+    from retarget.benchmark.paste import benchmark_paste, print_paste_benchmark
+
+    rows = benchmark_paste(sizes=((320, 240), (1280, 720)), frames=2, batch=2)
+    print_paste_benchmark(rows)
+    printed = capsys.readouterr().out
+    assert "320x240" in printed and "1280x720" in printed and "CPUs" in printed
+    assert [r["photo"] for r in rows[:-1]] == ["320x240", "1280x720"]
+    assert rows[0]["upsampling"] < 1 < rows[1]["upsampling"] * 2 and all(r["ms_per_frame"] > 0 for r in rows[:-1])

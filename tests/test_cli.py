@@ -50,7 +50,8 @@ def test_headless_random_tiny_writes_an_image_of_the_configured_size(tmp_path, s
     assert result.returncode == 0, result.stderr
     assert "RANDOM TEST MODEL" in result.stderr + result.stdout
     image = np.asarray(Image.open(out))
-    assert image.shape == (64, 64, 3)
+    assert image.shape == (1498, 1000, 3)  # --frame full (default): the generated face pasted back into the photo
+    assert "x the generated 64 px face, so the pasted face is upsampled" in result.stderr  # the tiny models: 64 px
     assert not list(tmp_path.glob(".*partial*"))
 
 

@@ -56,7 +56,7 @@ def _actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 # ---------------------------------------------------------------------------------- fields -> parser
 def test_the_command_line_has_the_same_flags_as_before_plus_crf():
-    assert set(_actions(headless_parser())) == FLAGS_BEFORE | HAND_WRITTEN_SINCE | KNOBS_SINCE | {"--crf"}
+    assert set(_actions(headless_parser())) == FLAGS_BEFORE | HAND_WRITTEN_SINCE | KNOBS_SINCE | {"--crf", "--frame", "--colour-match"}
 
 
 def test_every_flagged_knob_is_an_option_with_its_help_and_default():

@@ -42,7 +42,7 @@ def test_flame_expression_file_is_exactly_the_vector_fed(tmp_path, tiny_models_d
     expected[52], expected[5], expected[50] = 0.3, -1.25, 0.5
     assert len(fed) == 1
     np.testing.assert_array_equal(fed[0], expected[None])
-    assert np.asarray(Image.open(out)).shape == (64, 64, 3)
+    assert np.asarray(Image.open(out)).shape == (224, 225, 3)  # the whole identity photo (--frame full)
 
 
 def test_blendshape_expression_file_is_exactly_the_vector_fed(tmp_path, blendshape_models_dir, identity, landmarker_path):
@@ -102,7 +102,7 @@ def test_command_line_with_random_tiny_writes_a_png(tmp_path, identity, landmark
     result = run_cli(["--headless", "--models", "random:tiny", "--identity", str(identity), "--expression", expr,
                       "--out", str(out), "--steps", "2", "--landmarker", str(landmarker_path)], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert np.asarray(Image.open(out)).shape == (64, 64, 3)
+    assert np.asarray(Image.open(out)).shape == (224, 225, 3)  # the whole identity photo (--frame full)
     missing = run_cli(["--headless", "--models", "random:tiny", "--identity", str(identity), "--expression",
                        str(tmp_path / "nope.json"), "--out", str(tmp_path / "x.png")], tmp_path)
     assert missing.returncode == 2

@@ -175,8 +175,7 @@ def test_still_render_events_in_order(loaded, shared_dir, tmp_path):
     events = Recorder(loaded)
     out = tmp_path / "still.png"
     image = loaded.render_still(load_image(shared_dir / "media" / "expression_exp1_rgba.png"), out, settings=FAST)
-    size = loaded.retargeter.pipeline.image_size
-    assert image.shape == (size, size, 3) and out.is_file()
+    assert image.shape == loaded.identity_image.shape and out.is_file()  # the full frame: the identity photo's size
     assert events.names() == ["state_changed", "progress", "frame", "progress", "state_changed"]
     assert events.states() == [(State.READY, State.RENDERING), (State.RENDERING, State.READY)]
     assert events.events[1][1:] == (0, 1) and events.events[3][1:] == (1, 1)

@@ -18,13 +18,14 @@ def bench_parser() -> argparse.ArgumentParser:
         prog="retarget bench",
         description="Benchmarks: figures printed (and written with --json), nothing asserted. "
                     "`retarget bench perception VIDEO` times decode + landmarks + mapping only. "
+                    "`retarget bench paste` times full-frame output (paste-back: warp + blend) per photo size. "
                     "`retarget bench gpu` measures everything the performance targets need (speed per preset, "
                     "baseline, memory, compile, channels_last, batch sizes, fp16 vs fp32, FLOPs) in one process "
                     "within --budget seconds and prints each target with PASS/MISS (docs/benchmarks/README.md). "
                     "`retarget bench count` (also --count) counts the work per frame, independent of the machine: "
                     "Python calls per generate with the networks stubbed, aten ops per UNet call, FLOPs per frame.",
     )
-    parser.add_argument("stage", nargs="?", choices=("all", "perception", "gpu", "count"), default="all")
+    parser.add_argument("stage", nargs="?", choices=("all", "perception", "gpu", "count", "paste"), default="all")
     parser.add_argument("video", nargs="?", type=Path, help="perception: the video to time")
     parser.add_argument("--models", default="random:sd15", help="as for --headless; default random:sd15 (full-size shapes: timings do not depend on weights)")
     parser.add_argument("--driver", type=Path, help="driver video (default: a synthetic one)")
@@ -57,6 +58,11 @@ def bench_parser() -> argparse.ArgumentParser:
 
 def run_bench(argv: list[str]) -> int:
     args = bench_parser().parse_args(argv)
+    if args.stage == "paste":
+        from retarget.benchmark.paste import benchmark_paste, print_paste_benchmark
+
+        print_paste_benchmark(benchmark_paste())
+        return 0
     if args.stage == "perception":
         if args.video is None:
             raise RetargetError("retarget bench perception needs a VIDEO")

@@ -13,8 +13,8 @@ from retarget.cli.faces import check_face_flags, check_faces, face_choice_key
 from retarget.cli.live import run_live
 from retarget.cli.preload_checks import check_before_loading
 from retarget.config import (
-    HEADLESS_KNOBS, GenerationSettings, LiveOptions, MappingSettings, ModelOptions, PresetChoice, RenderOptions, VideoOptions,
-    knob_fields, validate_knobs,
+    HEADLESS_KNOBS, FrameOptions, GenerationSettings, LiveOptions, MappingSettings, ModelOptions, PresetChoice,
+    RenderOptions, VideoOptions, knob_fields, validate_knobs,
 )
 from retarget.config.cli_options import add_knob_options, from_args
 from retarget.errors import OneLineArgumentParser, EXIT_INCOMPLETE, BadInputError, RetargetError
@@ -97,7 +97,7 @@ def check_outputs(args: argparse.Namespace, still: bool, batch: bool) -> None:
 
 def check_numbers(args: argparse.Namespace) -> None:
     """The knobs outside GenerationSettings/MappingSettings (checked where those are built): models, render, video, live."""
-    for cls in (ModelOptions, RenderOptions, VideoOptions, LiveOptions):
+    for cls in (ModelOptions, RenderOptions, VideoOptions, LiveOptions, FrameOptions):
         validate_knobs(from_args(cls, args))
 
 
@@ -168,6 +168,10 @@ def run_headless(args: argparse.Namespace) -> int:
         if main_process and not faces_checked:
             check_faces(args, session.retargeter.landmarker_path, identity_image, drivers, still, webcam)
         session.set_identity(args.identity, image=identity_image, source=str(args.identity), face=args.identity_face)
+        session.set_frame(from_args(FrameOptions, args))  # full (default): the face pasted back into the photo
+        note = session.frame_note(str(args.identity))
+        if note and main_process:
+            print(note, file=sys.stderr)
         if still:
             expression = None
             if composed is not None:

@@ -5,6 +5,7 @@
 - models: ModelOptions (weights, device, dtype, speed options)
 - mapping: MappingSettings (smoothing, relative mode, intensity, gains, mirror)
 - render: VideoOptions (encoder), RenderOptions (offline jobs), LiveOptions
+- frame: FrameOptions (full photo with the face pasted back, or the aligned crop)
 - cli_options: argparse options generated from the fields; store: saved settings (with old-key migration)
 
 Adding a knob = adding one field with knob(...) to the right dataclass: the command line
@@ -12,6 +13,7 @@ Adding a knob = adding one field with knob(...) to the right dataclass: the comm
 settings follow from the field.
 """
 
+from retarget.config.frame import FrameOptions
 from retarget.config.generation import (
     MAX_SEED, MAX_STEPS, PAPER_CFG, PAPER_EXP_SCALE, PAPER_REF_SCALE, PAPER_STEPS, PRESETS, SAMPLERS,
     GenerationSettings, Preset, PresetChoice, preset_settings,
@@ -22,11 +24,13 @@ from retarget.config.models import MODELS_HELP, ModelOptions
 from retarget.config.render import LiveOptions, RenderOptions, VideoOptions
 
 # The knob classes of `retarget --headless`, in --help order, and of the app's settings form.
-HEADLESS_KNOBS = (PresetChoice, ModelOptions, RenderOptions, VideoOptions, LiveOptions, GenerationSettings, MappingSettings)
-APP_FORM_KNOBS = (PresetChoice, GenerationSettings, MappingSettings, ModelOptions, RenderOptions, VideoOptions, LiveOptions)
+HEADLESS_KNOBS = (PresetChoice, ModelOptions, RenderOptions, VideoOptions, LiveOptions, FrameOptions, GenerationSettings,
+                  MappingSettings)
+APP_FORM_KNOBS = (PresetChoice, GenerationSettings, MappingSettings, ModelOptions, RenderOptions, VideoOptions, LiveOptions,
+                  FrameOptions)
 
 __all__ = [
-    "APP_FORM_KNOBS", "HEADLESS_KNOBS", "MAX_SEED", "MAX_STEPS", "MODELS_HELP", "PAPER_CFG", "PAPER_EXP_SCALE",
+    "APP_FORM_KNOBS", "FrameOptions", "HEADLESS_KNOBS", "MAX_SEED", "MAX_STEPS", "MODELS_HELP", "PAPER_CFG", "PAPER_EXP_SCALE",
     "PAPER_REF_SCALE", "PAPER_STEPS", "PRESETS", "SAMPLERS", "GenerationSettings", "Knob", "KnobField", "LiveOptions",
     "MappingSettings", "ModelOptions", "Preset", "PresetChoice", "RenderOptions", "VideoOptions", "check_number",
     "check_whole", "knob", "knob_fields", "preset_settings", "validate_knobs",

@@ -91,7 +91,7 @@ class OfflineRenderer:
     """Renders every frame of a driver with one identity; resumable; output in source order."""
 
     def __init__(self, pipeline, context, make_analyzer: Callable[[], DriverAnalyzer], settings: GenerationSettings,
-                 job_key: dict | None = None, mapping=None):
+                 job_key: dict | None = None, mapping=None, place: Callable[[np.ndarray], np.ndarray] | None = None):
         self.pipeline = pipeline
         self.context = context
         self.make_analyzer = make_analyzer
@@ -99,6 +99,9 @@ class OfflineRenderer:
         self.job_key = job_key or {}
         self.mapping = mapping  # the analyzers' MappingSettings, when the caller knows them
         self.adapter_file: Path | None = None  # the Expression Adapter file, when known (retarget.expression.signals)
+        # Generated crops -> the output frame (e.g. pasted into the identity photo: retarget.face.paste); the
+        # job key must name it (FrameOptions.job_key), since another frame is another output.
+        self.place = place
 
     def mapping_settings(self):
         """The mapping the analyzers use, without building one (which may load SMIRK) when it is known."""
@@ -184,6 +187,8 @@ class OfflineRenderer:
                     self.context, np.stack([f.expression for f in pending]), self.settings,
                     frame_indices=[f.index for f in pending],
                 )
+                if self.place is not None:
+                    images = self.place(images)  # the whole batch at once
                 for frame, image in zip(pending, images):
                     writer.put(frame.index, image)
                     if on_frame is not None:

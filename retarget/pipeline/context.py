@@ -19,6 +19,9 @@ class IdentityContext:
     blendshapes: np.ndarray | None = None
     # Its 55 FLAME values (SMIRK on the photo), for relative driving of the FLAME-55 adapter.
     flame: np.ndarray | None = None
+    # Where its aligned face sits in its photo (retarget.face.paste.FacePlacement), for full-frame output;
+    # None for a context made from an aligned crop alone (its output stays the crop).
+    placement: object | None = field(default=None, repr=False, compare=False)
     # The reference tokens' keys/values depend only on the identity and the LoRA state, so at
     # inference they are projected once per identity and LoRA state, not at every step and frame.
     projections: dict = field(default_factory=dict, repr=False, compare=False)

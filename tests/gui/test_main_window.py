@@ -31,7 +31,7 @@ def test_live_video_driver_shows_output_frames(qtbot, make_window, media):
         window.start_stream()
     qtbot.waitUntil(lambda: window.output_view.frames_shown >= 3, timeout=60000)
     assert window.driver_view.image() is not None
-    assert window.output_view.image().width() == window.retargeter.pipeline.image_size
+    assert window.output_view.image().width() == 225  # the whole identity photo (View > Whole photo, the default)
     assert window.chart.values.shape == (52,)
     # The landmark overlay: MediaPipe's 478 points over the driver pane, inside the driver frame.
     window.actions_by_name["landmarks"].trigger()
@@ -365,16 +365,22 @@ def test_virtual_camera_ticked_while_loading_stays_on_and_receives_frames(qtbot,
     qtbot.waitUntil(lambda: bool(RecordingVirtualCamera.instances), timeout=60000)
     cam = RecordingVirtualCamera.instances[0]
     size = window.retargeter.pipeline.image_size
-    assert (cam.width, cam.height) == (size, size)
+    assert (cam.width, cam.height) == (size, size)  # no identity photo yet: the crop's size
     with qtbot.waitSignal(window.identity_loaded, timeout=30000):
         window.load_identity(media / "identity_hepburn_small.png")
+    # The output frame is now the whole 225x224 photo: the camera follows it (even sides: 226x224, padded).
+    qtbot.waitUntil(lambda: len(RecordingVirtualCamera.instances) == 2, timeout=30000)
+    assert getattr(cam, "closed", False)
+    cam = RecordingVirtualCamera.instances[1]
+    assert (cam.width, cam.height) == (226, 224)
+    width, height = 226, 224
     window.add_video_driver(media / "driver_d0.mp4")
     with qtbot.waitSignal(window.stream_started, timeout=20000):
         window.start_stream()
     qtbot.waitUntil(lambda: len(cam.frames) >= 2, timeout=60000)
     # pyvirtualcam's Camera checked the (h, w, 3) RGB frame and hands backends the flat bytes.
-    assert cam.frames[0].shape == (size * size * 3,) and cam.frames[0].dtype == np.uint8
-    assert cam.frames[-1].reshape(size, size, 3).std() > 0  # an image, not a blank buffer
+    assert cam.frames[0].shape == (width * height * 3,) and cam.frames[0].dtype == np.uint8
+    assert cam.frames[-1].reshape(height, width, 3).std() > 0  # an image, not a blank buffer
     window.vcam_check.setChecked(False)
     assert getattr(cam, "closed", False)
     _stop(qtbot, window)
