@@ -72,6 +72,10 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.bridge = SessionBridge(self.session, self)  # its events, queued to the UI thread
         self.outputs = self.session.outputs  # recording, virtual camera, run rows: fed on the render thread
         self.last_frame = None
+        self.last_driven = None  # the driver frame on screen (DriverFrame): perceived at the driver's rate
+        self.waiting_text: str | None = None  # what the output pane says while it waits for a frame
+        self._slow_live_told = False  # a slow device's expectation is said once per window
+        self._state_note: str | None = None  # why the next state change happens, for the status line
         self.error_messages: list[str] = []
         self._tasks: set[Task] = set()
         self._pending_identity: Path | None = None
@@ -238,6 +242,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.panel.device_changed.connect(self._device_changed)
         self.panel.neutral_requested.connect(self.set_neutral)
         self.bridge.frame_ready.connect(self._on_frame_ready)
+        self.bridge.driver_ready.connect(self._on_driver_ready)
         self.bridge.failed.connect(self._on_stream_failed)
         self.bridge.progressed.connect(self._render_progressed)
         self.bridge.state_changed.connect(self._on_state_changed)
@@ -266,9 +271,6 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
     @property
     def device(self):
         return self.retargeter.pipeline.device if self.retargeter is not None else None
-
-    def _on_state_changed(self, old: State, new: State) -> None:
-        self._update_buttons()
 
     def _update_buttons(self) -> None:
         session = self.session
