@@ -93,6 +93,8 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self._vcam_wanted = False
         self.download_dialog = None
         self._render_progress = None  # RenderProgress while an offline render runs
+        self._render_rate = None  # its recent frame rate, for an honest ETA
+        self.render_output = None  # the last finished render's file (the banner's Open / Show in folder)
 
         self._build_ui()
         self.actions_by_name = build_menus(self)
@@ -243,6 +245,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.panel.neutral_requested.connect(self.set_neutral)
         self.bridge.frame_ready.connect(self._on_frame_ready)
         self.bridge.driver_ready.connect(self._on_driver_ready)
+        self.bridge.render_frame_ready.connect(self._render_frame_shown)
         self.bridge.failed.connect(self._on_stream_failed)
         self.bridge.progressed.connect(self._render_progressed)
         self.bridge.state_changed.connect(self._on_state_changed)

@@ -92,6 +92,7 @@ class SessionBridge(QObject):
 
     frame_ready = pyqtSignal()
     driver_ready = pyqtSignal()
+    render_frame_ready = pyqtSignal()  # an offline render's newest frame (take_render), for its preview
     failed = pyqtSignal(object)  # the live stream's threads failed (opening, loading... fail in their own Task)
     state_changed = pyqtSignal(object, object)
     progressed = pyqtSignal(int, int)  # offline render: frames done, total
@@ -101,6 +102,7 @@ class SessionBridge(QObject):
         self._lock = threading.Lock()
         self._pending: LiveFrame | None = None
         self._pending_driver: DriverFrame | None = None
+        self._pending_render: tuple | None = None  # (driver QImage or None, output QImage)
         self.frames = 0
         self.driver_frames = 0
         session.on("driven", self._on_driven)
@@ -124,8 +126,15 @@ class SessionBridge(QObject):
             return frame
 
     def _on_frame(self, result) -> None:  # the engine's output thread
-        if result.stats is None:
-            return  # an offline render's frame: progress shows it
+        if result.stats is None:  # an offline render's frame: its preview (newest wins, as live)
+            driven = result.driven
+            driver = rgb_to_qimage(driven.image) if driven is not None and driven.image is not None else None
+            with self._lock:
+                notify = self._pending_render is None
+                self._pending_render = (driver, rgb_to_qimage(result.image))
+            if notify:
+                self.render_frame_ready.emit()
+            return
         frame = LiveFrame(result.driven, result.image, result.stats)
         with self._lock:
             self.frames += 1
@@ -137,6 +146,11 @@ class SessionBridge(QObject):
     def _on_error(self, message: str, err: BaseException, during: str) -> None:
         if during == "stream":
             self.failed.emit(err)
+
+    def take_render(self) -> tuple | None:  # UI thread
+        with self._lock:
+            frame, self._pending_render = self._pending_render, None
+            return frame
 
     def take(self) -> LiveFrame | None:  # UI thread
         with self._lock:
