@@ -207,6 +207,7 @@ class LiveControls:
                     self._video_ended(stream)
             elif stream.stats.rendered == 0:
                 self.show_waiting(first_frame_text(stream.stats.waiting_s))
+        self.keep_previews_large()
         self.memory_label.setText(memory_in_use())
         if self.outputs.recorder is not None:
             name = self.recording_path.name if self.recording_path else ""

@@ -27,6 +27,7 @@ from gui.expression_composer import add_expression_composer
 from gui.inputs import NO_CAMERA, InputChoosing  # noqa: F401 - NO_CAMERA: the window's text, tests read it here
 from gui.layout import WindowLayout
 from gui.face_picker import FacePicker
+from gui.input_preview import InputPreview
 from gui.live_controls import LiveControls
 from gui.menus import build_menus
 from gui.model_loading import ModelLoading
@@ -100,6 +101,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.actions_by_name = build_menus(self)
         self.composer = add_expression_composer(self)  # View > Compose expression: sliders for a still
         self.face_picker = FacePicker(self)  # which face: numbered boxes on the identity and driver, click to pick
+        self.input_preview = InputPreview(self)  # the identity photo and the driver's first frame, pane-sized, before Start
         self.panel.restore(self.store)
         if device is not None and not self.panel.select_device(device):
             self.show_error(f"--device {device} is not available here; using {self.panel.device_name()}", kind="device")
@@ -153,12 +155,13 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.render_button = QPushButton("Render video...")
         self.render_button.setToolTip("Render every frame of the driver video to a file (like retarget --headless)")
         self.vcam_check = QCheckBox("Virtual camera")
-        # A tool bar folds what does not fit into its extension menu, so the window fits a 1024 px screen.
+        # A tool bar folds what does not fit into its extension menu; at 1024 px every essential control stays in view
+        # (Export CSV lives in the File menu only).
         self.toolbar = QToolBar("Controls")
         self.toolbar.setObjectName("controls")
         self.toolbar.setMovable(False)
         for w in (self.identity_thumb, self.identity_button, self.driver_combo, self.refresh_button, self.video_button,
-                  self.loop_check, self.start_button, self.record_button, self.snapshot_button, self.export_button,
+                  self.loop_check, self.start_button, self.record_button, self.snapshot_button,
                   self.render_button, self.vcam_check):
             self.toolbar.addWidget(w)
         self.addToolBar(self.toolbar)
