@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
-    QCheckBox, QComboBox, QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QScrollArea, QSplitter, QToolBar,
+    QCheckBox, QComboBox, QHBoxLayout, QLabel, QMainWindow, QMenu, QProgressBar, QPushButton, QScrollArea, QSplitter, QToolBar,
     QVBoxLayout, QWidget,
 )
 
@@ -34,6 +34,7 @@ from gui.model_loading import ModelLoading
 from gui.recording_controls import RecordingControls
 from gui.render_controls import RenderControls
 from gui.settings_panel import SettingsPanel
+from gui.theme import ThemeChoice
 from gui.status import NO_VALUE, NOTICE_STYLE, StatusDisplay
 from gui.views import BlendshapeChart, ErrorBanner, ImageView, region_legend
 from gui.workers import SessionBridge, Task, error_text
@@ -102,6 +103,8 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.composer = add_expression_composer(self)  # View > Compose expression: sliders for a still
         self.face_picker = FacePicker(self)  # which face: numbered boxes on the identity and driver, click to pick
         self.input_preview = InputPreview(self)  # the identity photo and the driver's first frame, pane-sized, before Start
+        view_menu = next((m for m in self.menuBar().findChildren(QMenu) if m.title() == "&View"), None)
+        self.theme = ThemeChoice(self, view_menu)  # View > Theme: follow the system, light or dark; a Start that stands out
         self.panel.restore(self.store)
         if device is not None and not self.panel.select_device(device):
             self.show_error(f"--device {device} is not available here; using {self.panel.device_name()}", kind="device")
@@ -285,6 +288,8 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         streaming = session.state is State.STREAMING
         recording = self.outputs.recorder is not None
         self.start_button.setText("Stop" if streaming and not session.stopping else "Start")
+        if hasattr(self, "theme"):
+            self.theme.style_start_button()
         self.start_button.setEnabled((ready and not rendering and self._driver_spec() is not None) or session.live_running)
         self.record_button.setEnabled(session.live_running or recording)
         self.record_button.setChecked(recording)

@@ -137,3 +137,22 @@ def test_every_state_change_shows_in_the_status_line(qtbot, make_window, media):
     assert any("Ready \u2192 Live" in m for m in messages)
     _stop(qtbot, window)
     assert any("Live \u2192 Ready" in m for m in messages)
+
+
+def test_on_a_cpu_the_app_says_once_what_to_expect_and_offers_the_fastest_preset(qtbot, make_window, media):
+    window = make_window(media / "identity_hepburn_small.png")
+    assert str(window.device) == "cpu"  # the test machines have no GPU
+    window.panel.set_preset("balanced")
+    window.add_video_driver(media / "driver_d11_audio.mp4")
+    with qtbot.waitSignal(window.stream_started, timeout=20000):
+        window.start_stream()
+    qtbot.waitUntil(lambda: window.notice.kind == "slow-live", timeout=120000)
+    text = window.notice.text()
+    assert "on the CPU" in text and "'fast'" in text and "Render video" in text
+    assert set(window.notice.actions) == {"Use 'fast'", "Render video..."}
+    window.notice.actions["Use 'fast'"].click()
+    assert window.panel.preset.currentData() == "fast"
+    window.notice._dismiss()
+    qtbot.wait(1500)  # more frames: said once, not again
+    assert window.notice.kind is None
+    _stop(qtbot, window)
