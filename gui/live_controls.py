@@ -25,7 +25,8 @@ class LiveControls:
         elif self.session.state is not State.STREAMING:
             self.start_stream()
 
-    def start_stream(self) -> None:
+    def start_stream(self, keep_panes: bool = False) -> None:
+        """keep_panes: a Loop restart keeps the last frames on screen until the new ones come."""
         if self.session.state is State.STREAMING:
             return
         spec = self._driver_spec()
@@ -53,17 +54,19 @@ class LiveControls:
             self.show_error(str(err), kind="stream")
             return
         self._set_busy(f"Opening {spec}...")
-        self.driver_view.clear()  # nothing from the last stream or a still: this stream's frames, from the first
-        self.output_view.clear()
-        self.last_driven = None
-        self.show_waiting(f"Opening {spec}\u2026")
+        if not keep_panes:  # nothing from the last stream or a still: this stream's frames, from the first
+            self.driver_view.clear()
+            self.output_view.clear()
+            self.last_driven = None
+            self.show_waiting(f"Opening {spec}\u2026")
         self._update_buttons()
 
         def opened(stream):
             if stream is None or stream is not self.session.stream:
                 return  # stopped while the driver opened: the session closed what it opened
             self._set_busy(None)
-            self.show_waiting(first_frame_text(0))
+            if self.output_view.image() is None:
+                self.show_waiting(first_frame_text(0))
             self._driver_fps = float(getattr(stream.source, "fps", None) or 25.0)
             self.session.set_generation(self.panel.generation_settings())  # changed while the driver opened
             self.banner.clear("stream", "identity", "driver", "models-loading", "render-running")
@@ -170,7 +173,7 @@ class LiveControls:
             return
         self._slow_live_told = True
         fastest = self._fastest_preset()
-        actions = [("Render video...", self._choose_render)]
+        actions = [("Render video...", lambda: self.stop_stream(then=self._choose_render))]  # a render needs the stream stopped
         if self.panel.preset.currentData() != fastest:
             actions.insert(0, (f"Use '{fastest}'", lambda: self.panel.set_preset(fastest)))
         self.show_notice(slow_device_text(device, stats.output_fps, fastest), kind="slow-live", actions=actions)
@@ -202,10 +205,10 @@ class LiveControls:
                     self.stop_stream("failed")
                 elif self.loop_check.isChecked() and not getattr(stream.source, "live", False):
                     self.statusBar().showMessage("The driver video ended; playing it again (Loop)", 3000)
-                    self.stop_stream("ended", then=self.start_stream, keep_recording=True)
+                    self.stop_stream("ended", then=lambda: self.start_stream(keep_panes=True), keep_recording=True)
                 else:
                     self._video_ended(stream)
-            elif stream.stats.rendered == 0:
+            elif stream.stats.rendered == 0 and self.output_view.image() is None:
                 self.show_waiting(first_frame_text(stream.stats.waiting_s))
         self.keep_previews_large()
         self.memory_label.setText(memory_in_use())
