@@ -156,3 +156,23 @@ def test_on_a_cpu_the_app_says_once_what_to_expect_and_offers_the_fastest_preset
     qtbot.wait(1500)  # more frames: said once, not again
     assert window.notice.kind is None
     _stop(qtbot, window)
+
+
+def test_a_composed_still_leaves_no_stale_driver_frame_or_chart(qtbot, make_window, media):
+    import numpy as np
+
+    window = make_window(media / "identity_hepburn_small.png")
+    window.add_video_driver(media / "driver_d11_audio.mp4")
+    with qtbot.waitSignal(window.stream_started, timeout=20000):
+        window.start_stream()
+    qtbot.waitUntil(lambda: window.driver_view.frames_shown >= 2 and window.chart.values.any(), timeout=60000)
+    _stop(qtbot, window)
+    assert window.driver_view.image() is not None  # the stream's last driver frame
+    window.actions_by_name["compose"].trigger()
+    with qtbot.waitSignal(window.composer.still_rendered, timeout=60000):
+        window.composer.panel.render_button.click()
+    # The output shown is a composed expression: no driver frame made it, and the tiny models' FLAME-55 values
+    # are not blendshapes, so the driver pane and the chart clear.
+    assert window.driver_view.image() is None and window.last_driven is None
+    assert not np.asarray(window.chart.values).any()
+    assert window.output_view.image() is not None
