@@ -32,9 +32,8 @@ class InputPreview(QObject):
         window.stream_started.connect(self.identity_overlay.hide)
 
     def idle(self) -> bool:
-        """Nothing is being shown from a stream or a render: previews may take the panes."""
-        w = self.window
-        return w.session.state not in (State.STREAMING, State.RENDERING) and w.last_frame is None
+        """No stream or render is showing its frames: a new input replaces what the panes hold (nothing stale)."""
+        return self.window.session.state not in (State.STREAMING, State.RENDERING)
 
     # ------------------------------------------------------------------ identity
     def _identity_loaded(self, path: str) -> None:
