@@ -121,8 +121,15 @@ class ExpressionComposer(QObject):
         def done(result):
             self.last_still, qimage = result
             w.output_view.set_image(qimage)
+            # No stale state: the output shown has no driver frame, so the driver pane clears, and the chart
+            # shows this expression's blendshapes, or nothing when it is not made of them.
+            w.driver_view.clear()
+            w.driver_view.set_points(None)
+            w.last_driven = None
             if self.panel.space.kind == "blendshapes52":  # the chart shows 52 blendshapes: these ones
                 w.chart.set_values(self.panel.space.full_vector(self.panel.values()))
+            else:
+                w.chart.set_values([0.0] * len(w.chart.names))
             self.panel.save_button.setEnabled(True)
             w.statusBar().showMessage("Rendered the composed expression (Save still... keeps it)", 6000)
             self.still_rendered.emit(self.last_still)

@@ -231,7 +231,7 @@ class FacePicker(QObject):
     # ------------------------------------------------------------------ driver
     def choose_driver_face(self, number: int) -> None:
         """Drive with face `number` of the frame on screen, tracked from the next frame on."""
-        frame = self.window.last_frame
+        frame = self.window.last_driven or self.window.last_frame  # the driver frame on screen
         boxes = getattr(frame, "face_boxes", None) or []
         if not 1 <= number <= len(boxes):
             return
@@ -256,7 +256,7 @@ class FacePicker(QObject):
     def _stream_started(self) -> None:
         bridge, session = self.window.bridge, self.window.session
         if bridge is not None:
-            bridge.frame_ready.connect(self._frame_shown)  # after the window's own slot: last_frame is this frame
+            bridge.driver_ready.connect(self._frame_shown)  # after the window's own slot: last_driven is this frame
         if session is not None and self.driver_box is not None:
             session.analyzer.follow_face(self.driver_box)  # a looped or restarted stream keeps the chosen face
 
@@ -265,7 +265,7 @@ class FacePicker(QObject):
         self.driver_overlay.set_faces(None, None)
 
     def _frame_shown(self) -> None:
-        frame = self.window.last_frame
+        frame = self.window.last_driven
         if frame is not None:
             self.driver_overlay.set_faces(getattr(frame, "face_boxes", None), getattr(frame, "face_number", None))
 

@@ -42,6 +42,7 @@ class InputChoosing:
     def _load_identity_then(self, path: Path, restart: bool) -> None:
         retargeter = self.retargeter
         self._set_busy(f"Finding the face in {path.name}...")
+        self.show_waiting("Preparing the identity\u2026")
 
         def embed():
             from retarget.face.image_io import load_image
@@ -52,6 +53,7 @@ class InputChoosing:
 
         def ready(result):
             self._set_busy(None)
+            self.show_waiting(None)
             context, thumb = result
             if context is None or retargeter is not self.retargeter:
                 return  # models were reloaded meanwhile; that reload embeds the identity again
@@ -68,6 +70,7 @@ class InputChoosing:
 
         def failed(err):
             self._set_busy(None)
+            self.show_waiting(None)
             self.show_error(f"Identity {path.name}: {error_text(err)}", kind="identity",
                             actions=[("Choose another photo...", self._choose_identity)])
             self._update_buttons()

@@ -97,5 +97,24 @@ class WindowLayout:
         if action is not None:
             action.setChecked(bool(visible))
 
+    def keep_previews_large(self) -> bool:
+        """With a dock open, the previews keep at least half the window: the settings panel makes way (View > Settings
+        brings it back). True when it was hidden now."""
+        from PyQt6.QtWidgets import QDockWidget
+
+        docks_open = frozenset(d for d in self.findChildren(QDockWidget) if d.isVisible() and not d.isFloating())
+        opened = docks_open - getattr(self, "_docks_open", frozenset())
+        self._docks_open = docks_open
+        if opened:  # only when a dock opens: a settings panel shown again by hand stays
+            self._fit_pending = True
+        if not getattr(self, "_fit_pending", False):
+            return False
+        self._fit_pending = False
+        if not docks_open or self.settings_scroll.isHidden() or self.views.width() * 2 >= self.width():
+            return False
+        self.set_settings_visible(False)
+        self.statusBar().showMessage("Settings panel hidden to keep the previews large; View > Settings shows it", 8000)
+        return True
+
     def set_full_screen(self, on: bool) -> None:
         self.showFullScreen() if on else self.showNormal()

@@ -7,7 +7,10 @@ can start on the pipeline while one still runs (a restart, a reload, a render).
 
 from __future__ import annotations
 
-from gui.recording import elapsed_text
+from gui.live_status import (
+    OUTPUT_PLACEHOLDER, SLOW_LIVE_FPS, STATE_TEXT, first_frame_text, recording_text, slow_device_text,
+    stream_end_text,
+)
 from gui.workers import error_text, memory_in_use
 from retarget.errors import RetargetError
 from retarget.session import State
@@ -22,7 +25,8 @@ class LiveControls:
         elif self.session.state is not State.STREAMING:
             self.start_stream()
 
-    def start_stream(self) -> None:
+    def start_stream(self, keep_panes: bool = False) -> None:
+        """keep_panes: a Loop restart keeps the last frames on screen until the new ones come."""
         if self.session.state is State.STREAMING:
             return
         spec = self._driver_spec()
@@ -50,21 +54,30 @@ class LiveControls:
             self.show_error(str(err), kind="stream")
             return
         self._set_busy(f"Opening {spec}...")
+        if not keep_panes:  # nothing from the last stream or a still: this stream's frames, from the first
+            self.driver_view.clear()
+            self.output_view.clear()
+            self.last_driven = None
+            self.show_waiting(f"Opening {spec}\u2026")
         self._update_buttons()
 
         def opened(stream):
             if stream is None or stream is not self.session.stream:
                 return  # stopped while the driver opened: the session closed what it opened
             self._set_busy(None)
+            if self.output_view.image() is None:
+                self.show_waiting(first_frame_text(0))
             self._driver_fps = float(getattr(stream.source, "fps", None) or 25.0)
             self.session.set_generation(self.panel.generation_settings())  # changed while the driver opened
             self.banner.clear("stream", "identity", "driver", "models-loading", "render-running")
+            self.notice.clear("stream-end")
             self.statusBar().showMessage(f"Live: {spec}", 3000)
             self._update_buttons()
             self.stream_started.emit()
 
         def failed(err):
             self._set_busy(None)
+            self.show_waiting(None)
             self.stop_recording()  # one kept across a loop's restart ends here
             self.show_error(f"Could not start {spec}: {error_text(err)}", kind="stream",
                             actions=[("Retry", self.start_stream), ("Refresh cameras", self.refresh_cameras)])
@@ -92,6 +105,7 @@ class LiveControls:
         self._update_buttons()
 
         def stopped(_):
+            self.show_waiting(None)
             self._show_stats(None)  # no numbers frozen from the last stream
             self._update_buttons()
             self.stream_stopped.emit(reason)
@@ -104,21 +118,76 @@ class LiveControls:
 
         self._run(stop, stopped, failed, "stop-stream")
 
+    def _on_driver_ready(self) -> None:
+        """UI thread, once per perceived driver frame (the driver's own rate, from the first frame): driver pane + chart."""
+        frame = self.bridge.take_driver()
+        if frame is None or not self.session.live_running:
+            return
+        self.last_driven = frame
+        if frame.driver is not None:
+            self.driver_view.set_image(frame.driver)
+            self.driver_view.set_points(frame.landmarks if self.landmark_overlay else None)
+        self.chart.set_values(frame.blendshapes)
+
     def _on_frame_ready(self) -> None:
         """UI thread, once per shown frame: hand ready-made QImages to the views; nothing heavy here."""
         frame = self.bridge.take()
         if frame is None:
             return
         self.last_frame = frame
-        if frame.driver is not None:
-            self.driver_view.set_image(frame.driver)
-            self.driver_view.set_points(frame.landmarks if self.landmark_overlay else None)
+        if self.waiting_text is not None:
+            self.show_waiting(None)
         self.output_view.set_image(frame.output)
         if self.view_mode == "blend":
-            self.output_view.set_underlay(frame.driver)
-        self.chart.set_values(frame.blendshapes)
+            self.output_view.set_underlay(frame.driver)  # the frame this output was made from
+        self._check_live_speed(frame.stats)
         if not self.snapshot_button.isEnabled() or not self.export_button.isEnabled():
             self._update_buttons()
+
+    # ------------------------------------------------------------------ what the user is told
+    def show_waiting(self, text: str | None) -> None:
+        """What the output pane says while it has no frame to show ("Generating the first frame… 12 s"); None: clear."""
+        self.waiting_text = text
+        self.output_view.placeholder = text or OUTPUT_PLACEHOLDER
+        self.output_view.update()
+
+    def _on_state_changed(self, old: State, new: State) -> None:
+        self._update_buttons()
+        note, self._state_note = self._state_note, None  # why, when the window knows (a video that ended)
+        text = f"{STATE_TEXT[old]} \u2192 {STATE_TEXT[new]}" + (f": {note}" if note else "")
+        self.statusBar().showMessage(text, 0 if note else 6000)  # every change, visible
+        if new is State.LOADING:
+            self.show_waiting(STATE_TEXT[new])
+        elif old is State.LOADING and self.waiting_text == STATE_TEXT[old]:
+            self.show_waiting(None)
+
+    def _fastest_preset(self) -> str:
+        return "lcm" if self.panel.preset.findData("lcm") >= 0 else "fast"
+
+    def _check_live_speed(self, stats) -> None:
+        """Once per window: on a CPU, or when the first frames come at under 1 fps, say plainly what to expect."""
+        if self._slow_live_told or stats is None or stats.rendered < 2:
+            return
+        device = str(self.device) if self.device is not None else "cpu"
+        if device != "cpu" and stats.output_fps >= SLOW_LIVE_FPS:
+            return
+        self._slow_live_told = True
+        fastest = self._fastest_preset()
+        actions = [("Render video...", lambda: self.stop_stream(then=self._choose_render))]  # a render needs the stream stopped
+        if self.panel.preset.currentData() != fastest:
+            actions.insert(0, (f"Use '{fastest}'", lambda: self.panel.set_preset(fastest)))
+        self.show_notice(slow_device_text(device, stats.output_fps, fastest), kind="slow-live", actions=actions)
+
+    def _video_ended(self, stream) -> None:
+        text = stream_end_text(stream.stats.captured)
+        self._state_note = text
+        self.stop_stream("ended")
+
+        def loop():
+            self.loop_check.setChecked(True)
+            self.start_stream()
+
+        self.show_notice(text, kind="stream-end", actions=[("Start again", self.start_stream), ("Loop", loop)])
 
     def _on_stream_failed(self, err) -> None:
         self.show_error(f"The live stream stopped: {error_text(err)}", kind="stream", actions=[("Restart", self.start_stream)])
@@ -136,14 +205,19 @@ class LiveControls:
                     self.stop_stream("failed")
                 elif self.loop_check.isChecked() and not getattr(stream.source, "live", False):
                     self.statusBar().showMessage("The driver video ended; playing it again (Loop)", 3000)
-                    self.stop_stream("ended", then=self.start_stream, keep_recording=True)
+                    self.stop_stream("ended", then=lambda: self.start_stream(keep_panes=True), keep_recording=True)
                 else:
-                    self.statusBar().showMessage("The driver video ended; stream stopped", 8000)
-                    self.stop_stream("ended")
+                    self._video_ended(stream)
+            elif stream.stats.rendered == 0 and self.output_view.image() is None:
+                self.show_waiting(first_frame_text(stream.stats.waiting_s))
+        self.keep_previews_large()
         self.memory_label.setText(memory_in_use())
         if self.outputs.recorder is not None:
             name = self.recording_path.name if self.recording_path else ""
-            self.rec_label.setText(f"\u25cf REC {elapsed_text(self.outputs.elapsed())}  {name}")
+            text, tip = recording_text(self.outputs.elapsed(), self.outputs.recorded_frames(),
+                                       self.outputs.since_last_recorded(), name)
+            self.rec_label.setText(text)
+            self.rec_label.setToolTip(tip or f"Recording to {self.recording_path}")
         if self.outputs.vcam_error:
             error, self.outputs.vcam_error = self.outputs.vcam_error, None
             self._set_vcam_checked(False)
@@ -166,7 +240,7 @@ class LiveControls:
         if not self.panel.relative.isChecked():
             self.statusBar().showMessage("Set neutral works in relative mode: tick 'Relative' first", 5000)
             return
-        frame = self.last_frame
+        frame = self.last_driven or self.last_frame  # the driver frame on screen
         if self.session.analyzer is None or frame is None or frame.raw_blendshapes is None:
             self.statusBar().showMessage("Set neutral needs a live driver with a face in view", 5000)
             return

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
-    QCheckBox, QComboBox, QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QScrollArea, QSplitter, QToolBar,
+    QCheckBox, QComboBox, QHBoxLayout, QLabel, QMainWindow, QMenu, QProgressBar, QPushButton, QScrollArea, QSplitter, QToolBar,
     QVBoxLayout, QWidget,
 )
 
@@ -28,12 +28,14 @@ from gui.expression_composer import add_expression_composer
 from gui.inputs import NO_CAMERA, InputChoosing  # noqa: F401 - NO_CAMERA: the window's text, tests read it here
 from gui.layout import WindowLayout
 from gui.face_picker import FacePicker
+from gui.input_preview import InputPreview
 from gui.live_controls import LiveControls
 from gui.menus import build_menus
 from gui.model_loading import ModelLoading
 from gui.recording_controls import RecordingControls
 from gui.render_controls import RenderControls
 from gui.settings_panel import SettingsPanel
+from gui.theme import ThemeChoice
 from gui.status import NO_VALUE, NOTICE_STYLE, StatusDisplay
 from gui.views import BlendshapeChart, ErrorBanner, ImageView, region_legend
 from gui.workers import SessionBridge, Task, error_text
@@ -73,6 +75,10 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.bridge = SessionBridge(self.session, self)  # its events, queued to the UI thread
         self.outputs = self.session.outputs  # recording, virtual camera, run rows: fed on the render thread
         self.last_frame = None
+        self.last_driven = None  # the driver frame on screen (DriverFrame): perceived at the driver's rate
+        self.waiting_text: str | None = None  # what the output pane says while it waits for a frame
+        self._slow_live_told = False  # a slow device's expectation is said once per window
+        self._state_note: str | None = None  # why the next state change happens, for the status line
         self.error_messages: list[str] = []
         self._tasks: set[Task] = set()
         self._pending_identity: Path | None = None
@@ -90,12 +96,17 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self._vcam_wanted = False
         self.download_dialog = None
         self._render_progress = None  # RenderProgress while an offline render runs
+        self._render_rate = None  # its recent frame rate, for an honest ETA
+        self.render_output = None  # the last finished render's file (the banner's Open / Show in folder)
 
         self._build_ui()
         self.actions_by_name = build_menus(self)
         self.composer = add_expression_composer(self)  # View > Compose expression: sliders for a still
         self.bridge_controls = BridgeControls(self)  # the expression bridge: gains it enables, "Calibrate..." offers
         self.face_picker = FacePicker(self)  # which face: numbered boxes on the identity and driver, click to pick
+        self.input_preview = InputPreview(self)  # the identity photo and the driver's first frame, pane-sized, before Start
+        view_menu = next((m for m in self.menuBar().findChildren(QMenu) if m.title() == "&View"), None)
+        self.theme = ThemeChoice(self, view_menu)  # View > Theme: follow the system, light or dark; a Start that stands out
         self.panel.restore(self.store)
         if device is not None and not self.panel.select_device(device):
             self.show_error(f"--device {device} is not available here; using {self.panel.device_name()}", kind="device")
@@ -150,12 +161,13 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.render_button = QPushButton("Render video...")
         self.render_button.setToolTip("Render every frame of the driver video to a file (like retarget --headless)")
         self.vcam_check = QCheckBox("Virtual camera")
-        # A tool bar folds what does not fit into its extension menu, so the window fits a 1024 px screen.
+        # A tool bar folds what does not fit into its extension menu; at 1024 px every essential control stays in view
+        # (Export CSV lives in the File menu only).
         self.toolbar = QToolBar("Controls")
         self.toolbar.setObjectName("controls")
         self.toolbar.setMovable(False)
         for w in (self.identity_thumb, self.identity_button, self.driver_combo, self.refresh_button, self.video_button,
-                  self.loop_check, self.start_button, self.record_button, self.snapshot_button, self.export_button,
+                  self.loop_check, self.start_button, self.record_button, self.snapshot_button,
                   self.render_button, self.vcam_check):
             self.toolbar.addWidget(w)
         self.addToolBar(self.toolbar)
@@ -241,6 +253,8 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.panel.device_changed.connect(self._device_changed)
         self.panel.neutral_requested.connect(self.set_neutral)
         self.bridge.frame_ready.connect(self._on_frame_ready)
+        self.bridge.driver_ready.connect(self._on_driver_ready)
+        self.bridge.render_frame_ready.connect(self._render_frame_shown)
         self.bridge.failed.connect(self._on_stream_failed)
         self.bridge.progressed.connect(self._render_progressed)
         self.bridge.state_changed.connect(self._on_state_changed)
@@ -270,9 +284,6 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
     def device(self):
         return self.retargeter.pipeline.device if self.retargeter is not None else None
 
-    def _on_state_changed(self, old: State, new: State) -> None:
-        self._update_buttons()
-
     def _update_buttons(self) -> None:
         session = self.session
         ready = self.retargeter is not None and self.context is not None
@@ -280,6 +291,8 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         streaming = session.state is State.STREAMING
         recording = self.outputs.recorder is not None
         self.start_button.setText("Stop" if streaming and not session.stopping else "Start")
+        if hasattr(self, "theme"):
+            self.theme.style_start_button()
         self.start_button.setEnabled((ready and not rendering and self._driver_spec() is not None) or session.live_running)
         self.record_button.setEnabled(session.live_running or recording)
         self.record_button.setChecked(recording)

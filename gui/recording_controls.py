@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PyQt6.QtWidgets import QFileDialog
 
+from gui.live_status import no_frames_text
 from gui.recording import default_record_dir, elapsed_text
 from gui.workers import Task, error_text
 from retarget.config import VideoOptions
@@ -74,14 +75,21 @@ class RecordingControls:
         self._update_buttons()
 
     def stop_recording(self) -> None:
+        elapsed = self.outputs.elapsed()
         sink, stopped_at = self.session.stop_recording()
         self._update_buttons()
         if sink is None:
             return
-        self.rec_label.setText("saving recording...")
+        if sink.frames_written == 0:  # said at once, and no file: nothing to encode
+            self._discard_recording(sink)
+            self.rec_label.setText("")
+            self.show_error(no_frames_text(elapsed, sink.path), kind="recording")
+            return
+        self.rec_label.setText(f"saving recording ({sink.frames_written} frames)...")
 
         def close():
             sink.close(end_time=stopped_at)  # flushes the encoder: off the UI thread
+            check_playable(sink.path)  # never a success without a file that plays
             return sink
 
         def saved(sink):
@@ -92,9 +100,7 @@ class RecordingControls:
             self.recording_saved.emit(str(sink.path), sink.frames_written)
 
         def failed(err):
-            sink.abort()
-            if sink.path.is_file() and sink.path.stat().st_size == 0:
-                sink.path.unlink()  # the empty placeholder we reserved, nothing else
+            self._discard_recording(sink)
             self.rec_label.setText("")
             self.show_error(f"Recording to {sink.path} failed: {error_text(err)}", kind="recording")
 
@@ -103,9 +109,7 @@ class RecordingControls:
     def _finish_recording_on_exit(self, sink, stopped_at: float) -> None:
         """Closing the window: save what was recorded; a recording with no frame leaves no file at all."""
         if sink.frames_written == 0:
-            sink.abort()
-            if sink.path.is_file() and sink.path.stat().st_size == 0:
-                sink.path.unlink()  # our placeholder
+            self._discard_recording(sink)
             return
         try:
             sink.close(end_time=stopped_at)
@@ -113,6 +117,12 @@ class RecordingControls:
             import sys
 
             print(f"retarget: recording to {sink.path} failed: {error_text(err)}", file=sys.stderr)
+
+    @staticmethod
+    def _discard_recording(sink) -> None:
+        sink.abort()
+        if sink.path.is_file() and sink.path.stat().st_size == 0:
+            sink.path.unlink()  # the empty placeholder we reserved, nothing else
 
     def take_snapshot(self) -> Path | None:
         """The current output as a new PNG in the recordings folder (never replacing a file)."""
@@ -219,3 +229,14 @@ class RecordingControls:
 
         self._run(open_cam, opened, failed, "vcam")
 
+
+def check_playable(path: Path) -> None:
+    """Raise unless `path` is a video whose first frame decodes (PyAV)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            next(container.decode(video=0))
+    except (av.FFmpegError, StopIteration, OSError) as err:
+        raise RuntimeError(f"{path} was written but does not play ({error_text(err) if str(err) else 'no frame'}); "
+                           "it is kept for inspection") from err

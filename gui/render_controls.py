@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from PyQt6.QtWidgets import QFileDialog
+from PyQt6.QtWidgets import QDialog, QFileDialog
 
+from gui.render_dialog import RenderDialog
+from gui.render_finish import RenderRate, finished_actions
 from gui.workers import RenderProgress, error_text
 from retarget.media.kinds import VIDEO_SUFFIXES, file_patterns, is_webcam_spec
 from retarget.session import State
@@ -22,11 +23,12 @@ class RenderControls:
             if not driver:
                 return
         default = Path(self.store.value("files/render_dir", str(Path(driver).parent))) / f"{Path(driver).stem}_retargeted.mp4"
-        out, _ = QFileDialog.getSaveFileName(self, "Render to", str(default), "MP4 video (*.mp4)")
-        if out:
-            self.start_render(driver, out)
+        dialog = RenderDialog(driver, default, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted and str(dialog.out()):
+            self.start_render(driver, dialog.out(), side_by_side=dialog.side_by_side())
 
-    def start_render(self, driver, out, batch_size: int = 4) -> bool:
+    def start_render(self, driver, out, batch_size: int = 4, side_by_side=None) -> bool:
+        """side_by_side: also write a driver|output video there."""
         """Start the render job; False when refused (the banner says why)."""
         if self.retargeter is None or self.context is None or self.identity_path is None:
             self.show_error("Load the models and an identity photo before rendering", kind="identity")
@@ -37,22 +39,30 @@ class RenderControls:
         from retarget.engine import RenderOptions
 
         driver, out = str(driver), Path(out)
-        options = self.panel.options(RenderOptions, batch_size=batch_size, progress=False)  # the form's knobs (e.g. CRF)
+        side_by_side = Path(side_by_side) if side_by_side is not None else None
+        # the form's knobs (e.g. CRF)
+        options = self.panel.options(RenderOptions, batch_size=batch_size, progress=False, side_by_side=side_by_side)
         # The same job as the CLI's: it resumes what a cancelled render of these inputs left behind.
         key_extra, follow_box = self.face_picker.render_choice(self.identity_path, driver)  # the faces picked
         render = self.session.begin_render([driver], out, settings=self.panel.generation_settings(),
                                            mapping=self.panel.mapping_settings(), options=options, auto_resume=True,
                                            follow_box=follow_box, key_extra=key_extra)
         progress = self._render_progress = RenderProgress()
+        self._render_rate = RenderRate()
+        self.driver_view.clear()  # the preview shows this render's frames as they come
+        self.output_view.clear()
+        self.show_waiting("Rendering: the first frames\u2026")
 
         def done(summaries):
             summary = summaries[0]
             self._render_ended()
             # The outcome stays on screen until dismissed: a render can take hours and finish unattended.
             self.show_notice(
-                f"Rendered {summary.frames} frames to {out} ({summary.fps:.1f} frames/s"
+                f"Rendered {summary.frames} frames to {out}" + (f" and {side_by_side.name}" if side_by_side else "")
+                + f" ({summary.fps:.1f} frames/s"
                 + (f", {summary.frames_without_face} without a face" if summary.frames_without_face else "") + ")",
-                kind="render")
+                kind="render", actions=finished_actions(out, side_by_side))
+            self.render_output = out
             self.render_finished.emit("done")
 
         def failed(err):
@@ -85,10 +95,20 @@ class RenderControls:
         if total > 0:
             self.render_bar.setRange(0, total)
             self.render_bar.setValue(done)
-        elapsed = time.monotonic() - progress.started
-        if done > 0 and total > 0:
-            eta = elapsed / done * (total - done)
-            self.render_eta.setText(f"ETA {int(eta // 60)}:{int(eta % 60):02d}")
+        self.render_eta.setText(self._render_rate.eta_text(done, total))
+
+    def _render_frame_shown(self) -> None:
+        """The render's newest frame in the preview (its driver frame beside it), as it is rendered."""
+        frame = self.bridge.take_render()
+        if frame is None or self._render_progress is None:
+            return
+        driver, output = frame
+        if self.waiting_text is not None:
+            self.show_waiting(None)
+        if driver is not None:
+            self.driver_view.set_image(driver)
+            self.driver_view.set_points(None)
+        self.output_view.set_image(output)
 
     def cancel_render(self) -> None:
         if self.session.state is State.RENDERING:
@@ -98,6 +118,7 @@ class RenderControls:
 
     def _render_ended(self) -> None:
         self._render_progress = None
+        self.show_waiting(None)
         self._show_render_row(False)
         self.banner.clear("render-running", "render-busy")
         self._update_buttons()

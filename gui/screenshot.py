@@ -1,4 +1,4 @@
-"""`python -m gui.screenshot OUT.png [--scene main|recording|small|error|download|timeline|expression] [--models random:tiny]`.
+"""`python -m gui.screenshot OUT.png [--scene main|recording|small|error|download|timeline|expression|waiting|render] [--models random:tiny]`.
 
 Scenes: main (the window live on the shared media), recording (the same, recording: red dot,
 elapsed time, file name), small (live at 1024x768), error (a missing MediaPipe model: the banner
@@ -6,8 +6,9 @@ with its fix buttons), download (the download dialog; its progress is SIMULATED,
 machines have no network), timeline (the expression track editor on --track, by default the
 driver's blendshapes extracted with `retarget extract`, a range of the mouth scaled, the current
 frame previewed), expression (the Compose expression dock: a preset plus a few sliders
-moved, a still rendered and, for a FLAME-55 adapter, one coefficient's thumbnails). Each grabs the
-window (or the dialog) to a PNG.
+moved, a still rendered and, for a FLAME-55 adapter, one coefficient's thumbnails), waiting (Start at the
+quality preset: the driver plays while the output pane counts the seconds to the first frame), render (Render
+video, its preview showing the frames as they are rendered). Each grabs the window (or the dialog) to a PNG.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
-SCENES = ("main", "recording", "small", "error", "download", "timeline", "expression")
+SCENES = ("main", "recording", "small", "error", "download", "timeline", "expression", "waiting", "render")
 
 
 def _simulated_download(counter):
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.scene == "expression":
         window.error_shown.connect(fail)
         _compose_scene(window, args.identity, save)
+    elif args.scene in ("waiting", "render"):
+        _first_minute_scene(window, args, save, fail)
     else:
         def grab_when_ready() -> None:
             if args.scene == "recording" and window.session.live_running and window.outputs.recorder is None:
@@ -150,6 +153,39 @@ def main(argv: list[str] | None = None) -> int:
         dialog.wait()
     window.close()
     return result["code"] if code == 0 else code
+
+
+def _first_minute_scene(window, args, save, fail) -> None:
+    """waiting: Start at the paper's quality preset, grabbed while the driver plays and the output pane says it is
+    generating the first frame; render: Render video with its preview, grabbed while it renders."""
+    from PyQt6.QtCore import QTimer
+
+    poll = QTimer(window, interval=100)
+
+    def grab_when_ready() -> None:
+        if args.scene == "waiting":
+            ready = (window.waiting_text or "").startswith("Generating") and window.driver_view.frames_shown >= 3 \
+                and (window.session.stats is not None and window.session.stats.waiting_s >= 1.0)
+        else:
+            ready = window._render_progress is not None and window.output_view.frames_shown >= args.frames
+        if ready:
+            poll.stop()
+            save(window)
+
+    def go(_=None) -> None:
+        if args.scene == "waiting":
+            window.panel.set_preset("quality")
+            window.start_stream()
+        else:
+            window.start_render(args.driver, Path(tempfile.mkdtemp()) / f"{args.driver.stem}_retargeted.mp4",
+                                side_by_side=None)
+        poll.start()
+
+    poll.timeout.connect(grab_when_ready)
+    window.error_shown.connect(fail)
+    window.models_loaded.connect(lambda: window.load_identity(args.identity))
+    window.add_video_driver(args.driver)
+    window.identity_loaded.connect(go)
 
 
 def _timeline_scene(window, args, scratch: Path, save, fail) -> None:

@@ -7,7 +7,8 @@ import dataclasses
 
 from PyQt6.QtCore import QSettings, Qt, pyqtSignal
 from PyQt6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QPushButton, QSpinBox, QVBoxLayout,
+    QWidget,
 )
 
 from retarget.config import APP_FORM_KNOBS, GenerationSettings, KnobField, MappingSettings, knob_fields
@@ -73,8 +74,8 @@ class SettingsPanel(QWidget):
         for field in self.fields:
             self.widgets[field.name] = self._make_widget(field)
             setattr(self, field.name, self.widgets[field.name])
-        self.set_neutral = QPushButton("Set neutral (N)")
-        self.set_neutral.setToolTip("Relative mode: the driver's current face becomes its neutral")
+        self.set_neutral = QPushButton("Set neutral")
+        self.set_neutral.setToolTip("Relative mode: the driver's current face becomes its neutral (N)")
         self.set_neutral.setEnabled(False)
         from gui.calibration import CALIBRATE_TEXT
 
@@ -98,18 +99,17 @@ class SettingsPanel(QWidget):
                 layout.addWidget(box)
             form, widget = forms[title], self.widgets[field.name]
             if field.type is dict:
-                for name, box in widget.items():
-                    form.addRow(field.knob.label.format(name.capitalize()), box)
+                form.addRow(_two_columns(field, widget))  # 7 gains in 4 rows: the panel fits 1280x760 unscrolled
                 if field.name == "gains":
                     form.addRow(self.calibrate_button)  # where the disabled gains are
             elif field.name in switches:
                 form.addRow(self.widgets[switches[field.name]], widget)
+            elif field.name == "relative":
+                form.addRow(widget, self.set_neutral)  # relative mode's own command, beside its switch
             elif field.type is bool:
                 form.addRow(widget)
             else:
                 form.addRow(field.knob.label, widget)
-            if field.name == "relative":
-                form.addRow(self.set_neutral)  # relative mode's own command, under its switch
         layout.addStretch(1)
         self.set_control_support(control_support(None))
         self._connect()
@@ -282,6 +282,22 @@ class SettingsPanel(QWidget):
         finally:
             self._applying_preset = False
             self.blockSignals(False)
+
+
+def _two_columns(field: KnobField, boxes: dict) -> QWidget:
+    """A dict knob's spin boxes as label/box pairs in two columns."""
+    grid_box = QWidget()
+    grid = QGridLayout(grid_box)
+    grid.setContentsMargins(0, 0, 0, 0)
+    for i, (name, box) in enumerate(boxes.items()):
+        row, col = divmod(i, 2)
+        label = QLabel(field.knob.label.format(name.capitalize()))
+        label.setBuddy(box)
+        grid.addWidget(label, row, col * 2)
+        grid.addWidget(box, row, col * 2 + 1)
+    grid.setColumnStretch(1, 1)
+    grid.setColumnStretch(3, 1)
+    return grid_box
 
 
 def _changed(widget):

@@ -35,9 +35,10 @@ class ImageView(QWidget):
         self.setMinimumSize(160, 160)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
-    def set_image(self, image: QImage | None) -> None:
+    def set_image(self, image: QImage | None, count: bool = True) -> None:
+        """count=False: an input preview (the identity photo, a driver's first frame), not a frame of a stream."""
         self._image = image
-        if image is not None:
+        if image is not None and count:
             self.frames_shown += 1
         self.update()
 

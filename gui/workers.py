@@ -65,14 +65,34 @@ class LiveFrame:
         self.face_number = getattr(driven, "face_number", None)  # the one driving (1-based)
 
 
+class DriverFrame:
+    """What the driver pane needs from one perceived driver frame, prepared on the engine's perception thread."""
+
+    __slots__ = ("driver", "blendshapes", "raw_blendshapes", "time", "face_found", "landmarks", "face_boxes", "face_number")
+
+    def __init__(self, driven):
+        self.driver = rgb_to_qimage(driven.image) if driven.image is not None else None
+        self.blendshapes = driven.blendshapes.copy()
+        self.raw_blendshapes = None if driven.raw_blendshapes is None else driven.raw_blendshapes.copy()
+        self.time = driven.time
+        self.face_found = driven.face_found
+        landmarks = getattr(driven, "landmarks", None)
+        self.landmarks = None if landmarks is None else np.asarray(landmarks)[:, :2].copy()
+        self.face_boxes = getattr(driven, "face_boxes", None)
+        self.face_number = getattr(driven, "face_number", None)
+
+
 class SessionBridge(QObject):
     """The session's events (any thread) as Qt signals (queued to the UI thread); live frames: newest wins.
 
-    Only one frame_ready is ever queued: if the UI has not picked up the previous frame yet, the new
-    one replaces it, so a slow UI never builds a backlog of signals.
+    Only one frame_ready (and one driver_ready) is ever queued: if the UI has not picked up the previous
+    frame yet, the new one replaces it, so a slow UI never builds a backlog of signals. Driver frames come
+    at the driver's rate from the first one on, however slow generation is.
     """
 
     frame_ready = pyqtSignal()
+    driver_ready = pyqtSignal()
+    render_frame_ready = pyqtSignal()  # an offline render's newest frame (take_render), for its preview
     failed = pyqtSignal(object)  # the live stream's threads failed (opening, loading... fail in their own Task)
     state_changed = pyqtSignal(object, object)
     progressed = pyqtSignal(int, int)  # offline render: frames done, total
@@ -81,15 +101,40 @@ class SessionBridge(QObject):
         super().__init__(parent)
         self._lock = threading.Lock()
         self._pending: LiveFrame | None = None
+        self._pending_driver: DriverFrame | None = None
+        self._pending_render: tuple | None = None  # (driver QImage or None, output QImage)
         self.frames = 0
+        self.driver_frames = 0
+        session.on("driven", self._on_driven)
         session.on("frame", self._on_frame)
         session.on("error", self._on_error)
         session.on("state_changed", self.state_changed.emit)
         session.on("progress", self.progressed.emit)
 
-    def _on_frame(self, result) -> None:  # the engine's render thread
-        if result.stats is None:
-            return  # an offline render's frame: progress shows it
+    def _on_driven(self, driven) -> None:  # the engine's perception thread
+        frame = DriverFrame(driven)
+        with self._lock:
+            self.driver_frames += 1
+            notify = self._pending_driver is None
+            self._pending_driver = frame
+        if notify:
+            self.driver_ready.emit()
+
+    def take_driver(self) -> DriverFrame | None:  # UI thread
+        with self._lock:
+            frame, self._pending_driver = self._pending_driver, None
+            return frame
+
+    def _on_frame(self, result) -> None:  # the engine's output thread
+        if result.stats is None:  # an offline render's frame: its preview (newest wins, as live)
+            driven = result.driven
+            driver = rgb_to_qimage(driven.image) if driven is not None and driven.image is not None else None
+            with self._lock:
+                notify = self._pending_render is None
+                self._pending_render = (driver, rgb_to_qimage(result.image))
+            if notify:
+                self.render_frame_ready.emit()
+            return
         frame = LiveFrame(result.driven, result.image, result.stats)
         with self._lock:
             self.frames += 1
@@ -101,6 +146,11 @@ class SessionBridge(QObject):
     def _on_error(self, message: str, err: BaseException, during: str) -> None:
         if during == "stream":
             self.failed.emit(err)
+
+    def take_render(self) -> tuple | None:  # UI thread
+        with self._lock:
+            frame, self._pending_render = self._pending_render, None
+            return frame
 
     def take(self) -> LiveFrame | None:  # UI thread
         with self._lock:

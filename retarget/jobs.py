@@ -148,10 +148,13 @@ def _has_audio(driver: Path) -> bool:
 
 
 def summary_table(summaries: list[JobSummary]) -> str:
-    header = ("driver", "output", "frames", "no face", "rendered", "reused", "seconds", "frames/s", "process")
+    """One row per job; no time column (the command prints one total), and the process column only when the job
+    was split across processes."""
+    split = any(s.rank for s in summaries)
+    header = ("driver", "output", "frames", "no face", "rendered", "reused", "frames/s") + (("process",) if split else ())
     rows = [
         (Path(s.driver).name, Path(s.output).name, str(s.frames), str(s.frames_without_face), str(s.rendered),
-         str(s.reused), f"{s.seconds:.1f}", f"{s.fps:.2f}", str(s.rank))
+         str(s.reused), f"{s.fps:.2f}") + ((str(s.rank),) if split else ())
         for s in summaries
     ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]

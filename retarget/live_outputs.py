@@ -28,6 +28,7 @@ class LiveOutputs:
         self.lock = threading.Lock()
         self.recorder = None  # a TimedVideoSink while recording
         self.record_started: float | None = None
+        self.record_last_frame_at: float | None = None  # when the recording last got a frame (a stalled one says so)
         self.vcam = None
         self.vcam_error: str | None = None
         self.rows: list = []
@@ -52,6 +53,7 @@ class LiveOutputs:
             if self.recorder is not None:
                 # The capture time of the driver frame this output shows: the file plays in real time.
                 self.recorder.write(fit_into(image, getattr(self.recorder, "size", None)), driven.capture_time)
+                self.record_last_frame_at = time.monotonic()
             if self.vcam is not None:
                 try:
                     self.vcam.send(np.ascontiguousarray(fit_into(image, _camera_size(self.vcam, image))))
@@ -70,6 +72,7 @@ class LiveOutputs:
         with self.lock:
             self.recorder = sink
             self.record_started = time.monotonic()
+            self.record_last_frame_at = None
         return sink
 
     def take_recorder(self):
@@ -82,6 +85,15 @@ class LiveOutputs:
     def elapsed(self) -> float:
         started = self.record_started
         return 0.0 if started is None else time.monotonic() - started
+
+    def recorded_frames(self) -> int:
+        recorder = self.recorder
+        return 0 if recorder is None else recorder.frames_written
+
+    def since_last_recorded(self) -> float | None:
+        """Seconds since the recording's last frame; None before its first."""
+        last = self.record_last_frame_at
+        return None if last is None else time.monotonic() - last
 
     def set_vcam(self, cam) -> object:
         """Swap the virtual camera; returns the previous one (to close)."""

@@ -11,7 +11,8 @@ which runs on any thread: the app runs it on a worker, the CLI calls it at once 
 Events are plain callbacks (no Qt here): `on(name, fn)`, or `on_event(fn)` for every event as
 fn(name, *args). They run on the thread that caused them, so a UI queues them to its own thread:
   state_changed(old, new)       on the thread that made the transition
-  frame(FrameResult)            live: the stream's render thread; offline: the render's thread
+  driven(DrivenFrame)           live: every perceived driver frame, at the driver's rate (the stream's perception thread)
+  frame(FrameResult)            live: the stream's output thread; offline: the render's thread
   stats(LiveStats)              live, after each frame
   progress(done, total)         offline renders, frames rendered so far
   error(message, error, during) a failure; during: "load", "identity", "open" (the driver), "stream" or "render"
@@ -249,7 +250,7 @@ class Session(OfflineRendering, EventSource):
                 # The pipeline is read now: whatever the retargeter holds at Start (tests slow it down).
                 self.stream = LiveSession(retargeter.pipeline, context, stream_analyzer, settings, source,
                                           on_output=self._live_output, on_error=self._live_error, pace=pace,
-                                          min_change=min_change)
+                                          min_change=min_change, on_driven=self._live_driven)
                 self.stream.start()
                 return self.stream
 
@@ -258,7 +259,10 @@ class Session(OfflineRendering, EventSource):
     def start_live(self, driver=None, **options):
         return self.begin_live(driver, **options)()
 
-    def _live_output(self, driven, image, stats) -> None:  # the stream's render thread
+    def _live_driven(self, driven) -> None:  # the stream's perception thread, before any output exists
+        self._emit("driven", driven)
+
+    def _live_output(self, driven, image, stats) -> None:  # the stream's output thread
         shown = self.outputs.write(driven, image)  # in the chosen frame (the face pasted back, or the crop)
         self._emit("frame", FrameResult(shown, driven, stats))
         self._emit("stats", stats)

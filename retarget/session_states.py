@@ -67,7 +67,7 @@ BUSY = {
     RENDERING: _RENDER_RUNNING,
 }
 
-EVENTS = ("state_changed", "frame", "stats", "progress", "error")
+EVENTS = ("state_changed", "driven", "frame", "stats", "progress", "error")
 
 
 class TransitionRefused(RetargetError):

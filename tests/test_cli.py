@@ -22,8 +22,10 @@ def run_cli(args: list[str], tmp_path: Path, **env) -> subprocess.CompletedProce
 
 
 def error_lines(stderr: str) -> list[str]:
-    """stderr minus informational notes (e.g. that a test model is in use)."""
-    return [line for line in stderr.splitlines() if not line.startswith("note:") and line.strip()]
+    """stderr minus informational notes (e.g. that a test model is in use) and the loading stages' progress lines."""
+    from retarget.cli.stages import is_stage_line
+
+    return [line for line in stderr.splitlines() if not line.startswith("note:") and not is_stage_line(line) and line.strip()]
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -123,10 +123,12 @@ def test_the_summary_table_lines_up_its_columns():
                  JobSummary("/in/a_much_longer_name.mp4", "/out/a_much_longer_name.mp4", frames=120, rendered=100,
                             reused=20, seconds=40.0, rank=1)]
     lines = summary_table(summaries).splitlines()
-    assert lines[0].split() == ["driver", "output", "frames", "no", "face", "rendered", "reused", "seconds", "frames/s",
-                                "process"]
+    # No time column (the command prints one total); the process column only for a job split across processes.
+    assert lines[0].split() == ["driver", "output", "frames", "no", "face", "rendered", "reused", "frames/s", "process"]
     assert len(lines) == 4 and set(lines[1].replace(" ", "")) == {"-"}
-    assert lines[3].split() == ["a_much_longer_name.mp4", "a_much_longer_name.mp4", "120", "0", "100", "20", "40.0", "2.50", "1"]
+    assert lines[3].split() == ["a_much_longer_name.mp4", "a_much_longer_name.mp4", "120", "0", "100", "20", "2.50", "1"]
+    single = summary_table(summaries[:1]).splitlines()
+    assert "process" not in single[0] and single[2].split()[-1] == "2.50"
     # Every column starts at the same place on every line.
     column = lines[0].index("frames")
     assert lines[2][column:].split()[0] == "5" and lines[3][column:].split()[0] == "120"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -102,6 +103,9 @@ def check_numbers(args: argparse.Namespace) -> None:
 
 
 def run_headless(args: argparse.Namespace) -> int:
+    from retarget.cli.stages import StageLog
+
+    log = StageLog()  # one line per loading stage on stderr, each with the time since the command began
     for flag in ("identity", "out"):
         if getattr(args, flag) is None:
             raise RetargetError(f"--headless needs --{flag}")
@@ -148,30 +152,34 @@ def run_headless(args: argparse.Namespace) -> int:
     from retarget.pipeline import pick_device
     from retarget.session import Session
 
-    started = time.perf_counter()
     state = None if still or webcam else distributed_state()
     main_process = state is None or state.is_main_process
     # Face numbers are checked before any download or model load when the landmarker is already on disk.
     faces_checked = main_process and check_faces(args, None, identity_image, drivers, still, webcam)
     device = state.device if state is not None and state.device.type == "cuda" else pick_device(args.device)
+    if not main_process:
+        log.stream = open(os.devnull, "w")  # one process tells the stages
     with Session(keep_rows=False) as session:
-        session.load_models(args.models, device=device, dtype=args.dtype, exp_adapter=args.exp_adapter,
-                            ref_lora=args.ref_lora, use_reference=settings.reference_active, landmarker=args.landmarker,
-                            smirk=args.smirk, lcm_lora=args.lcm_lora, channels_last=args.channels_last,
-                            compile=args.compile, tiny_vae=args.tiny_vae, bridge=args.bridge,
-                            expression_source=mapping.expression_source,
-                            progress=lambda line: print(line, file=sys.stderr))
+        with log.stage(f"loading the models ({args.models}) on {device}"):
+            session.load_models(args.models, device=device, dtype=args.dtype, exp_adapter=args.exp_adapter,
+                                ref_lora=args.ref_lora, use_reference=settings.reference_active, landmarker=args.landmarker,
+                                smirk=args.smirk, lcm_lora=args.lcm_lora, channels_last=args.channels_last,
+                                compile=args.compile, tiny_vae=args.tiny_vae, bridge=args.bridge,
+                                expression_source=mapping.expression_source,
+                                progress=lambda line: print(line, file=sys.stderr))
         check_drivers_reach_adapter(session.retargeter, drivers, mapping)
         files = session.files
         if files.is_test_model and main_process:
             print(f"note: using {files.description}", file=sys.stderr)
         if main_process and not faces_checked:
             check_faces(args, session.retargeter.landmarker_path, identity_image, drivers, still, webcam)
-        session.set_identity(args.identity, image=identity_image, source=str(args.identity), face=args.identity_face)
+        with log.stage(f"embedding the identity ({Path(args.identity).name})"):
+            session.set_identity(args.identity, image=identity_image, source=str(args.identity), face=args.identity_face)
         session.set_frame(from_args(FrameOptions, args))  # full (default): the face pasted back into the photo
         note = session.frame_note(str(args.identity))
         if note and main_process:
             print(note, file=sys.stderr)
+        log.line("rendering the still" if still else f"streaming from {drivers[0]}" if webcam else "rendering")
         if still:
             expression = None
             if composed is not None:
@@ -182,7 +190,7 @@ def run_headless(args: argparse.Namespace) -> int:
                                          source=str(drivers[0]) if drivers else "", progress=sys.stderr.isatty(),
                                          expression=expression, face=args.driver_face)
             size = f"{image.shape[1]}x{image.shape[0]}"
-            print(f"wrote {args.out} ({size}) in {time.perf_counter() - started:.1f} s on {device} with {files.description}")
+            print(f"wrote {args.out} ({size}) in {log.elapsed():.1f} s in all, on {device} with {files.description}")
             return 0
         neutral = (_neutral_from_frame(session.retargeter, str(drivers[0]), args.neutral_frame, mapping.mirror,
                                        args.driver_face, args.fps) if args.neutral_frame is not None else None)
@@ -190,7 +198,7 @@ def run_headless(args: argparse.Namespace) -> int:
             return run_live(session, str(drivers[0]), args.out, settings, mapping, neutral,
                             from_args(LiveOptions, args).min_change, video=from_args(VideoOptions, args),
                             face=args.driver_face)
-        return _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, started)
+        return _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, log.started)
 
 
 def check_drivers_reach_adapter(retargeter, drivers, mapping) -> None:
@@ -228,7 +236,8 @@ def _run_offline(session, settings, mapping, neutral, drivers, batch, args, stat
     print_summary(summaries, state)
     incomplete = [s for s in summaries if s.incomplete]
     if state is None or state.is_main_process:
-        print(f"done in {time.perf_counter() - started:.1f} s; output: {args.out}")
+        outputs = f"{args.out}" + (f" and side by side {args.side_by_side}" if args.side_by_side is not None else "")
+        print(f"done in {time.perf_counter() - started:.1f} s in all; wrote {outputs}")
         for summary in incomplete:
             print(f"retarget: warning: {summary.output} is shorter than its driver {summary.driver}: {summary.incomplete} "
                   f"(exit code {EXIT_INCOMPLETE})", file=sys.stderr)

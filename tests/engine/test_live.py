@@ -135,3 +135,89 @@ def test_live_stop_waits_for_a_slow_generate_before_closing_the_source():
     assert started.wait(timeout=10)
     session.stop()
     assert source.readers_alive_at_close == []
+
+
+class BlockingGenerator:
+    """generate() blocks until released: a stand-in for a slow model on a slow machine."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.threads: set[str] = set()
+        self.calls = 0
+        self.running = 0
+
+    def generate(self, context, expressions, settings, **kwargs):
+        self.threads.add(threading.current_thread().name)
+        self.calls += 1
+        self.running += 1
+        self.entered.set()
+        try:
+            self.release.wait(timeout=30)
+        finally:
+            self.running -= 1
+        return np.zeros((len(expressions), 4, 4, 3), np.uint8)
+
+
+class RecordingAnalyzer(PassThroughAnalyzer):
+    """Notes the thread it runs on and whether a generate() was running at that moment."""
+
+    def __init__(self, source, generator):
+        super().__init__(source, generator)
+        self.threads: set[str] = set()
+        self.during_generate = 0
+
+    def __call__(self, frame, capture_time=None):
+        self.threads.add(threading.current_thread().name)
+        if self.generator.running:
+            self.during_generate += 1
+        return super().__call__(frame, capture_time)
+
+
+def test_perception_runs_on_its_own_thread_while_generate_blocks():
+    source = CountingSource()
+    generator = BlockingGenerator()
+    generator.picked = []
+    analyzer = RecordingAnalyzer(source, generator)
+    driven_seen, outputs = [], []
+    session = LiveSession(generator, None, analyzer, GenerationSettings(), source,
+                          on_output=lambda d, image, s: outputs.append(d.index), on_driven=lambda d: driven_seen.append(d.index))
+    session.start()
+    try:
+        assert generator.entered.wait(timeout=10)
+        seen_when_blocked = len(driven_seen)
+        deadline = time.monotonic() + 10
+        while len(driven_seen) < seen_when_blocked + 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # The generator is still inside its first call: no output yet, but the driver kept being perceived and shown.
+        assert generator.calls == 1 and outputs == []
+        assert len(driven_seen) >= seen_when_blocked + 20
+        assert analyzer.during_generate >= 20  # perception of the next frames overlapped generate()
+        assert analyzer.threads.isdisjoint(generator.threads)  # on different threads
+        assert driven_seen == sorted(driven_seen)  # at the driver's own pace, in order
+    finally:
+        generator.release.set()
+        session.stop()
+    assert generator.running == 0  # stop() returned: no generate() of the session still runs
+    assert outputs  # released: the generated frame came out
+    assert source.i > 0
+
+
+def test_output_callback_runs_off_the_generator_thread_and_the_newest_perceived_frame_is_generated():
+    source = CountingSource(limit=400)
+    generator = SlowGenerator(source)
+    generated_from, output_threads = [], set()
+
+    class Tracking(SlowGenerator):
+        def generate(self, context, expressions, settings, **kwargs):
+            generated_from.append(threading.current_thread().name)
+            return super().generate(context, expressions, settings)
+
+    generator = Tracking(source)
+    session = LiveSession(generator, None, PassThroughAnalyzer(source, generator), GenerationSettings(), source,
+                          on_output=lambda d, image, s: output_threads.add(threading.current_thread().name), pace=False)
+    session.start()
+    assert session.wait(timeout=30)
+    session.stop()
+    assert output_threads and output_threads.isdisjoint(generated_from)
+    assert session.stats.perceived > session.stats.rendered  # perception ran ahead; generation took the newest

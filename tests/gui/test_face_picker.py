@@ -58,7 +58,7 @@ def test_driver_with_two_faces_shows_boxes_and_a_click_tracks_that_face(qtbot, m
     with qtbot.waitSignal(window.stream_started, timeout=20000):
         window.start_stream()
     qtbot.waitUntil(lambda: overlay.isVisible() and len(overlay.boxes) == 2, timeout=30000)
-    assert window.last_frame.face_number == 2  # by default the largest: the right one
+    assert window.last_driven.face_number == 2  # by default the largest: the right one
     # Click the left face's box on the driver pane.
     x0, y0, scale = overlay._mapping()
     box = overlay.boxes[0]
@@ -67,7 +67,7 @@ def test_driver_with_two_faces_shows_boxes_and_a_click_tracks_that_face(qtbot, m
     assert overlay.chosen == 1
     shown = window.driver_view.frames_shown
     qtbot.waitUntil(lambda: window.driver_view.frames_shown >= shown + 3, timeout=60000)
-    frame = window.last_frame
+    frame = window.last_driven  # the driver frame on screen
     assert frame.face_number == 1 and overlay.chosen == 1
     assert frame.landmarks[:, 0].max() < 360  # the left half of the 720 px frame
     with qtbot.waitSignal(window.stream_stopped, timeout=20000):
