@@ -90,6 +90,8 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--presets", default="lcm,fast")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--structure", action="store_true",
+                        help="SD 1.5's UNet module tree at narrow widths (retarget.benchmark.counts) instead of random:tiny")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from retarget.testmodels import write_lcm_lora, write_test_models
@@ -97,8 +99,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="retarget-live-ratio-") as work:
         work = Path(work)
         before = export(args.before, work / "before")
-        models = write_test_models(work / "models", "tiny", progress=lambda line: None)
-        lcm = write_lcm_lora(work / "lcm", models)
+        if args.structure:
+            from retarget.benchmark.counts import write_structure_models
+
+            models, lcm = write_structure_models(work / "models")
+        else:
+            models = write_test_models(work / "models", "tiny", progress=lambda line: None)
+            lcm = write_lcm_lora(work / "lcm", models)
         runs = {"before": [], "after": []}
         workers = {side: Worker(tree, models, lcm, args.frames, args.presets)
                    for side, tree in (("before", before), ("after", args.after))}
@@ -115,7 +122,8 @@ def main() -> int:
     for name in args.presets.split(","):
         ratio = statistics.median(a[name] / b[name] for a, b in zip(runs["after"], runs["before"]))
         result["ratio"][name] = ratio
-        print(f"{name}: after/before = {ratio:.2f}x (median of {args.rounds} paired rounds, random:tiny, batch 1)")
+        print(f"{name}: after/before = {ratio:.2f}x (median of {args.rounds} paired rounds, "
+              f"{'SD 1.5 structure' if args.structure else 'random:tiny'}, batch 1)")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
