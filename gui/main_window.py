@@ -95,6 +95,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.composer = add_expression_composer(self)  # View > Compose expression: sliders for a still
         self.face_picker = FacePicker(self)  # which face: numbered boxes on the identity and driver, click to pick
         self.panel.restore(self.store)
+        self.apply_provenance()  # marking on unless the saved settings say otherwise; shown in the status bar
         if device is not None and not self.panel.select_device(device):
             self.show_error(f"--device {device} is not available here; using {self.panel.device_name()}", kind="device")
         self._restore_files()
@@ -218,7 +219,8 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.fps_label = QLabel("")
         self.device_label = QLabel(f"device: {NO_VALUE}")
         self.memory_label = QLabel("")
-        for label in (self.rec_label, self.fps_label, self.device_label, self.memory_label):
+        self.provenance_label = QLabel("")
+        for label in (self.rec_label, self.fps_label, self.device_label, self.memory_label, self.provenance_label):
             self.statusBar().addPermanentWidget(label)
         self._show_stats(None)
 
@@ -237,6 +239,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.panel.mapping_changed.connect(self._mapping_timer.start)
         self.panel.device_changed.connect(self._device_changed)
         self.panel.neutral_requested.connect(self.set_neutral)
+        self.panel.options_changed.connect(self.apply_provenance)
         self.bridge.frame_ready.connect(self._on_frame_ready)
         self.bridge.failed.connect(self._on_stream_failed)
         self.bridge.progressed.connect(self._render_progressed)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from retarget.provenance import mark_frame
+
 
 class LiveOutputs:
     """The recording sink, the virtual camera and the run's (time, blendshapes) rows of one live session."""
@@ -37,7 +39,8 @@ class LiveOutputs:
                 self.recorder.write(image, driven.capture_time)
             if self.vcam is not None:
                 try:
-                    self.vcam.send(np.ascontiguousarray(image))
+                    # Watermarked too (about 1 ms a 512x512 frame: docs/PROVENANCE.md), unless marking is off.
+                    self.vcam.send(np.ascontiguousarray(mark_frame(image)))
                 except Exception as err:  # a virtual camera that went away must not stop the stream
                     self.vcam_error = str(err) or type(err).__name__
                     self.vcam = None

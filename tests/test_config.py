@@ -30,6 +30,8 @@ FLAGS_BEFORE = {
 }
 # Hand-written file/face options added since (issue 16): inputs, not knobs.
 HAND_WRITTEN_SINCE = {"--expression", "--identity-face", "--driver-face"}
+# Knobs added since (issue 27): marking outputs as AI-generated (ProvenanceOptions).
+PROVENANCE_FLAGS = {"--no-provenance", "--c2pa-key", "--c2pa-cert"}
 
 
 class FakeStore:
@@ -54,7 +56,7 @@ def _actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 # ---------------------------------------------------------------------------------- fields -> parser
 def test_the_command_line_has_the_same_flags_as_before_plus_crf():
-    assert set(_actions(headless_parser())) == FLAGS_BEFORE | HAND_WRITTEN_SINCE | {"--crf"}
+    assert set(_actions(headless_parser())) == FLAGS_BEFORE | HAND_WRITTEN_SINCE | {"--crf"} | PROVENANCE_FLAGS
 
 
 def test_every_flagged_knob_is_an_option_with_its_help_and_default():

@@ -5,6 +5,7 @@
 - models: ModelOptions (weights, device, dtype, speed options)
 - mapping: MappingSettings (smoothing, relative mode, intensity, gains, mirror)
 - render: VideoOptions (encoder), RenderOptions (offline jobs), LiveOptions
+- provenance: ProvenanceOptions (marking outputs as AI-generated: on unless turned off for research)
 - cli_options: argparse options generated from the fields; store: saved settings (with old-key migration)
 
 Adding a knob = adding one field with knob(...) to the right dataclass: the command line
@@ -19,15 +20,18 @@ from retarget.config.generation import (
 from retarget.config.knobs import Knob, KnobField, check_number, check_whole, knob, knob_fields, validate_knobs
 from retarget.config.mapping import MappingSettings
 from retarget.config.models import MODELS_HELP, ModelOptions
+from retarget.config.provenance import ProvenanceOptions
 from retarget.config.render import LiveOptions, RenderOptions, VideoOptions
 
 # The knob classes of `retarget --headless`, in --help order, and of the app's settings form.
-HEADLESS_KNOBS = (PresetChoice, ModelOptions, RenderOptions, VideoOptions, LiveOptions, GenerationSettings, MappingSettings)
-APP_FORM_KNOBS = (PresetChoice, GenerationSettings, MappingSettings, ModelOptions, RenderOptions, VideoOptions, LiveOptions)
+HEADLESS_KNOBS = (PresetChoice, ModelOptions, RenderOptions, VideoOptions, LiveOptions, GenerationSettings, MappingSettings,
+                  ProvenanceOptions)
+APP_FORM_KNOBS = (PresetChoice, GenerationSettings, MappingSettings, ModelOptions, RenderOptions, VideoOptions, LiveOptions,
+                  ProvenanceOptions)
 
 __all__ = [
     "APP_FORM_KNOBS", "HEADLESS_KNOBS", "MAX_SEED", "MAX_STEPS", "MODELS_HELP", "PAPER_CFG", "PAPER_EXP_SCALE",
     "PAPER_REF_SCALE", "PAPER_STEPS", "PRESETS", "SAMPLERS", "GenerationSettings", "Knob", "KnobField", "LiveOptions",
-    "MappingSettings", "ModelOptions", "Preset", "PresetChoice", "RenderOptions", "VideoOptions", "check_number",
+    "MappingSettings", "ModelOptions", "Preset", "PresetChoice", "ProvenanceOptions", "RenderOptions", "VideoOptions", "check_number",
     "check_whole", "knob", "knob_fields", "preset_settings", "validate_knobs",
 ]
