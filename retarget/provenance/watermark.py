@@ -65,22 +65,26 @@ def _grid() -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=8)
 def _delta(height: int, width: int, version: str) -> np.ndarray:
-    """The additive luma pattern for a frame of this size (cached: a video reuses it every frame)."""
+    """The additive luma pattern for a frame of this size, in whole levels for R, G and B (int16 HxWx3;
+    cached: a video reuses it every frame). Rounding it equals rounding the marked frame: pixels are integers."""
     import cv2
 
     owner, chips = _grid()
     signs = payload_bits(version).astype(np.float32) * 2 - 1
     pattern = (STRENGTH * chips * signs[owner]).astype(np.float32)
-    return cv2.resize(pattern, (width, height), interpolation=cv2.INTER_LINEAR)[..., None]
+    levels = np.rint(cv2.resize(pattern, (width, height), interpolation=cv2.INTER_LINEAR)).astype(np.int16)
+    return np.repeat(levels[..., None], 3, axis=2)
 
 
 def embed(rgb: np.ndarray, version: str) -> np.ndarray:
     """A marked copy of an RGB uint8 frame (frames smaller than MIN_SIDE are returned unchanged)."""
+    import cv2
+
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:
         return rgb
-    marked = rgb.astype(np.float32) + _delta(h, w, version)
-    return np.clip(np.rint(marked), 0, 255).astype(np.uint8)
+    # OpenCV's saturating add (uint8 + int16 -> uint8): one pass, no float copy of the frame.
+    return cv2.add(np.ascontiguousarray(rgb), _delta(h, w, version), dtype=cv2.CV_8U)
 
 
 @dataclass(frozen=True)
