@@ -13,7 +13,7 @@ import numpy as np
 from retarget.errors import BadInputError, RetargetError, user_message
 from retarget.media.kinds import media_kind
 from retarget.provenance import c2pa_manifest, metadata
-from retarget.provenance.watermark import Detection, detect
+from retarget.provenance.watermark import DETECT_Z, Detection, detect, detect_frames
 
 DEFAULT_SAMPLES = 12  # frames read from a video, spread evenly
 
@@ -25,6 +25,7 @@ class FileReport:
     video: bool = False
     tags: dict = field(default_factory=dict)
     manifest: dict | None = None
+    combined: Detection | None = None  # a video: all sampled frames together (watermark.detect_frames)
 
     @property
     def frames_marked(self) -> int:
@@ -33,19 +34,20 @@ class FileReport:
     @property
     def marked(self) -> bool:
         """The watermark is the mark that survives re-encoding: it decides; metadata and manifest are reported."""
-        return self.frames_marked > 0
+        return self.frames_marked > 0 or (self.combined is not None and self.combined.found)
 
     def line(self) -> str:
-        found = [d for d in self.detections if d.found]
+        found = [d for d in self.detections if d.found] + ([self.combined] if self.combined and self.combined.found else [])
         best = max((d.score for d in self.detections), default=0.0)
         if self.video:
-            mark = f"watermark in {self.frames_marked} of {len(self.detections)} sampled frames"
+            mark = (f"watermark in {self.frames_marked} of {len(self.detections)} sampled frames, "
+                    f"all together score {self.combined.score:.1f}")
         else:
             mark = "watermark found" if found else "no watermark"
         if found:
-            mark += f" (retarget {found[0].version}, score {best:.1f})"
+            mark += f" (retarget {found[0].version}{'' if self.video else f', score {best:.1f}'})"
         else:
-            mark += f" (score {best:.1f}, needs 6.0)"
+            mark += f" (best frame score {best:.1f}, needs {DETECT_Z})" if self.video else f" (score {best:.1f}, needs {DETECT_Z})"
         return (f"{self.path}: {'MARKED' if self.marked else 'NOT MARKED'}: {mark}; {metadata.summary(self.tags)}; "
                 f"{_manifest_phrase(self.manifest)}")
 
@@ -104,7 +106,8 @@ def verify_file(path, samples: int = DEFAULT_SAMPLES) -> FileReport:
         raise
     except Exception as err:  # PIL's UnidentifiedImageError, av.FFmpegError...: a damaged or misnamed file
         raise BadInputError(f"{path}: cannot be read as {'a video' if kind == 'video' else 'an image'} ({user_message(err)})") from None
-    return FileReport(path, [detect(f) for f in frames], kind == "video", tags, c2pa_manifest.read(path))
+    return FileReport(path, [detect(f) for f in frames], kind == "video", tags, c2pa_manifest.read(path),
+                      detect_frames(frames) if kind == "video" else None)
 
 
 def verify_parser() -> argparse.ArgumentParser:

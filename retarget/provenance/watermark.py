@@ -107,19 +107,39 @@ def _luma_grid(rgb: np.ndarray) -> np.ndarray:
 
 def bit_scores(rgb: np.ndarray) -> np.ndarray:
     """z_k per payload bit: positive reads 1, negative 0; N(0, 1) on an unmarked picture."""
+    return _scores(_luma_grid(rgb))
+
+
+def _scores(residual: np.ndarray) -> np.ndarray:
     owner, chips = _grid()
-    residual = _luma_grid(rgb)
     flat_owner = owner.ravel()
     corr = np.bincount(flat_owner, weights=(residual * chips).ravel(), minlength=PAYLOAD_BITS)
     energy = np.bincount(flat_owner, weights=(residual * residual).ravel(), minlength=PAYLOAD_BITS)
     return corr / np.sqrt(np.maximum(energy, 1e-9))
 
 
+def _usable(rgb: np.ndarray) -> bool:
+    return rgb.ndim == 3 and rgb.shape[2] == 3 and min(rgb.shape[:2]) >= MIN_SIDE // 2
+
+
 def detect(rgb: np.ndarray) -> Detection:
     rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < MIN_SIDE // 2:
+    if not _usable(rgb):
         return Detection(False, 0.0, None, MAGIC_BITS)
-    z = bit_scores(rgb)
+    return _decide(bit_scores(rgb))
+
+
+def detect_frames(frames) -> Detection:
+    """All of a video's sampled frames together: their grid residuals are averaged before correlating, so the
+    mark (the same in every frame) adds up while moving content averages out. The score keeps its N(0, 1)
+    null however alike the frames are (the chips are independent of any picture), so the threshold holds."""
+    residuals = [_luma_grid(f) for f in (np.asarray(f) for f in frames) if _usable(f)]
+    if not residuals:
+        return Detection(False, 0.0, None, MAGIC_BITS)
+    return _decide(_scores(np.mean(residuals, axis=0)))
+
+
+def _decide(z: np.ndarray) -> Detection:
     expected = payload_bits("0.0")[:MAGIC_BITS].astype(np.float64) * 2 - 1
     score = float(np.dot(z[:MAGIC_BITS], expected) / math.sqrt(MAGIC_BITS))
     errors = int(np.sum(np.sign(z[:MAGIC_BITS]) != expected))

@@ -132,7 +132,7 @@ def test_verify_exit_codes_and_one_line_per_bad_file(tmp_path, face, capsys, sha
     code, lines = verify([shared_dir / "media" / "identity_freeman.jpg", shared_dir / "media" / "driver_d0.mp4"], capsys)
     assert code == 1
     assert lines[0].endswith("no AI-generated metadata; no C2PA manifest") and "NOT MARKED: no watermark" in lines[0]
-    assert "NOT MARKED: watermark in 0 of 12 sampled frames" in lines[1]
+    assert "NOT MARKED: watermark in 0 of 12 sampled frames, all together score" in lines[1]
     code, lines = verify([marked, text, damaged, tmp_path / "missing.mp4"], capsys)
     assert code == 1 and len(lines) == 4, lines
     assert all("Traceback" not in line for line in lines)
