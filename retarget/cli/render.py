@@ -24,7 +24,7 @@ def headless_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retarget",
         description="ID-consistent facial expression retargeting. With no arguments, opens the desktop app.",
-        epilog="Subcommands: extract VIDEO --out X.csv | bench | eval | download --to DIR | testmodels --size tiny|sd15 --out DIR "
+        epilog="Subcommands: extract VIDEO --out X.csv | bench | eval | download --to DIR | testmodels --size tiny|sd15 --out DIR | verify FILE... "
                "(each with --help).",
     )
     parser.add_argument("--headless", action="store_true", help="render without a window")
