@@ -108,6 +108,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         view_menu = next((m for m in self.menuBar().findChildren(QMenu) if m.title() == "&View"), None)
         self.theme = ThemeChoice(self, view_menu)  # View > Theme: follow the system, light or dark; a Start that stands out
         self.panel.restore(self.store)
+        self.apply_provenance()  # marking on unless the saved settings say otherwise; shown in the status bar
         if device is not None and not self.panel.select_device(device):
             self.show_error(f"--device {device} is not available here; using {self.panel.device_name()}", kind="device")
         self._restore_files()
@@ -233,7 +234,8 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.fps_label = QLabel("")
         self.device_label = QLabel(f"device: {NO_VALUE}")
         self.memory_label = QLabel("")
-        for label in (self.rec_label, self.fps_label, self.device_label, self.memory_label):
+        self.provenance_label = QLabel("")
+        for label in (self.rec_label, self.fps_label, self.device_label, self.memory_label, self.provenance_label):
             self.statusBar().addPermanentWidget(label)
         self._show_stats(None)
 
@@ -252,6 +254,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.panel.mapping_changed.connect(self._mapping_timer.start)
         self.panel.device_changed.connect(self._device_changed)
         self.panel.neutral_requested.connect(self.set_neutral)
+        self.panel.options_changed.connect(self.apply_provenance)
         self.bridge.frame_ready.connect(self._on_frame_ready)
         self.bridge.driver_ready.connect(self._on_driver_ready)
         self.bridge.render_frame_ready.connect(self._render_frame_shown)

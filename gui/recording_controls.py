@@ -154,9 +154,13 @@ class RecordingControls:
         return self._save_output(path)
 
     def _save_output(self, path: Path) -> bool:
-        if not self.last_frame.output.save(str(path), "PNG"):
+        from retarget.outputs import write_image
+
+        try:  # through write_image: marked as AI-generated like every output (retarget.provenance)
+            write_image(path, self.last_frame.output_rgb)
+        except Exception as err:
             path.unlink(missing_ok=True)  # our empty placeholder
-            self.show_error(f"Cannot write {path}", kind="snapshot")
+            self.show_error(f"Cannot write {path}: {error_text(err)}", kind="snapshot")
             return False
         self.show_notice(f"Saved snapshot {path}", kind="saved")
         return True

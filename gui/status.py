@@ -35,6 +35,20 @@ class StatusDisplay:
                                f"latency {value(latency, '.0f')} ms"
                                + (f" | no face {stats.frames_without_face}" if stats.frames_without_face else ""))
 
+    def apply_provenance(self) -> None:
+        """The settings' "Mark outputs as AI-generated" for every output of this process, and say so in the status bar."""
+        from retarget import provenance
+        from retarget.config import ProvenanceOptions
+
+        provenance.configure(self.panel.options(ProvenanceOptions))
+        on = provenance.marking_enabled()
+        self.provenance_label.setText("AI marking: on" if on else "AI marking: OFF (research only)")
+        self.provenance_label.setStyleSheet("" if on else "color:#e0303a; font-weight:bold;")
+        self.provenance_label.setToolTip(
+            "Every output (renders, recordings, snapshots, the virtual camera) carries an invisible watermark, "
+            "AI-generated metadata and a C2PA manifest; check a file with `retarget verify FILE`" if on else
+            "Outputs are NOT marked as AI-generated: research use only, where the law allows (EU AI Act Art. 50(2))")
+
     def show_error(self, text: str, kind: str | None = None, actions=()) -> None:
         """Every error lands here: a non-modal banner (with fix buttons), the status bar, and error_messages (for tests)."""
         self.error_messages.append(text)

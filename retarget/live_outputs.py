@@ -18,6 +18,7 @@ import numpy as np
 
 from retarget.config.frame import FrameOptions
 from retarget.face.paste import frame_output
+from retarget.provenance import mark_frame
 
 
 class LiveOutputs:
@@ -56,7 +57,8 @@ class LiveOutputs:
                 self.record_last_frame_at = time.monotonic()
             if self.vcam is not None:
                 try:
-                    self.vcam.send(np.ascontiguousarray(fit_into(image, _camera_size(self.vcam, image))))
+                    # Watermarked too (about 1 ms a 512x512 frame: docs/PROVENANCE.md), unless marking is off.
+                    self.vcam.send(np.ascontiguousarray(mark_frame(fit_into(image, _camera_size(self.vcam, image)))))
                 except Exception as err:  # a virtual camera that went away must not stop the stream
                     self.vcam_error = str(err) or type(err).__name__
                     self.vcam = None

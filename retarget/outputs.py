@@ -188,13 +188,22 @@ def write_json(path, data, indent: int = 2) -> Path:
 
 
 def write_image(path, image, **save_options) -> Path:
-    """An RGB uint8 array as an image file (format from the suffix), atomically."""
+    """An RGB uint8 array as an image file (format from the suffix), atomically; marked as AI-generated
+    (watermark, metadata, C2PA manifest: retarget.provenance) unless marking is off."""
     from PIL import Image
 
-    picture = Image.fromarray(image)
+    from retarget import provenance
+
+    picture = Image.fromarray(provenance.mark_frame(image))
     suffix = Path(path).suffix.lower().lstrip(".")
     fmt = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "bmp": "BMP"}.get(suffix)
-    return atomic_write(path, lambda temp: picture.save(temp, format=fmt, **save_options))
+    options = {**provenance.image_save_options(fmt), **save_options}
+
+    def write(temp: Path) -> None:
+        picture.save(temp, format=fmt, **options)
+        provenance.finish_file(temp, title=Path(path).name)
+
+    return atomic_write(path, write)
 
 
 def check_file_output(out, inputs, label: str = "--out") -> Path:

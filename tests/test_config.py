@@ -32,6 +32,8 @@ FLAGS_BEFORE = {
 HAND_WRITTEN_SINCE = {"--expression", "--identity-face", "--driver-face"}
 # Knobs added since: --fps (issue 24: the output rate of blendshape CSV drivers), the expression bridge (issue 20).
 KNOBS_SINCE = {"--fps", "--bridge", "--expression-source"}
+# Knobs added since (issue 27): marking outputs as AI-generated (ProvenanceOptions).
+PROVENANCE_FLAGS = {"--no-provenance", "--c2pa-key", "--c2pa-cert"}
 
 
 class FakeStore:
@@ -56,7 +58,8 @@ def _actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 # ---------------------------------------------------------------------------------- fields -> parser
 def test_the_command_line_has_the_same_flags_as_before_plus_crf():
-    assert set(_actions(headless_parser())) == FLAGS_BEFORE | HAND_WRITTEN_SINCE | KNOBS_SINCE | {"--crf", "--frame", "--colour-match"}
+    assert set(_actions(headless_parser())) == (FLAGS_BEFORE | HAND_WRITTEN_SINCE | KNOBS_SINCE | PROVENANCE_FLAGS
+                                                | {"--crf", "--frame", "--colour-match"})
 
 
 def test_every_flagged_knob_is_an_option_with_its_help_and_default():

@@ -1,7 +1,7 @@
 """`retarget`: the desktop app with no arguments; `--headless` renders without a window.
 
 Subcommands: `download` (the published weights), `testmodels` (random test sets), `extract`,
-`bench`, `eval`, `bridge`, `doctor`; one module each here, dispatched by `main()`.
+`bench`, `eval`, `bridge`, `doctor`, `verify`; one module each here, dispatched by `main()`.
 Every failure ends in one line on stderr and a non-zero exit, never a traceback
 (RETARGET_DEBUG=1 shows it for bug reports).
 """
@@ -19,6 +19,7 @@ from retarget.cli.eval import run_eval
 from retarget.cli.extract import run_extract
 from retarget.cli.render import headless_parser, run_headless
 from retarget.cli.testmodels import run_testmodels
+from retarget.cli.verify import run_verify
 from retarget.errors import RetargetError, run_command
 
 SUBCOMMANDS = {
@@ -29,6 +30,7 @@ SUBCOMMANDS = {
     "eval": run_eval,
     "bridge": run_bridge,
     "doctor": run_doctor,
+    "verify": run_verify,
 }
 
 

@@ -26,8 +26,8 @@ HELP_EXAMPLES = """examples:
   retarget --headless --identity me.jpg --driver smile.png --out me_smiling.png
   retarget --headless --identity me.jpg --driver talk.mp4 --out me_talking.mp4 --side-by-side both.mp4
 
-Subcommands: extract VIDEO --out X.csv | bench | eval | doctor | download --to DIR | testmodels --size tiny|sd15 --out DIR
-(each with --help)."""
+Subcommands: extract VIDEO --out X.csv | bench | eval | doctor | verify FILE... | bridge fit|eval|show |
+download --to DIR | testmodels --size tiny|sd15 --out DIR (each with --help)."""
 
 
 def headless_parser() -> argparse.ArgumentParser:
@@ -102,6 +102,19 @@ def check_numbers(args: argparse.Namespace) -> None:
         validate_knobs(from_args(cls, args))
 
 
+def apply_provenance(args: argparse.Namespace) -> None:
+    """Every output of this process is marked as AI-generated unless --no-provenance (research use only)."""
+    from retarget import provenance
+    from retarget.config.provenance import ProvenanceOptions
+
+    options = from_args(ProvenanceOptions, args)
+    options.validate()
+    provenance.configure(options)
+    if not options.mark:
+        print("note: --no-provenance: outputs carry NO AI-generated watermark, metadata or C2PA manifest "
+              "(research use only, where the law allows)", file=sys.stderr)
+
+
 def run_headless(args: argparse.Namespace) -> int:
     from retarget.cli.stages import StageLog
 
@@ -115,6 +128,7 @@ def run_headless(args: argparse.Namespace) -> int:
     settings.validate()
     mapping = mapping_settings(args)
     check_numbers(args)
+    apply_provenance(args)
     composed = read_expression_option(args) if args.expression is not None else None
     check_face_flags(args)
     drivers = args.driver or []

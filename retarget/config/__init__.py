@@ -6,6 +6,7 @@
 - mapping: MappingSettings (smoothing, relative mode, intensity, gains, mirror)
 - render: VideoOptions (encoder), RenderOptions (offline jobs), LiveOptions
 - frame: FrameOptions (full photo with the face pasted back, or the aligned crop)
+- provenance: ProvenanceOptions (marking outputs as AI-generated: on unless turned off for research)
 - cli_options: argparse options generated from the fields; store: saved settings (with old-key migration)
 
 Adding a knob = adding one field with knob(...) to the right dataclass: the command line
@@ -21,17 +22,18 @@ from retarget.config.generation import (
 from retarget.config.knobs import Knob, KnobField, check_number, check_whole, knob, knob_fields, validate_knobs
 from retarget.config.mapping import MappingSettings
 from retarget.config.models import MODELS_HELP, ModelOptions
+from retarget.config.provenance import ProvenanceOptions
 from retarget.config.render import LiveOptions, RenderOptions, VideoOptions
 
 # The knob classes of `retarget --headless`, in --help order, and of the app's settings form.
 HEADLESS_KNOBS = (PresetChoice, ModelOptions, RenderOptions, VideoOptions, LiveOptions, FrameOptions, GenerationSettings,
-                  MappingSettings)
+                  MappingSettings, ProvenanceOptions)
 APP_FORM_KNOBS = (PresetChoice, GenerationSettings, MappingSettings, ModelOptions, RenderOptions, VideoOptions, LiveOptions,
-                  FrameOptions)
+                  FrameOptions, ProvenanceOptions)
 
 __all__ = [
     "APP_FORM_KNOBS", "FrameOptions", "HEADLESS_KNOBS", "MAX_SEED", "MAX_STEPS", "MODELS_HELP", "PAPER_CFG", "PAPER_EXP_SCALE",
     "PAPER_REF_SCALE", "PAPER_STEPS", "PRESETS", "SAMPLERS", "GenerationSettings", "Knob", "KnobField", "LiveOptions",
-    "MappingSettings", "ModelOptions", "Preset", "PresetChoice", "RenderOptions", "VideoOptions", "check_number",
+    "MappingSettings", "ModelOptions", "Preset", "PresetChoice", "ProvenanceOptions", "RenderOptions", "VideoOptions", "check_number",
     "check_whole", "knob", "knob_fields", "preset_settings", "validate_knobs",
 ]

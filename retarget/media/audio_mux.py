@@ -95,6 +95,8 @@ def _mux(video_path: Path, audio_path, out: Path, *, copy: bool) -> None:
 
     with av.open(str(video_path)) as vin, av.open(str(out), mode="w", format=_format_for(out),
                                                     options={"movflags": "+faststart"}) as oc:
+        # Keep the video's own tags (retarget.provenance's "AI-generated" comment and description).
+        oc.metadata.update({k: v for k, v in vin.metadata.items() if k in ("comment", "description", "title")})
         vstream = vin.streams.video[0]
         ovideo = oc.add_stream_from_template(vstream)
         limit = _video_seconds(vstream, vin)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retarget import provenance
 from retarget.media.frame_sink import FrameSink, as_rgb, remove_file
 from retarget.outputs import refuse_foreign
 
@@ -32,7 +33,10 @@ class PngSequenceSink(FrameSink):
         refuse_foreign(target)
         self._temp = target.with_name(f".{target.name}.partial")
         refuse_foreign(self._temp, "temporary file")
-        Image.fromarray(as_rgb(rgb)).save(self._temp, format="PNG", compress_level=self.compress_level)
+        # Marked as AI-generated (watermark, PNG text chunks, C2PA) unless marking is off: retarget.provenance.
+        Image.fromarray(provenance.mark_frame(as_rgb(rgb))).save(self._temp, format="PNG", compress_level=self.compress_level,
+                                                                 **provenance.image_save_options("PNG"))
+        provenance.finish_file(self._temp, title=target.name, suffix=".png")
         os.replace(self._temp, target)
         self._temp = None
         self.next_index = index + 1

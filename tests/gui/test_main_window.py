@@ -17,6 +17,18 @@ def media(shared_dir):
     return shared_dir / "media"
 
 
+def _assert_marked_snapshot(path, output_rgb) -> None:
+    """A snapshot is the shown output, watermarked, with the AI-generated metadata (retarget.provenance)."""
+    from PIL import Image
+
+    from retarget import __version__
+    from retarget.provenance.watermark import embed
+
+    with Image.open(path) as im:
+        assert im.text["AIGenerated"] == "true"
+        assert np.array_equal(np.asarray(im.convert("RGB")), embed(output_rgb, __version__))
+
+
 def _stop(qtbot, window):
     with qtbot.waitSignal(window.stream_stopped, timeout=20000):
         window.stop_stream()
@@ -43,7 +55,10 @@ def test_live_video_driver_shows_output_frames(qtbot, make_window, media):
     assert 0 <= points[:, 0].min() and points[:, 0].max() < image.width() and points[:, 1].max() < image.height()
     window.set_landmark_overlay(False)
     assert window.driver_view._points is None
-    assert window.snapshot(window.store.fileName() + ".png")
+    shown_frame, shot = window.last_frame, window.store.fileName() + ".png"
+    assert window.snapshot(shot)
+    _assert_marked_snapshot(shot, shown_frame.output_rgb)
+    assert window.provenance_label.text() == "AI marking: on"
     # Mapping changes apply live: a new mapper is swapped in; the stream's MediaPipe graph and SMIRK stay.
     import retarget.driving
     import retarget.face.smirk
