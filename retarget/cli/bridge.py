@@ -14,14 +14,14 @@ from pathlib import Path
 from retarget.config.cli_options import add_knob_options, from_args
 from retarget.config.generation import GenerationSettings
 from retarget.config.models import ModelOptions
-from retarget.errors import BadInputError
+from retarget.errors import OneLineArgumentParser, BadInputError
 
 MODEL_KNOBS = ("models", "exp_adapter", "landmarker", "smirk", "device", "dtype")
 RENDER_KNOBS = ("steps", "cfg", "exp_scale", "seed")
 
 
 def bridge_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="retarget bridge", description="The expression bridge: MediaPipe's 52 blendshapes -> "
+    parser = OneLineArgumentParser(prog="retarget bridge", description="The expression bridge: MediaPipe's 52 blendshapes -> "
                                      "the 55 FLAME values of the published Expression Adapter, fitted for your adapter file.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{fit,eval,show}")
     fit = commands.add_parser("fit", help="fit a bridge from videos (MediaPipe + SMIRK) or from the generator's renders",

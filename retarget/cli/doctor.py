@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 
+from retarget.errors import OneLineArgumentParser
+
 
 def doctor_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="retarget doctor",
         description="Print this machine's setup (OS, Python, torch, GPU and free memory), which model files are present "
                     "or missing (with sizes and the command that fetches them), the MediaPipe model, SMIRK, SCRFD, the "

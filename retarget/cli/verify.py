@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retarget.errors import BadInputError, RetargetError, user_message
+from retarget.errors import OneLineArgumentParser, BadInputError, RetargetError, user_message
 from retarget.media.kinds import media_kind
 from retarget.provenance import c2pa_manifest, metadata
 from retarget.provenance.watermark import DETECT_Z, Detection, detect, detect_frames
@@ -111,7 +111,7 @@ def verify_file(path, samples: int = DEFAULT_SAMPLES) -> FileReport:
 
 
 def verify_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="retarget verify",
         description="Report, per file, whether retarget's invisible watermark is found (for a video: in how many sampled "
                     "frames), what its metadata and C2PA manifest say. Exit code 0 when every file carries the "
