@@ -53,7 +53,7 @@ class RenderControls:
             return False
         # The same job as the CLI's: it resumes what a cancelled render of these inputs left behind.
         key_extra, follow_box = self.face_picker.render_choice(self.identity_path, driver)  # the faces picked
-        render = self.session.begin_render([driver], out, settings=self.panel.generation_settings(),
+        render = self.session.begin_render([driver], out, settings=self.panel.render_generation_settings(),
                                            mapping=self.panel.mapping_settings(), options=options, auto_resume=True,
                                            follow_box=follow_box, key_extra=key_extra)
         progress = self._render_progress = RenderProgress()
