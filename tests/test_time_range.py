@@ -32,6 +32,27 @@ def _video_facts(path):
         return frames, seconds, len(samples) / audio.rate, samples, audio.rate
 
 
+def _first_frame(path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24")
+
+
+def _driver_frames(path, indices, size) -> dict:
+    import av
+    import cv2
+
+    found = {}
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in indices:
+                found[i] = cv2.resize(frame.to_ndarray(format="rgb24"), (size[1], size[0])).astype(float)
+            if i >= max(indices):
+                return found
+    return found
+
+
 def _source_audio(path, start: float, seconds: float, rate: int) -> np.ndarray:
     import av
 
@@ -52,9 +73,9 @@ def _headless(models, shared_dir, landmarker_path, driver, out, *extra):
 def test_a_video_range_has_those_frames_and_that_slice_of_the_audio(tmp_path, shared_dir, landmarker_path,
                                                                     blendshape_models_dir):
     driver = shared_dir / "media" / "driver_d11_audio.mp4"  # 25 fps, AAC audio
-    out = tmp_path / "range.mp4"
+    out, side = tmp_path / "range.mp4", tmp_path / "side.mp4"
     assert _headless(blendshape_models_dir, shared_dir, landmarker_path, driver, out,
-                     "--start", "1.0", "--end", "1.4", "--batch-size", "5") == 0
+                     "--start", "1.0", "--end", "1.4", "--batch-size", "5", "--side-by-side", str(side)) == 0
     frames, seconds, audio_seconds, samples, rate = _video_facts(out)
     assert frames == 10  # frames 25..34: [1.0, 1.4) s at 25 fps
     assert seconds == pytest.approx(0.4, abs=1 / 25)
@@ -66,6 +87,13 @@ def test_a_video_range_has_those_frames_and_that_slice_of_the_audio(tmp_path, sh
     assert np.corrcoef(samples[:n], same[:n])[0, 1] > 0.9
     assert abs(np.corrcoef(samples[:n], other[:n])[0, 1]) < 0.5
     assert not list(tmp_path.glob(".*work*"))
+    # The side-by-side video shows the same driver frames: its first is driver frame 25, not frame 0.
+    side_frames, side_seconds, side_audio, _, _ = _video_facts(side)
+    assert side_frames == 10 and side_seconds == pytest.approx(0.4, abs=1 / 25)
+    assert side_audio == pytest.approx(0.4, abs=1 / 25)
+    left = _first_frame(side)[:, : _first_frame(side).shape[1] // 2].astype(float)
+    driver_frames = _driver_frames(driver, (0, 25), left.shape[:2])
+    assert np.abs(left - driver_frames[25]).mean() < np.abs(left - driver_frames[0]).mean()
 
 
 @needs_shared
