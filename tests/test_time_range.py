@@ -208,3 +208,12 @@ def test_another_range_is_another_job(tmp_path, folder_driver):
                                  RenderOptions(start=0.08, end=0.32, resume=True, progress=False))
     assert (resumed.frames, resumed.reused, resumed.rendered) == (6, 2, 4)
     assert out.exists()
+
+
+def test_a_range_between_two_frames_is_refused_and_leaves_nothing(tmp_path, folder_driver):
+    from retarget.errors import BadInputError
+
+    out = tmp_path / "out.mp4"
+    with pytest.raises(BadInputError, match="no frame of .* lies in that range"):
+        _renderer().render(str(folder_driver), out, RenderOptions(start=0.37, end=0.39, progress=False))
+    assert not out.exists() and not list(tmp_path.glob(".out*"))

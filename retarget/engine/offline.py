@@ -241,14 +241,7 @@ class OfflineRenderer:
             finally:
                 writer.close(raise_failure=False)
                 bar.close()
-            summary.skipped_inputs = int(getattr(source, "skipped", 0) or 0)
-            if getattr(source, "decode_error", None):
-                summary.incomplete = f"{source.decode_error}; the output has the {summary.frames} frames that decoded"
-            if getattr(source, "missing_values", 0):
-                print(f"note: {driver}: {source.missing_values} rows had NaN/inf or empty values; the last expression was held there")
-            if summary.frames == 0 and not clip.whole:
-                raise BadInputError(f"--start {clip.start:g} --end {clip.end if clip.end is not None else 'end'}: "
-                                    f"no frame of {driver} lies in that range (seconds from its first frame)")
+            _note_source_faults(source, driver, summary, clip)
             summary.seconds = time.perf_counter() - started
             fps = getattr(source, "frame_rate", None) or frame_rate(source.fps or 25.0)
             has_audio = bool(getattr(source, "has_audio", False))
@@ -301,6 +294,18 @@ class OfflineRenderer:
                 print(f"warning: {side_by_side_path}: audio not copied ({sink.audio_error})")
         work.remove()
         return audio is not None
+
+
+def _note_source_faults(source, driver: str, summary: JobSummary, clip: TimeRange) -> None:
+    """What the driver lacked, on the summary (or as a note); a range that held no frame is refused."""
+    summary.skipped_inputs = int(getattr(source, "skipped", 0) or 0)
+    if getattr(source, "decode_error", None):
+        summary.incomplete = f"{source.decode_error}; the output has the {summary.frames} frames that decoded"
+    if getattr(source, "missing_values", 0):
+        print(f"note: {driver}: {source.missing_values} rows had NaN/inf or empty values; the last expression was held there")
+    if summary.frames == 0 and not clip.whole:
+        raise BadInputError(f"--start {clip.start:g} --end {clip.end if clip.end is not None else 'end'}: "
+                            f"no frame of {driver} lies in that range (seconds from its first frame)")
 
 
 def _video_sink(driver: str, frames: int, path: Path, fps: Fraction, size, audio, video, span=(0, None, 0.0)):
