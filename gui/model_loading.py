@@ -43,7 +43,9 @@ class ModelLoading:
     def _models_ready(self, retargeter) -> None:
         files = self.session.files
         self.device_label.setText(f"device: {self.device}")
-        self.panel.set_lcm_available(bool(getattr(retargeter.pipeline, "has_lcm", False)))
+        lcm = bool(getattr(retargeter.pipeline, "has_lcm", False))
+        self.panel.set_lcm_available(lcm)
+        self._apply_live_default(lcm)
         self.panel.set_control_support(retargeter.control_support_for(self.panel.mapping_settings().expression_source))
         self._set_busy(None)
         self.banner.clear("models", "landmarker", "smirk", "download")
@@ -57,6 +59,27 @@ class ModelLoading:
         if self._vcam_wanted:
             self._open_vcam()
         self._update_buttons()
+
+    def _apply_live_default(self, lcm: bool) -> None:
+        """A saved LCM preset once the LoRA is there to offer it; else, for a user who has not chosen a preset, the
+        device's live default (retarget.config.live_default: on a GPU, the fastest that keeps the paper's look)."""
+        from retarget.config.live_default import live_default_preset
+
+        if self.panel.preset_chosen:
+            if lcm and self.panel.saved_preset == "lcm" and self.panel.preset.currentData() != "lcm":
+                self.panel.set_preset("lcm")  # not offered when the settings were restored, before the models
+            return
+        preset = live_default_preset(self.device, lcm)
+        if preset is None:
+            if self.panel.preset_automatic:  # now on a CPU: back to the paper's settings
+                self.panel.set_preset("quality")
+                self.panel.preset_automatic = False
+            return
+        changed = self.panel.preset.currentData() != preset
+        self.panel.set_automatic_preset(preset)
+        if changed:
+            self.statusBar().showMessage(f"Live preset '{preset}' on {self.device}: the fastest that keeps the paper's "
+                                         f"look (Render video keeps the paper's settings)", 8000)
 
     def _models_failed(self, err) -> None:
         self._set_busy(None)

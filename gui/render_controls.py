@@ -10,6 +10,7 @@ from gui.render_dialog import RenderDialog
 from gui.render_finish import RenderRate, finished_actions
 from gui.workers import RenderProgress, error_text
 from retarget.media.kinds import VIDEO_SUFFIXES, file_patterns, is_webcam_spec
+from retarget.errors import RetargetError
 from retarget.session import State
 
 
@@ -25,11 +26,13 @@ class RenderControls:
         default = Path(self.store.value("files/render_dir", str(Path(driver).parent))) / f"{Path(driver).stem}_retargeted.mp4"
         dialog = RenderDialog(driver, default, self)
         if dialog.exec() == QDialog.DialogCode.Accepted and str(dialog.out()):
-            self.start_render(driver, dialog.out(), side_by_side=dialog.side_by_side())
+            start, end = dialog.time_range()
+            self.start_render(driver, dialog.out(), side_by_side=dialog.side_by_side(), start=start, end=end)
 
-    def start_render(self, driver, out, batch_size: int = 4, side_by_side=None) -> bool:
-        """side_by_side: also write a driver|output video there."""
-        """Start the render job; False when refused (the banner says why)."""
+    def start_render(self, driver, out, batch_size: int = 4, side_by_side=None, start: float = 0.0,
+                     end: float | None = None) -> bool:
+        """Start the render job; False when refused (the banner says why). side_by_side: also write a driver|output
+        video there; start/end: only that time range of the driver, in seconds (RenderOptions.start/end)."""
         if self.retargeter is None or self.context is None or self.identity_path is None:
             self.show_error("Load the models and an identity photo before rendering", kind="identity")
             return False
@@ -41,10 +44,16 @@ class RenderControls:
         driver, out = str(driver), Path(out)
         side_by_side = Path(side_by_side) if side_by_side is not None else None
         # the form's knobs (e.g. CRF)
-        options = self.panel.options(RenderOptions, batch_size=batch_size, progress=False, side_by_side=side_by_side)
+        options = self.panel.options(RenderOptions, batch_size=batch_size, progress=False, side_by_side=side_by_side,
+                                     start=start, end=end)
+        try:
+            options.validate()  # e.g. an end before the start: refused here, in one line
+        except RetargetError as err:
+            self.show_error(str(err), kind="render")
+            return False
         # The same job as the CLI's: it resumes what a cancelled render of these inputs left behind.
         key_extra, follow_box = self.face_picker.render_choice(self.identity_path, driver)  # the faces picked
-        render = self.session.begin_render([driver], out, settings=self.panel.generation_settings(),
+        render = self.session.begin_render([driver], out, settings=self.panel.render_generation_settings(),
                                            mapping=self.panel.mapping_settings(), options=options, auto_resume=True,
                                            follow_box=follow_box, key_extra=key_extra)
         progress = self._render_progress = RenderProgress()

@@ -69,6 +69,11 @@ class SettingsPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._applying_preset = False
+        # Whether the user picked the preset (here or in saved settings), and whether the one shown was picked for
+        # them by device (gui.model_loading: a GPU's live default), which offline renders do not follow.
+        self.preset_chosen = False
+        self.preset_automatic = False
+        self.saved_preset: str | None = None
         self.fields = app_fields(*APP_FORM_KNOBS)
         self.widgets: dict = {}
         for field in self.fields:
@@ -150,6 +155,7 @@ class SettingsPanel(QWidget):
 
     def _connect(self) -> None:
         self.preset.currentIndexChanged.connect(self._preset_chosen)
+        self.preset.activated.connect(self._user_chose_preset)  # the user's own pick (never a programmatic one)
         for field in self.fields:
             if field.name in ("preset", "steps", "cfg", "device"):
                 continue
@@ -188,9 +194,19 @@ class SettingsPanel(QWidget):
                 self._applying_preset = False
         self.generation_changed.emit()
 
+    def _user_chose_preset(self, *_) -> None:
+        self.preset_chosen, self.preset_automatic = True, False
+
+    def set_automatic_preset(self, name: str) -> None:
+        """Select the device's live default for a user who has not chosen a preset."""
+        self.set_preset(name)
+        self.preset_automatic = self.preset.currentData() == name
+
     def _steps_or_cfg_edited(self) -> None:
         if self._applying_preset:
             return
+        if self.steps.hasFocus() or self.cfg.hasFocus():
+            self._user_chose_preset()  # the user's own steps/CFG: a choice the device default leaves alone
         # Editing steps/CFG leaves the LCM sampler's preset for a DPM-Solver++ one (or custom).
         match = next((k for k, _, s, c in PRESETS if s == self.steps.value() and c == self.cfg.value()), "custom")
         self.set_preset(match, apply=False)
@@ -231,6 +247,13 @@ class SettingsPanel(QWidget):
         lcm = self.preset.currentData() == LCM_PRESET[0]
         return self.options(GenerationSettings, sampler=LIBRARY_PRESETS["lcm"].sampler if lcm else "dpmsolver++")
 
+    def render_generation_settings(self) -> GenerationSettings:
+        """Offline renders: the paper's settings while the preset is only the device's live default, else the form's."""
+        from retarget.config import preset_settings
+
+        settings = self.generation_settings()
+        return preset_settings("quality", settings) if self.preset_automatic else settings
+
     def mapping_settings(self) -> MappingSettings:
         return self.options(MappingSettings)
 
@@ -268,6 +291,8 @@ class SettingsPanel(QWidget):
             for field in self.fields:
                 widget = self.widgets[field.name]
                 if field.name == "preset":  # first: its steps/CFG are then overwritten by the stored ones
+                    self.preset_chosen = any(store.contains(key) for key in (field.store_key, *field.knob.old_keys))
+                    self.saved_preset = read_value(store, field, None, check=False) if self.preset_chosen else None
                     self.set_preset(read_value(store, field, "quality", check=False), apply=False)
                 elif field.type is dict:
                     stored = read_value(store, field, {name: field.knob.item_default for name in widget})

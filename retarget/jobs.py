@@ -16,6 +16,7 @@ from pathlib import Path
 import contextlib
 
 from retarget.engine import JobSummary, OfflineRenderer, RenderOptions, WorkFolder, job_key, work_dir_for, work_lock_for
+from retarget.engine.time_range import TimeRange
 from retarget.errors import BadInputError
 from retarget.media.kinds import BLENDSHAPE_SUFFIXES, VIDEO_SUFFIXES
 from retarget.outputs import claim_folder
@@ -110,6 +111,8 @@ def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: R
     """One video, frame ranges across processes; the main process prepares the work folder and assembles."""
     from retarget.media.sources import open_source
 
+    if not TimeRange.of(options).whole:
+        raise BadInputError("--start/--end: a time range is rendered by one process; run it without accelerate launch")
     with open_source(str(driver), fps=options.fps) as source:
         total = source.frame_count
     if not total:
@@ -120,7 +123,8 @@ def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: R
     # The main process holds the work folder's lock for the whole split job; the ranks render inside it.
     with work_lock_for(out) if state.is_main_process else contextlib.nullcontext():
         if state.is_main_process:
-            WorkFolder.for_output(out).prepare(renderer.manifest(str(driver), renderer.mapping_settings()), options.resume)
+            WorkFolder.for_output(out).prepare(renderer.manifest(str(driver), renderer.mapping_settings(), options),
+                                               options.resume)
         state.wait_for_everyone()
         mine = replace(options, frame_range=frame_range, assemble=False, resume=True, lock=False)
         summary = renderer.render(str(driver), out, mine, cancel=cancel, on_frame=on_frame, rank=rank)

@@ -123,13 +123,15 @@ class OfflineRendering:
                 renderer.place = lambda images: frame_output(images, placement, frame.frame, frame.colour_match)
                 total = 0
                 if self._handlers["progress"] or self._any:  # probing every driver costs: only for someone listening
+                    from retarget.engine.time_range import TimeRange
+
                     for driver in drivers:
                         with open_source(str(driver), fps=options.fps) as source:
-                            total += source.frame_count or 0
+                            total += TimeRange.of(options).frame_count(source) or 0
                     self._emit("progress", 0, total)
                 job_options = options
                 if auto_resume and not batch and not options.resume:
-                    resume = WorkFolder.for_output(out).holds(renderer.manifest(str(drivers[0]), mapping))
+                    resume = WorkFolder.for_output(out).holds(renderer.manifest(str(drivers[0]), mapping, options))
                     job_options = replace(options, resume=resume)
 
                 def on_frame(driven, image):

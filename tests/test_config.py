@@ -30,8 +30,9 @@ FLAGS_BEFORE = {
 }
 # Hand-written file/face options added since (issue 16): inputs, not knobs.
 HAND_WRITTEN_SINCE = {"--expression", "--identity-face", "--driver-face"}
-# Knobs added since: --fps (issue 24: the output rate of blendshape CSV drivers), the expression bridge (issue 20).
-KNOBS_SINCE = {"--fps", "--bridge", "--expression-source"}
+# Knobs added since: --fps (issue 24: the output rate of blendshape CSV drivers), the expression bridge (issue 20),
+# a time range of the driver (issue 21).
+KNOBS_SINCE = {"--fps", "--bridge", "--expression-source", "--start", "--end"}
 # Knobs added since (issue 27): marking outputs as AI-generated (ProvenanceOptions).
 PROVENANCE_FLAGS = {"--no-provenance", "--c2pa-key", "--c2pa-cert"}
 

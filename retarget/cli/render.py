@@ -18,6 +18,7 @@ from retarget.config import (
     RenderOptions, VideoOptions, knob_fields, validate_knobs,
 )
 from retarget.config.cli_options import add_knob_options, from_args
+from retarget.engine.time_range import TimeRange
 from retarget.errors import OneLineArgumentParser, EXIT_INCOMPLETE, BadInputError, RetargetError
 from retarget.media.kinds import IMAGE_SUFFIXES, is_webcam_spec, media_kind
 
@@ -142,6 +143,11 @@ def run_headless(args: argparse.Namespace) -> int:
 
         drivers, batch = expand_drivers(drivers)
     check_outputs(args, still, batch)
+    from_args(RenderOptions, args).validate()  # --end after --start (validate_knobs checks one knob at a time)
+    time_range = TimeRange(args.start, args.end)
+    if (still or webcam) and not time_range.whole:
+        raise BadInputError("--start/--end: a time range is for video, CSV and image-folder drivers, "
+                            f"not {'a still' if still else 'a camera'}")
     check_before_loading(args, drivers, still, webcam, batch)  # every refusal that needs no model
 
     from retarget.face.image_io import load_image
@@ -154,6 +160,7 @@ def run_headless(args: argparse.Namespace) -> int:
         for driver in drivers:  # every driver is probed before any model loads or any output exists
             with open_source(str(driver), fps=args.fps) as source:
                 count = source.frame_count
+                time_range.check(source, driver)
             if args.neutral_frame is not None and count is not None and args.neutral_frame >= count:
                 raise BadInputError(f"--neutral-frame {args.neutral_frame}: {driver} has {count} frames (0 to {count - 1})")
     if webcam:

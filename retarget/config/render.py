@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from retarget.config.knobs import knob, validate_knobs
+from retarget.errors import RetargetError
 
 
 @dataclass
@@ -46,6 +47,13 @@ class RenderOptions:
     # Read by the command line, which finds that frame's face before the job starts (not part of the job's manifest).
     neutral_frame: int | None = knob(None, flag="--neutral-frame", group="expression mapping", low=0,
                                      help="relative mode: this driver frame is the neutral face (default: the median of the first second)")
+    # A time range of the driver, in seconds from its first frame (the driver's own times: a variable-rate video's
+    # frame times, a CSV take's grid); the output starts at 0. No app label: the Render video dialog asks per job.
+    start: float = knob(0.0, flag="--start", group="video drivers", low=0.0, metavar="SECONDS",
+                        help="video/CSV/image-folder drivers: render from this time of the driver, in seconds (default 0)")
+    end: float | None = knob(None, flag="--end", group="video drivers", low=0.0, low_open=True, metavar="SECONDS",
+                             help="video/CSV/image-folder drivers: render up to (not including) this time, in seconds "
+                                  "(default: the driver's end)")
     video: VideoOptions = field(default_factory=VideoOptions)
     # Render only frames [start, stop) (a share of one long video); perception still runs from frame 0
     # so smoothing and calibration match a single-process run.
@@ -57,6 +65,8 @@ class RenderOptions:
 
     def validate(self) -> None:
         validate_knobs(self)
+        if self.end is not None and self.end <= self.start:
+            raise RetargetError(f"--end {self.end:g} must be after --start {self.start:g} (times in seconds)")
         self.video.validate()
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from retarget.driving import DriverAnalyzer, DrivenFrame
 from retarget.engine.stages import FrameWriter, perception_stream
+from retarget.engine.time_range import TimeRange, frame_seconds
 from retarget.engine.work_folder import WorkFolder, work_dir_for, work_lock_for
 from retarget.config.render import RenderOptions, VideoOptions  # noqa: F401 (re-exported: retarget.engine.RenderOptions)
 from retarget.errors import BadInputError, JobInterrupted, RetargetError
@@ -110,13 +111,18 @@ class OfflineRenderer:
         with self.make_analyzer() as analyzer:
             return analyzer.mapping
 
-    def manifest(self, driver: str, mapping) -> dict:
+    def manifest(self, driver: str, mapping, options: RenderOptions | None = None) -> dict:
+        """What the work folder is for; with the job's options, another CSV rate or time range is another job."""
+        extra = {}
+        if options is not None:
+            extra = {**({"fps": options.fps} if options.fps else {}), **TimeRange.of(options).job_key()}
         return {
             "version": 1,
             **_driver_fingerprint(driver),
             "settings": asdict(self.settings),
             "mapping": asdict(mapping) if mapping is not None else None,
             **self.job_key,
+            **extra,
         }
 
     def render(self, driver: str, out: Path, options: RenderOptions | None = None,
@@ -155,6 +161,8 @@ class OfflineRenderer:
                 raise BadInputError(f"{driver}: has no frames")
             if options.side_by_side is not None and getattr(source, "size", None) is None:
                 raise BadInputError(f"{driver}: has no pictures to put beside the output (--side-by-side)")
+            clip = TimeRange.of(options)
+            clip.check(source, driver)
             work = WorkFolder.for_output(out)
             analyzer = self.make_analyzer()
             try:
@@ -162,9 +170,8 @@ class OfflineRenderer:
                 check_signal(analyzer.expression_kind, driver_signal(driver), self.adapter_file, str(driver),
                              bridge_available=getattr(analyzer, "bridge", None) is not None,
                              expression_source=analyzer.mapping.expression_source)
-                # Another output rate for a CSV is another job (its frames sit at other times).
-                work.prepare({**self.manifest(driver, analyzer.mapping), **({"fps": options.fps} if options.fps else {})},
-                             options.resume)
+                # Another output rate for a CSV, or another time range, is another job (other frames).
+                work.prepare(self.manifest(driver, analyzer.mapping, options), options.resume)
             except BaseException:
                 analyzer.close()
                 raise
@@ -174,10 +181,13 @@ class OfflineRenderer:
             if options.resume:
                 summary.rerendered = work.drop_unreadable_frames(done, getattr(self.pipeline, "image_size", None))
             started = time.perf_counter()
-            total = source.frame_count
+            total = clip.frame_count(source)
             bar = tqdm(total=total, desc=Path(str(driver)).name, unit="frame", disable=not options.progress,
                        initial=0, dynamic_ncols=True)
             pending: list[DrivenFrame] = []
+            # The range's first driver frame is output frame 0 (work-folder frames are numbered as the output's).
+            first: int | None = None
+            first_seconds = 0.0
             writer = FrameWriter(work.write_frame)  # never the generator's thread: it goes back to the GPU
 
             def flush() -> None:
@@ -190,7 +200,7 @@ class OfflineRenderer:
                 if self.place is not None:
                     images = self.place(images)  # the whole batch at once
                 for frame, image in zip(pending, images):
-                    writer.put(frame.index, image)
+                    writer.put(frame.index - first, image)
                     if on_frame is not None:
                         on_frame(frame, image)
                 summary.rendered += len(pending)
@@ -202,10 +212,18 @@ class OfflineRenderer:
                     for frame in perception_stream(source, analyzer):
                         if cancel is not None and cancel.is_set():
                             raise KeyboardInterrupt
+                        seconds = frame_seconds(source, frame)
+                        if clip.before(seconds):
+                            continue  # perceived all the same: smoothing and calibration match a whole render
+                        if clip.after(seconds):
+                            break
+                        if first is None:
+                            first, first_seconds = frame.index, seconds
                         summary.frames += 1
-                        if frame.index < start or (stop is not None and frame.index >= stop):
+                        index = frame.index - first
+                        if index < start or (stop is not None and index >= stop):
                             continue
-                        if frame.index in done:
+                        if index in done:
                             summary.reused += 1
                             bar.update(1)
                             continue
@@ -223,28 +241,29 @@ class OfflineRenderer:
             finally:
                 writer.close(raise_failure=False)
                 bar.close()
-            summary.skipped_inputs = int(getattr(source, "skipped", 0) or 0)
-            if getattr(source, "decode_error", None):
-                summary.incomplete = f"{source.decode_error}; the output has the {summary.frames} frames that decoded"
-            if getattr(source, "missing_values", 0):
-                print(f"note: {driver}: {source.missing_values} rows had NaN/inf or empty values; the last expression was held there")
+            _note_source_faults(source, driver, summary, clip)
             summary.seconds = time.perf_counter() - started
             fps = getattr(source, "frame_rate", None) or frame_rate(source.fps or 25.0)
             has_audio = bool(getattr(source, "has_audio", False))
+            driver_frames = source.frame_count
         if options.assemble:
             summary.audio = self.assemble(driver, out, work.path, summary.frames, fps, has_audio, options.side_by_side,
-                                          options.video)
+                                          options.video, first=first or 0, audio_start=first_seconds,
+                                          driver_frames=driver_frames)
         return summary
 
     def assemble(self, driver: str, out: Path, work: Path, frames: int, fps: Fraction, has_audio: bool,
-                 side_by_side_path: Path | None, video: VideoOptions | None = None) -> bool:
-        """Every frame rendered -> the final file(s), written under temporary names and renamed; then the work folder goes."""
+                 side_by_side_path: Path | None, video: VideoOptions | None = None, *, first: int = 0,
+                 audio_start: float = 0.0, driver_frames: int | None = None) -> bool:
+        """Every frame rendered -> the final file(s), written under temporary names and renamed; then the work folder goes.
+
+        A time range: output frame 0 is driver frame `first`, at `audio_start` seconds (where the audio is cut from)."""
         work = WorkFolder(work)
         missing = sorted(set(range(frames)) - work.rendered_indices())
         if missing:
             raise RetargetError(f"{len(missing)} frames of {driver} are not rendered yet (first: {missing[0]}); run again with --resume")
-        first = work.read_frame(0)
-        size = (first.shape[1], first.shape[0])
+        first_image = work.read_frame(0)
+        size = (first_image.shape[1], first_image.shape[0])
         audio = Path(driver) if has_audio else None
         if out.suffix == "":
             target = resolved(out)
@@ -256,34 +275,57 @@ class OfflineRenderer:
             sink.close()
             replace_folder(staging, target)  # an old folder goes only if we made it (marker) or it is empty
         else:
-            with _video_sink(driver, frames, out, fps, size, audio, video) as sink:
+            span = (first, driver_frames, audio_start)
+            with _video_sink(driver, frames, out, fps, size, audio, video, span) as sink:
                 for index in range(frames):
                     sink.write(work.read_frame(index))
             if sink.audio_error:
                 print(f"warning: {out}: audio not copied ({sink.audio_error})")
         if side_by_side_path is not None:
             with open_source(driver) as source, _video_sink(driver, frames, side_by_side_path, fps, _side_size(source, size),
-                                                           audio, video) as sink:
+                                                           audio, video, (first, driver_frames, audio_start)) as sink:
                 for frame in source:
-                    if frame.index >= frames:
+                    if frame.index < first:
+                        continue
+                    if frame.index - first >= frames:
                         break
-                    sink.write(side_by_side(frame.image, work.read_frame(frame.index)))
+                    sink.write(side_by_side(frame.image, work.read_frame(frame.index - first)))
             if sink.audio_error:
                 print(f"warning: {side_by_side_path}: audio not copied ({sink.audio_error})")
         work.remove()
         return audio is not None
 
 
-def _video_sink(driver: str, frames: int, path: Path, fps: Fraction, size, audio, video):
-    """A variable-frame-rate video driver keeps its frame times (StampedVideoSink); others get a constant rate."""
+def _note_source_faults(source, driver: str, summary: JobSummary, clip: TimeRange) -> None:
+    """What the driver lacked, on the summary (or as a note); a range that held no frame is refused."""
+    summary.skipped_inputs = int(getattr(source, "skipped", 0) or 0)
+    if getattr(source, "decode_error", None):
+        summary.incomplete = f"{source.decode_error}; the output has the {summary.frames} frames that decoded"
+    if getattr(source, "missing_values", 0):
+        print(f"note: {driver}: {source.missing_values} rows had NaN/inf or empty values; the last expression was held there")
+    if summary.frames == 0 and not clip.whole:
+        raise BadInputError(f"--start {clip.start:g} --end {clip.end if clip.end is not None else 'end'}: "
+                            f"no frame of {driver} lies in that range (seconds from its first frame)")
+
+
+def _video_sink(driver: str, frames: int, path: Path, fps: Fraction, size, audio, video, span=(0, None, 0.0)):
+    """A variable-frame-rate video driver keeps its frame times (StampedVideoSink); others get a constant rate.
+    span: (the driver frame output frame 0 shows, the driver's frame count, that frame's time) of a time range."""
     from retarget.media.kinds import media_kind
     from retarget.media.video_source import variable_frame_times
     from retarget.media.video_sink import StampedVideoSink
 
-    timing = variable_frame_times(driver, frames) if media_kind(driver) == "video" else None
+    first, driver_frames, audio_start = span
+    driver_frames = driver_frames or frames
+    timing = variable_frame_times(driver, driver_frames) if media_kind(driver) == "video" else None
     if timing is not None:
-        return StampedVideoSink(path, timing[0], size, timing[1], audio_from=audio, video=video)
-    return VideoSink(path, fps, size, audio_from=audio, video=video)
+        times, last_duration = timing
+        stop = first + frames
+        if stop < len(times):  # a range ending early: its last frame lasts until the next one
+            last_duration = times[stop] - times[stop - 1]
+        return StampedVideoSink(path, times[first:stop], size, last_duration, audio_from=audio, video=video,
+                                audio_start=audio_start)
+    return VideoSink(path, fps, size, audio_from=audio, video=video, audio_start=audio_start)
 def check_side_by_side_name(path) -> None:
     """--side-by-side is always a video: a name without a video suffix cannot be written (no format to pick)."""
     if Path(path).suffix.lower() not in OUTPUT_VIDEO_SUFFIXES:

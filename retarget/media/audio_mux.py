@@ -47,12 +47,13 @@ def _video_seconds(stream, container) -> float:
     return (container.duration or 0) / 1_000_000
 
 
-def mux_audio(video_path, audio_source_path, out_path) -> bool:
+def mux_audio(video_path, audio_source_path, out_path, start: float = 0.0) -> bool:
     """Write `out_path`: the video of `video_path` (copied, not re-encoded) with the first audio
     stream of `audio_source_path`, trimmed to the video's duration. Packets are copied when the
     output container takes the codec; otherwise the audio is re-encoded to AAC. `out_path` may be
     `video_path` (the swap is atomic). Returns False, writing the video alone, when the source has
-    no audio.
+    no audio. `start` > 0 (a time range's render): the audio from that second on, cut to the sample, so
+    always re-encoded (copied packets could only be cut at packet boundaries).
     """
     import av
 
@@ -60,15 +61,15 @@ def mux_audio(video_path, audio_source_path, out_path) -> bool:
     temp = fresh_temp(out_path, "muxing")
     try:
         codec = probe_audio(Path(audio_source_path))
-        copy = codec is not None and _copyable(codec, out_path)
+        copy = codec is not None and start <= 0 and _copyable(codec, out_path)
         try:
-            _mux(video_path, audio_source_path if codec else None, temp, copy=copy)
+            _mux(video_path, audio_source_path if codec else None, temp, copy=copy, start=start)
         except av.FFmpegError:
             if not copy:
                 raise
             # The muxer refused the copied codec after all: fall back to AAC.
             remove_file(temp)
-            _mux(video_path, audio_source_path, temp, copy=False)
+            _mux(video_path, audio_source_path, temp, copy=False, start=start)
         os.replace(temp, out_path)
     except BaseException:
         remove_file(temp)
@@ -90,7 +91,7 @@ def _format_for(path: Path) -> str:
     return formats.get(path.suffix.lower().lstrip("."), "mp4")
 
 
-def _mux(video_path: Path, audio_path, out: Path, *, copy: bool) -> None:
+def _mux(video_path: Path, audio_path, out: Path, *, copy: bool, start: float = 0.0) -> None:
     import av
 
     with av.open(str(video_path)) as vin, av.open(str(out), mode="w", format=_format_for(out),
@@ -113,7 +114,7 @@ def _mux(video_path: Path, audio_path, out: Path, *, copy: bool) -> None:
                     # WAVs often carry an unordered "1 channels" layout the AAC encoder rejects.
                     layout = "mono" if astream.layout.nb_channels == 1 else "stereo"
                     oaudio = oc.add_stream("aac", rate=rate, layout=layout)
-                    streams.append(_aac_packets(ain, astream, oaudio, limit))
+                    streams.append(_aac_packets(ain, astream, oaudio, limit, start))
             # Interleave by time ourselves: handing the muxer all video first would make it
             # buffer the whole video in memory while it waits for audio.
             for _, _, packet in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
@@ -135,8 +136,9 @@ def _copied_packets(container, stream, out_stream, limit: float | None):
         yield seconds, out_stream.index, packet
 
 
-def _aac_packets(container, stream, out_stream, limit: float):
-    """Decode, cut at `limit` seconds to the sample, and re-encode to AAC; yields (time, index, packet)."""
+def _aac_packets(container, stream, out_stream, limit: float, start: float = 0.0):
+    """Decode, drop the first `start` seconds and cut `limit` seconds after, to the sample, and re-encode to AAC;
+    yields (time, index, packet)."""
     import av
 
     rate, layout = out_stream.rate, out_stream.layout.name
@@ -145,6 +147,7 @@ def _aac_packets(container, stream, out_stream, limit: float):
     to_frames = av.AudioResampler(format="fltp", layout=layout, rate=rate,
                                   frame_size=out_stream.codec_context.frame_size or 1024)
     room = int(round(limit * rate))
+    skip = int(round(max(start, 0.0) * rate))
     written = 0
 
     def planar_chunks():
@@ -154,11 +157,17 @@ def _aac_packets(container, stream, out_stream, limit: float):
         yield from to_planar.resample(None)
 
     def sized_frames():
-        nonlocal room
+        nonlocal room, skip
         for chunk in planar_chunks():
             if room <= 0:
                 break
-            data = chunk.to_ndarray()[:, :room]
+            data = chunk.to_ndarray()
+            if skip:
+                dropped = min(skip, data.shape[1])
+                data, skip = data[:, dropped:], skip - dropped
+                if not data.shape[1]:
+                    continue
+            data = data[:, :room]
             room -= data.shape[1]
             piece = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp", layout=layout)
             piece.sample_rate = rate

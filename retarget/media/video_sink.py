@@ -49,13 +49,14 @@ class VideoSink(FrameSink):
     """
 
     def __init__(self, path, fps: float | Fraction, size: tuple[int, int], audio_from=None, video: VideoOptions | None = None,
-                 preset: str = "medium"):
+                 preset: str = "medium", audio_start: float = 0.0):
         import av
 
         self.path = Path(path)
         self.size = (int(size[0]), int(size[1]))
         self.rate = frame_rate(fps)
         self.audio_from = Path(audio_from) if audio_from is not None else None
+        self.audio_start = audio_start  # a time range's render: the audio from this second of the source
         # Probe the audio source now: finding it unreadable after a long render would be too late.
         self.audio_codec = probe_audio(self.audio_from) if self.audio_from is not None else None
         self.audio_error: str | None = None
@@ -120,7 +121,7 @@ class VideoSink(FrameSink):
             self._container.close()
             if self.audio_codec is not None:
                 try:
-                    mux_audio(self.partial, self.audio_from, self.path)
+                    mux_audio(self.partial, self.audio_from, self.path, start=self.audio_start)
                     remove_file(self.partial)
                 except av.FFmpegError as err:
                     if _is_write_failure(err):
@@ -221,10 +222,11 @@ class StampedVideoSink(VideoSink):
     TIME_BASE = Fraction(1, 90000)
 
     def __init__(self, path, times, size: tuple[int, int], last_duration: float, audio_from=None,
-                 video: VideoOptions | None = None, preset: str = "medium"):
+                 video: VideoOptions | None = None, preset: str = "medium", audio_start: float = 0.0):
         self.times = [float(t) - float(times[0]) for t in times]
         span = self.times[-1] + last_duration
-        super().__init__(path, frame_rate(len(self.times) / span if span > 0 else 25.0), size, audio_from, video, preset)
+        super().__init__(path, frame_rate(len(self.times) / span if span > 0 else 25.0), size, audio_from, video, preset,
+                         audio_start)
         self._stream.codec_context.time_base = self.TIME_BASE
         self._stream.codec_context.max_b_frames = 0
         self._last_duration = last_duration
