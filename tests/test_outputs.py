@@ -110,6 +110,8 @@ class FakePipeline:
 
 
 class FakeAnalyzer:
+    expression_kind = "blendshapes52"
+
     def __init__(self):
         self.mapping = MappingSettings()
         self.frames_without_face = 0

@@ -169,7 +169,7 @@ class OfflineRenderer:
                 # Before the work folder exists: a driver the adapter cannot take leaves nothing behind.
                 check_signal(analyzer.expression_kind, driver_signal(driver), self.adapter_file, str(driver),
                              bridge_available=getattr(analyzer, "bridge", None) is not None,
-                             expression_source=analyzer.mapping.expression_source)
+                             expression_source=getattr(analyzer.mapping, "expression_source", "smirk"))
                 # Another output rate for a CSV, or another time range, is another job (other frames).
                 work.prepare(self.manifest(driver, analyzer.mapping, options), options.resume)
             except BaseException:

@@ -36,6 +36,7 @@ class Recorder:
 
 
 class StandInAnalyzer:
+    expression_kind = "flame55"
     mapping = None
     frames_without_face = 0
 
