@@ -140,6 +140,20 @@ def download_checked(url: str, target: Path, sha256: str) -> None:
         temp.unlink(missing_ok=True)
 
 
+# MediaPipe graphs we are done with. MediaPipe's own finaliser calls close() again, and from the garbage
+# collector (a graph in a reference cycle, pytest's collection between tests) that call waits forever on its task
+# dispatcher. So each graph is parked with one reference that is never released: no finaliser ever runs on it,
+# and the OS reclaims it at exit (close() has already freed the graph's native resources).
+_PARKED: list = []
+
+
+def _park(graph) -> None:
+    import ctypes
+
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(graph))
+    _PARKED.append(graph)
+
+
 @dataclass
 class FaceObservation:
     """One face as MediaPipe sees it, in the pixel coordinates of the image it was found in."""
@@ -236,16 +250,18 @@ class FaceLandmarker:
         return faces
 
     def close(self) -> None:
-        if self._landmarker is not None:
-            self._landmarker.close()
-            self._landmarker = None
+        graph, self._landmarker = self._landmarker, None
+        if graph is not None:
+            graph.close()
+            _park(graph)
 
     def __del__(self):
-        # Close while the interpreter is intact; MediaPipe's own finaliser fails at shutdown.
-        try:
-            self.close()
-        except Exception:
-            pass
+        # Never close from a finaliser: MediaPipe's close() can wait forever on its task dispatcher when the
+        # garbage collector runs it. A graph dropped without close() is parked instead; owners close theirs.
+        graph = getattr(self, "_landmarker", None)
+        if graph is not None:
+            self._landmarker = None
+            _park(graph)
 
     def __enter__(self) -> "FaceLandmarker":
         return self
