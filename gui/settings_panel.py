@@ -7,8 +7,8 @@ import dataclasses
 
 from PyQt6.QtCore import QSettings, Qt, pyqtSignal
 from PyQt6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QPushButton, QSpinBox, QVBoxLayout,
-    QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox,
+    QVBoxLayout, QWidget,
 )
 
 from retarget.config import APP_FORM_KNOBS, GenerationSettings, KnobField, MappingSettings, knob_fields
@@ -94,10 +94,11 @@ class SettingsPanel(QWidget):
         forms: dict[str, QFormLayout] = {}
         # A check box that enables another knob shares that knob's row, at that knob's place.
         switches = {f.knob.gui_pair: f.name for f in self.fields if f.knob.gui_pair}
+        besides = {f.knob.gui_beside: f.name for f in self.fields if f.knob.gui_beside}
         for field in self.fields:
-            if field.knob.gui_pair:
+            if field.knob.gui_pair or field.knob.gui_beside:
                 continue
-            title = field.owner.TITLE
+            title = _SHARED_GROUPS.get(field.owner.TITLE, field.owner.TITLE)
             if title not in forms:
                 box = QGroupBox(title)
                 forms[title] = QFormLayout(box)
@@ -113,6 +114,10 @@ class SettingsPanel(QWidget):
                 form.addRow(widget, self.set_neutral)  # relative mode's own command, beside its switch
             elif field.type is bool:
                 form.addRow(widget)
+            elif field.name in besides:  # two small knobs on one row: the panel fits 1280x760 unscrolled
+                other = next(f for f in self.fields if f.name == besides[field.name])
+                parts = [widget] if other.type is bool else [widget, _label_for(other.knob.label, self.widgets[other.name])]
+                form.addRow(field.knob.label, _side_by_side(*parts, self.widgets[other.name]))
             else:
                 form.addRow(field.knob.label, widget)
         layout.addStretch(1)
@@ -309,6 +314,25 @@ class SettingsPanel(QWidget):
             self.blockSignals(False)
 
 
+# Groups of one or two knobs share one box: four group frames cost the panel its fit at 1280x760.
+_SHARED_GROUPS = {title: "Device and output" for title in ("Device", "Output video", "Output frame", "Provenance")}
+
+
+def _label_for(text: str, widget: QWidget) -> QLabel:
+    label = QLabel(text)
+    label.setBuddy(widget)
+    return label
+
+
+def _side_by_side(*widgets: QWidget) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for widget in widgets:
+        layout.addWidget(widget)
+    return row
+
+
 def _two_columns(field: KnobField, boxes: dict) -> QWidget:
     """A dict knob's spin boxes as label/box pairs in two columns."""
     grid_box = QWidget()
@@ -316,9 +340,7 @@ def _two_columns(field: KnobField, boxes: dict) -> QWidget:
     grid.setContentsMargins(0, 0, 0, 0)
     for i, (name, box) in enumerate(boxes.items()):
         row, col = divmod(i, 2)
-        label = QLabel(field.knob.label.format(name.capitalize()))
-        label.setBuddy(box)
-        grid.addWidget(label, row, col * 2)
+        grid.addWidget(_label_for(field.knob.label.format(name.capitalize()), box), row, col * 2)
         grid.addWidget(box, row, col * 2 + 1)
     grid.setColumnStretch(1, 1)
     grid.setColumnStretch(3, 1)

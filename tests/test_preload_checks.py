@@ -112,18 +112,18 @@ def test_a_blendshape_adapter_takes_the_csv_and_the_check_reads_only_the_width(t
     """The positive side: a 52-input adapter passes the check (the job then goes on to load the models)."""
     import argparse
 
-    from retarget.cli.preload_checks import check_before_loading
+    from retarget.cli.preload_checks import check_adapter_signal
     from retarget.models.adapters import expression_adapter_kind
 
     assert expression_adapter_kind(blendshape_models_dir / "exp_adapter" / "exp_adapter.bin") == "blendshapes52"
     assert expression_adapter_kind(tiny_models_dir / "exp_adapter" / "exp_adapter.bin") == "flame55"
     args = argparse.Namespace(out=tmp_path / "o.mp4", side_by_side=None, fps=None, models=str(blendshape_models_dir),
                               exp_adapter=None)
-    check_before_loading(args, [inputs["csv"]], still=False, webcam=False, batch=False)
+    check_adapter_signal(args, [inputs["csv"]])
     args.models = str(tiny_models_dir)
-    check_before_loading(args, [inputs["video"]], still=False, webcam=False, batch=False)  # pictures: any adapter
+    check_adapter_signal(args, [inputs["video"]])  # pictures: any adapter
     with pytest.raises(BadInputError, match="FLAME-55"):
-        check_before_loading(args, [inputs["csv"]], still=False, webcam=False, batch=False)
+        check_adapter_signal(args, [inputs["csv"]])
 
 
 def test_the_engine_refuses_a_csv_for_the_flame_adapter_before_its_work_folder(tmp_path, inputs):

@@ -16,7 +16,8 @@ from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES, media_kind
 
 
 def check_before_loading(args: argparse.Namespace, drivers: list, still: bool, webcam: bool, batch: bool) -> None:
-    """One-line BadInputError for a job that cannot run, before models load; nothing is written."""
+    """One-line BadInputError for a job that cannot run, before models load; nothing is written. The adapter's
+    signal (check_adapter_signal) is asked after the drivers are read: a broken take is named before the bridge."""
     check_output_kind(args.out, drivers, still, webcam, batch)
     csv_drivers = [d for d in drivers if media_kind(d) == "blendshapes"]
     if getattr(args, "side_by_side", None) is not None and csv_drivers:
@@ -25,8 +26,6 @@ def check_before_loading(args: argparse.Namespace, drivers: list, still: bool, w
     if getattr(args, "fps", None) is not None and (still or webcam or len(csv_drivers) < len(drivers)):
         other = next((d for d in drivers if media_kind(d) != "blendshapes"), drivers[0] if drivers else "--expression")
         raise BadInputError(f"--fps: sets the output rate of blendshape CSV drivers; {other} keeps its own frame times")
-    if drivers:
-        check_adapter_signal(args, drivers)
 
 
 def check_output_kind(out: Path, drivers: list, still: bool, webcam: bool, batch: bool) -> None:

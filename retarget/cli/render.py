@@ -12,7 +12,7 @@ from retarget.cli.common import quiet_libraries
 from retarget.cli.expression import EXPRESSION_HELP, expression_for_still, read_expression_option
 from retarget.cli.faces import check_face_flags, check_faces, face_choice_key
 from retarget.cli.live import run_live
-from retarget.cli.preload_checks import check_before_loading
+from retarget.cli.preload_checks import check_adapter_signal, check_before_loading
 from retarget.config import (
     HEADLESS_KNOBS, FrameOptions, GenerationSettings, LiveOptions, MappingSettings, ModelOptions, PresetChoice,
     RenderOptions, VideoOptions, knob_fields, validate_knobs,
@@ -167,6 +167,8 @@ def run_headless(args: argparse.Namespace) -> int:
         from retarget.media.sources import open_source
 
         open_source(str(drivers[0])).close()
+    if drivers:
+        check_adapter_signal(args, drivers)  # the drivers read well: can the adapter take their signal?
 
     quiet_libraries()
     from retarget.jobs import distributed_state

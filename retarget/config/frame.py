@@ -31,6 +31,7 @@ class FrameOptions:
                               "resolution); crop: the generated square face alone. Recordings and the virtual "
                               "camera show the same")
     colour_match: bool = knob(False, flag="--colour-match", group="output frame", label="Match colours at the seam",
+                              gui_beside="frame",
                               help="full frame: shift the generated face's colours to the photo's along the mask's edge")
 
     def validate(self) -> None:

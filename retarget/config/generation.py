@@ -48,7 +48,7 @@ class GenerationSettings:
     steps: int = knob(PAPER_STEPS, flag="--steps", low=1, high=MAX_STEPS, help=f"DPM-Solver++ steps (default {PAPER_STEPS})",
                       label="Steps", gui_range=(1, 100))
     cfg: float = knob(PAPER_CFG, flag="--cfg", low=1.0, help=f"classifier-free guidance (default {PAPER_CFG})",
-                      label="CFG", gui_range=(1.0, 15.0), step=0.5, decimals=1,
+                      label="CFG", gui_range=(1.0, 15.0), step=0.5, decimals=1, gui_beside="steps",
                       tooltip="Classifier-free guidance; 1.0 turns it off (one UNet pass per step, faster)")
     ref_scale: float = knob(PAPER_REF_SCALE, flag="--ref-scale", low=0.0,
                             help=f"Reference Adapter scale, 0 = off (default {PAPER_REF_SCALE})",

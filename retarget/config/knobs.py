@@ -51,6 +51,7 @@ class Knob:
     step: float | None = None
     decimals: int = 2
     gui_pair: str | None = None  # a check box that sits on the row of (and enables) this other knob
+    gui_beside: str | None = None  # sits after this other knob's widget, on its row (a label first unless a check box)
     keys: tuple[str, ...] = ()  # a dict knob: the names the app offers, one widget each
     item_default: Any = None  # a dict knob: the value of a name that is not set
     # Saved settings: the key (default SECTION/name; "{}" is each name of a dict knob) and older keys

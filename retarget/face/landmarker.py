@@ -8,7 +8,6 @@ import os
 import sys
 import tempfile
 import threading
-import weakref
 from contextlib import contextmanager
 import urllib.error
 import urllib.request
@@ -29,11 +28,6 @@ LANDMARKER_ENV = "RETARGET_FACE_LANDMARKER"
 LANDMARKER_FILENAME = "face_landmarker.task"
 _HOW_TO_FIX = f"pass --landmarker PATH or set {LANDMARKER_ENV}"
 
-
-# MediaPipe's own finaliser fails (with a traceback) once the interpreter is shutting down,
-# so every landmarker still open is closed at exit, while modules are intact.
-_open_landmarkers: "weakref.WeakSet[FaceLandmarker]" = weakref.WeakSet()
-atexit.register(lambda: [landmarker.close() for landmarker in list(_open_landmarkers)])
 
 
 _silence_lock = threading.Lock()
@@ -140,18 +134,43 @@ def download_checked(url: str, target: Path, sha256: str) -> None:
         temp.unlink(missing_ok=True)
 
 
-# MediaPipe graphs we are done with. MediaPipe's own finaliser calls close() again, and from the garbage
-# collector (a graph in a reference cycle, pytest's collection between tests) that call waits forever on its task
-# dispatcher. So each graph is parked with one reference that is never released: no finaliser ever runs on it,
-# and the OS reclaims it at exit (close() has already freed the graph's native resources).
-_PARKED: list = []
+# Every MediaPipe graph from its creation until it is closed. MediaPipe's finaliser closes a graph through the
+# graph's task dispatcher; when the garbage collector finds an unclosed graph in a reference cycle it has already
+# stopped that dispatcher's worker (a weak reference cleared), and the close() waits forever. Held here, an open
+# graph is never the collector's; one dropped without close() is closed later, outside any finaliser.
+_open_graphs: dict[int, object] = {}
+_dropped_graphs: list = []
+_graphs_lock = threading.Lock()
 
 
-def _park(graph) -> None:
-    import ctypes
+def _hold(graph) -> None:
+    with _graphs_lock:
+        _open_graphs[id(graph)] = graph
 
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(graph))
-    _PARKED.append(graph)
+
+def _close_graph(graph) -> None:
+    try:
+        graph.close()  # a closed graph's own finaliser does nothing
+    finally:
+        with _graphs_lock:
+            _open_graphs.pop(id(graph), None)
+
+
+@atexit.register  # MediaPipe's own finaliser fails (with a traceback) once the interpreter is shutting down
+def _close_open_graphs() -> None:
+    with _graphs_lock:
+        graphs = list(_open_graphs.values())
+    for graph in graphs:
+        _close_graph(graph)
+
+
+def _close_dropped_graphs() -> None:
+    while _dropped_graphs:
+        try:
+            graph = _dropped_graphs.pop()
+        except IndexError:  # another thread took the last one
+            return
+        _close_graph(graph)
 
 
 @dataclass
@@ -196,16 +215,17 @@ class FaceLandmarker:
             min_tracking_confidence=min_confidence,
             output_face_blendshapes=True,
         )
+        _close_dropped_graphs()
         try:
             with _native_stderr_silenced():
                 self._landmarker = _MPFaceLandmarker.create_from_options(options)
+            _hold(self._landmarker)
         except (RuntimeError, ValueError, OSError) as err:  # a bundle without its models: FileNotFoundError
             first = first_line(err)
             raise MissingWeightsError(f"{path} is not a usable MediaPipe face landmarker model ({first}); "
                                       f"{_HOW_TO_FIX}") from None
         self.mode = mode
         self._last_timestamp: int | None = None
-        _open_landmarkers.add(self)
 
     def detect(self, image_rgb: np.ndarray, timestamp_ms: int | None = None) -> FaceObservation | None:
         """The largest face in an RGB uint8 image (video mode: timestamps in ms, strictly increasing)."""
@@ -252,16 +272,16 @@ class FaceLandmarker:
     def close(self) -> None:
         graph, self._landmarker = self._landmarker, None
         if graph is not None:
-            graph.close()
-            _park(graph)
+            _close_graph(graph)
+        _close_dropped_graphs()
 
     def __del__(self):
-        # Never close from a finaliser: MediaPipe's close() can wait forever on its task dispatcher when the
-        # garbage collector runs it. A graph dropped without close() is parked instead; owners close theirs.
+        # Never close from a finaliser (the collector may run it on any thread, MediaPipe's dispatcher's own
+        # included): a graph dropped without close() is closed by the next landmarker made or closed.
         graph = getattr(self, "_landmarker", None)
         if graph is not None:
             self._landmarker = None
-            _park(graph)
+            _dropped_graphs.append(graph)
 
     def __enter__(self) -> "FaceLandmarker":
         return self

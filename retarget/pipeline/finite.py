@@ -14,7 +14,11 @@ _ADAPTER_MARKS = ("to_k_ip", "to_v_ip", "encoder_hid_proj", "image_projection")
 
 
 def _first_bad_parameter(module) -> str | None:
-    for name, parameter in module.named_parameters():
+    """The first non-finite parameter, an adapter's own (LoRA, IP-Adapter) before the base model's: a fused
+    LoRA holding NaN has spread it into the base weights it was merged into, and the LoRA is the cause."""
+    adapters = _LORA_MARKS + _ADAPTER_MARKS
+    named = sorted(module.named_parameters(), key=lambda item: not any(mark in item[0] for mark in adapters))
+    for name, parameter in named:
         if parameter.is_floating_point() and not bool(torch.isfinite(parameter).all()):
             return name
     return None

@@ -9,6 +9,7 @@ proves nothing about who made the file, and C2PA tools list the signer as untrus
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from retarget import __version__
 from retarget.provenance.metadata import AI_SOURCE_TYPE, TOOL
+
+_WRITE_FAILURES = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS)
 
 MIME_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
               ".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime"}
@@ -129,7 +132,8 @@ def embed(path, title: str | None = None, key=None, chain=None, suffix: str | No
     """Sign `path` in place (through a temp file beside it): True when it now holds our manifest.
     suffix: the format's suffix when `path` is a temp name that lacks it (".png").
 
-    A missing library or a failure is one warning line (the watermark and metadata are still there)."""
+    A missing library or a failure is one warning line (the watermark and metadata are still there); a write
+    failure (a full disk) raises OSError, as any other write of the output would."""
     path = Path(path)
     suffix = (suffix or path.suffix).lower()
     mime = MIME_TYPES.get(suffix)
@@ -153,6 +157,8 @@ def embed(path, title: str | None = None, key=None, chain=None, suffix: str | No
         return True
     except Exception as err:  # c2pa.C2paError, a bad key file...: keep the output, say why it has no manifest
         signed.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in _WRITE_FAILURES:
+            raise  # a full disk is not a signing problem: the output is not done
         _warn_once(f"{path.name}: no C2PA manifest was added ({' '.join(str(err).split())[:200]})")
         return False
 

@@ -384,8 +384,9 @@ def test_virtual_camera_ticked_while_loading_stays_on_and_receives_frames(qtbot,
     with qtbot.waitSignal(window.identity_loaded, timeout=30000):
         window.load_identity(media / "identity_hepburn_small.png")
     # The output frame is now the whole 225x224 photo: the camera follows it (even sides: 226x224, padded).
-    qtbot.waitUntil(lambda: len(RecordingVirtualCamera.instances) == 2, timeout=30000)
-    assert getattr(cam, "closed", False)
+    # The new camera is made on a worker thread; the old one is closed when it is handed over (GUI thread).
+    first = cam
+    qtbot.waitUntil(lambda: len(RecordingVirtualCamera.instances) == 2 and getattr(first, "closed", False), timeout=30000)
     cam = RecordingVirtualCamera.instances[1]
     assert (cam.width, cam.height) == (226, 224)
     width, height = 226, 224
