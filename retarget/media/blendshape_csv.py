@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -16,11 +15,10 @@ import numpy as np
 
 from retarget.errors import BadInputError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.media.frame_sink import FrameSink, remove_file
+from retarget.media.frame_sink import CsvFileSink, blendshape_vector
 from retarget.media.frame_source import Frame, FrameSource, check_file, one_line
 from retarget.media.timecode import Timecode, frame_number, parse_timecode, real_rate, timecode_rate
 from retarget.media.video_sink import frame_rate
-from retarget.outputs import fresh_temp
 
 LIVE_LINK_FACE_DEFAULT_FPS = 60.0
 DEFAULT_RATE = 25.0  # a CSV without a time column (or with one row) is timed at this rate
@@ -223,38 +221,17 @@ class BlendshapeCsvSource(FrameSource):
         return Frame(index=i, time=own if first and abs(own - grid) <= 0.5 / self.fps else grid, blendshapes=blendshapes)
 
 
-class BlendshapeCsvWriter(FrameSink):
+class BlendshapeCsvWriter(CsvFileSink):
     """Our CSV: `timestamp` (seconds) + the 52 BLENDSHAPE_NAMES; BlendshapeCsvSource reads it back exactly."""
 
     def __init__(self, path):
-        self.path = Path(path)
-        self.partial = fresh_temp(self.path, "partial")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.partial.open("w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(("timestamp", *BLENDSHAPE_NAMES))
-        self.rows_written = 0
+        super().__init__(path, ("timestamp", *BLENDSHAPE_NAMES))
 
     def write(self, time: float, blendshapes: np.ndarray | None) -> None:
         """One row; `None` (no face in that frame) writes empty cells, which read back as no face."""
         if blendshapes is None:
-            self._writer.writerow((repr(float(time)), *([""] * len(BLENDSHAPE_NAMES))))
-            self.rows_written += 1
+            self._row((repr(float(time)), *([""] * len(BLENDSHAPE_NAMES))))
             return
-        values = np.asarray(blendshapes, dtype=np.float32).reshape(-1)
-        if values.size != len(BLENDSHAPE_NAMES):
-            raise ValueError(f"expected {len(BLENDSHAPE_NAMES)} blendshapes, got {values.size}")
+        values = blendshape_vector(blendshapes, len(BLENDSHAPE_NAMES))
         # repr() of a float and 9 significant digits of a float32 both read back bit-exact.
-        self._writer.writerow((repr(float(time)), *(f"{v:.9g}" for v in values.tolist())))
-        self.rows_written += 1
-
-    def close(self) -> None:
-        if self._file.closed:
-            return
-        self._file.close()
-        os.replace(self.partial, self.path)
-
-    def abort(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-        remove_file(self.partial)
+        self._row((repr(float(time)), *(f"{v:.9g}" for v in values.tolist())))

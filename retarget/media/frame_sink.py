@@ -1,9 +1,11 @@
-"""What every frame sink shares: close() on success, abort() on an exception, and the small helpers
-(RGB check, removing a temp file) the file sinks use.
+"""What every frame sink shares: close() on success, abort() on an exception, the small helpers
+(RGB check, removing a temp file) the file sinks use, and the CSV sinks' temp-file-then-rename.
 """
 
 from __future__ import annotations
 
+import csv
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -52,3 +54,41 @@ class CallbackSink(FrameSink):
 
     def write(self, frame_index: int, driver_rgb: np.ndarray | None, output_rgb: np.ndarray) -> None:
         self.fn(frame_index, driver_rgb, output_rgb)
+
+
+class CsvFileSink(FrameSink):
+    """Rows written to `.name.partial.csv` under a header; close() renames it to `path`, abort() removes it."""
+
+    def __init__(self, path, header) -> None:
+        from retarget.outputs import fresh_temp
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = fresh_temp(self.path, "partial")
+        self._file = self.partial.open("w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(header)
+        self.rows_written = 0
+
+    def _row(self, cells) -> None:
+        self._writer.writerow(cells)
+        self.rows_written += 1
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        self._file.close()
+        os.replace(self.partial, self.path)
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        remove_file(self.partial)
+
+
+def blendshape_vector(blendshapes, count: int) -> np.ndarray:
+    """A frame's blendshapes as a flat float32 vector of `count` values (a ValueError otherwise)."""
+    values = np.asarray(blendshapes, dtype=np.float32).reshape(-1)
+    if values.size != count:
+        raise ValueError(f"expected {count} blendshapes, got {values.size}")
+    return values

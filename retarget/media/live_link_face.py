@@ -7,16 +7,11 @@ ARKit's minus `tongueOut`, plus `_neutral` (a score LLF has no column for).
 
 from __future__ import annotations
 
-import csv
-import os
-from pathlib import Path
-
 import numpy as np
 
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.media.frame_sink import FrameSink, remove_file
+from retarget.media.frame_sink import CsvFileSink, blendshape_vector
 from retarget.media.timecode import format_timecode
-from retarget.outputs import fresh_temp
 
 # The column order of Live Link Face's CSV (as the app writes it: JawRight before JawLeft, MouthRight before MouthLeft).
 ARKIT_COLUMNS: tuple[str, ...] = (
@@ -43,7 +38,7 @@ _OURS = {name.lower(): i for i, name in enumerate(BLENDSHAPE_NAMES)}
 _SOURCE_INDEX = [_OURS.get(name.lower()) for name in ARKIT_COLUMNS]
 
 
-class LiveLinkFaceWriter(FrameSink):
+class LiveLinkFaceWriter(CsvFileSink):
     """A Live Link Face take: one row per frame at its time, written as a timecode at `nominal` fps.
 
     `start`: the first row's timecode in seconds since midnight (keeps a source take's clock);
@@ -52,14 +47,8 @@ class LiveLinkFaceWriter(FrameSink):
     """
 
     def __init__(self, path, nominal: int = 60, drop: bool = False):
-        self.path = Path(path)
         self.nominal, self.drop = int(nominal), bool(drop)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = fresh_temp(self.path, "partial")
-        self._file = self.partial.open("w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(HEADER)
-        self.rows_written = 0
+        super().__init__(path, HEADER)
 
     def write(self, time: float, blendshapes: np.ndarray | None, extra: dict[str, str] | None = None,
               timecode: str | None = None) -> None:
@@ -70,25 +59,10 @@ class LiveLinkFaceWriter(FrameSink):
         tail = [extra.get(name, blank) for name in ROTATION_COLUMNS]
         if blendshapes is None:
             cells = [extra.get("TongueOut", "") if i is None else "" for i in _SOURCE_INDEX]
-            self._writer.writerow((code, BLENDSHAPE_COUNT, *cells, *tail))
         else:
-            values = np.asarray(blendshapes, dtype=np.float32).reshape(-1)
-            if values.size != len(BLENDSHAPE_NAMES):
-                raise ValueError(f"expected {len(BLENDSHAPE_NAMES)} blendshapes, got {values.size}")
+            values = blendshape_vector(blendshapes, len(BLENDSHAPE_NAMES))
             cells = [extra.get("TongueOut", "0") if i is None else f"{values[i]:.9g}" for i in _SOURCE_INDEX]
-            self._writer.writerow((code, BLENDSHAPE_COUNT, *cells, *tail))
-        self.rows_written += 1
-
-    def close(self) -> None:
-        if self._file.closed:
-            return
-        self._file.close()
-        os.replace(self.partial, self.path)
-
-    def abort(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-        remove_file(self.partial)
+        self._row((code, BLENDSHAPE_COUNT, *cells, *tail))
 
 
 def nominal_rate_for(fps: float) -> tuple[int, bool]:

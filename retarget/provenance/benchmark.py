@@ -43,7 +43,8 @@ def _ms(fn, repeat: int = 10) -> float:
     return 1000 * float(np.median(times))
 
 
-def _h264(rgb: np.ndarray, crf: int) -> np.ndarray:
+def h264_round_trip(rgb: np.ndarray, crf: int, frames: int = 3) -> np.ndarray:
+    """Through libx264 (yuv420p, preset medium) and back: the last decoded frame (a P/B frame)."""
     import av
 
     h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
@@ -51,7 +52,7 @@ def _h264(rgb: np.ndarray, crf: int) -> np.ndarray:
     with av.open(buf, "w", format="mp4") as c:
         s = c.add_stream("libx264", rate=25, options={"crf": str(crf), "preset": "medium"})
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        for _ in range(3):
+        for _ in range(frames):
             for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24")):
                 c.mux(p)
         for p in s.encode():
@@ -60,21 +61,22 @@ def _h264(rgb: np.ndarray, crf: int) -> np.ndarray:
         return list(c.decode(video=0))[-1].to_ndarray(format="rgb24")
 
 
-def _jpeg(rgb: np.ndarray) -> np.ndarray:
+def jpeg_round_trip(rgb: np.ndarray, quality: int = 75) -> np.ndarray:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "JPEG", quality=75)
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
 
-def _half(rgb: np.ndarray) -> np.ndarray:
+def half_size(rgb: np.ndarray) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.fromarray(rgb).resize((rgb.shape[1] // 2, rgb.shape[0] // 2), Image.BILINEAR))
 
 
-ATTACKS = {"h264 crf18": lambda x: _h264(x, 18), "h264 crf30": lambda x: _h264(x, 30), "half size": _half, "jpeg q75": _jpeg}
+ATTACKS = {"h264 crf18": lambda x: h264_round_trip(x, 18), "h264 crf30": lambda x: h264_round_trip(x, 30),
+           "half size": half_size, "jpeg q75": jpeg_round_trip}
 
 
 def _unmarked(media: Path):

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from retarget.provenance import watermark
+from retarget.provenance.benchmark import half_size, h264_round_trip, jpeg_round_trip, psnr
 from retarget.provenance.watermark import DETECT_Z, detect, embed
 
 VERSION = "0.1.0"
@@ -40,43 +41,12 @@ def stand_in_outputs(shared_dir):
     return outputs
 
 
-def jpeg(rgb, quality=75):
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-
-
-def half(rgb):
-    return np.asarray(Image.fromarray(rgb).resize((rgb.shape[1] // 2, rgb.shape[0] // 2), Image.BILINEAR))
-
-
-def h264(rgb, crf, frames=3):
-    """Through libx264 (yuv420p, preset medium) and back: the last decoded frame (a P/B frame)."""
-    h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as c:
-        s = c.add_stream("libx264", rate=25, options={"crf": str(crf), "preset": "medium"})
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        for _ in range(frames):
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    with av.open(io.BytesIO(buf.getvalue())) as c:
-        return list(c.decode(video=0))[-1].to_ndarray(format="rgb24")
-
-
-def psnr(a, b) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255.0 ** 2 / mse)
-
-
 ATTACKS = {
     "none": lambda x: x,
-    "h264_crf18_default": lambda x: h264(x, 18),
-    "h264_crf30": lambda x: h264(x, 30),
-    "half_size": half,
-    "jpeg_q75": jpeg,
+    "h264_crf18_default": lambda x: h264_round_trip(x, 18),
+    "h264_crf30": lambda x: h264_round_trip(x, 30),
+    "half_size": half_size,
+    "jpeg_q75": jpeg_round_trip,
 }
 
 
