@@ -11,7 +11,7 @@ from pathlib import Path
 from PyQt6.QtWidgets import QFileDialog
 
 from gui.workers import error_text
-from retarget.errors import MissingModelFile, RetargetError
+from retarget.errors import MissingModelFile, RetargetError, quiet_libraries
 from retarget.session import State
 
 
@@ -33,8 +33,6 @@ class ModelLoading:
         self._update_buttons()
 
         def load():
-            from retarget.cli.common import quiet_libraries
-
             quiet_libraries()
             return work()
 

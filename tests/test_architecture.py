@@ -201,6 +201,13 @@ def test_retarget_imports_neither_gui_nor_training(graph):
     assert [f"{imp.importer}:{imp.line} imports {imp.module}" for imp in upward] == []
 
 
+def test_the_app_does_not_import_the_command_line(graph):
+    """retarget.cli is the app's peer (both sit on the library), not a library: the launcher alone knows both."""
+    sideways = [f"{imp.importer}:{imp.line} imports {imp.module}" for imp in graph
+                if imp.importer.split(".")[0] == "gui" and imp.module.startswith("retarget.cli")]
+    assert sideways == []
+
+
 def test_the_launcher_is_the_composition_root(graph):
     """The `retarget` command is read too: it is the one place that imports both the app and the CLI."""
     imported = {imp.module.split(".")[0] for imp in graph if imp.importer.startswith("retarget_launcher")}
