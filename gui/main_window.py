@@ -285,7 +285,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
 
     @property
     def device(self):
-        return self.retargeter.pipeline.device if self.retargeter is not None else None
+        return self.session.device
 
     def _update_buttons(self) -> None:
         session = self.session

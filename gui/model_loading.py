@@ -41,7 +41,7 @@ class ModelLoading:
     def _models_ready(self, retargeter) -> None:
         files = self.session.files
         self.device_label.setText(f"device: {self.device}")
-        lcm = bool(getattr(retargeter.pipeline, "has_lcm", False))
+        lcm = self.session.has_lcm
         self.panel.set_lcm_available(lcm)
         self._apply_live_default(lcm)
         self.panel.set_control_support(retargeter.control_support_for(self.panel.mapping_settings().expression_source))

@@ -208,6 +208,25 @@ def test_the_app_does_not_import_the_command_line(graph):
     assert sideways == []
 
 
+# gui/ modules that may touch the generator itself, each with the reason: everything else goes through the Session.
+PIPELINE_READERS = {
+    "gui.bench": "the live benchmark wraps the generator to slow it down (a measured stand-in for a slow GPU)",
+    "gui.calibration": "the bridge fit from renders runs the generator inside Session.run_exclusive (RENDERING)",
+}
+
+
+def test_the_app_reaches_the_generator_only_through_the_session():
+    """Adapter kind, image size, device, LCM state and every generate go through retarget.session.Session."""
+    readers = set()
+    for name, path in source_modules().items():
+        if name.split(".")[0] != "gui":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(isinstance(node, ast.Attribute) and node.attr == "pipeline" for node in ast.walk(tree)):
+            readers.add(name)
+    assert readers == set(PIPELINE_READERS)
+
+
 def test_the_launcher_is_the_composition_root(graph):
     """The `retarget` command is read too: it is the one place that imports both the app and the CLI."""
     imported = {imp.module.split(".")[0] for imp in graph if imp.importer.startswith("retarget_launcher")}
