@@ -1,25 +1,36 @@
-"""`retarget` with no arguments (or only the options below): the desktop app."""
+"""The desktop app: its options and the window's start. `retarget` (retarget_launcher) parses the options once
+and calls run(); `python -m gui.app` parses them here."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
+
+from retarget.config import ModelOptions
+from retarget.config.cli_options import add_knob_options
+from retarget.errors import OneLineArgumentParser
+
+# The model knobs the app takes on its command line (generated from retarget.config.models, like the CLI's);
+# the rest of ModelOptions is a headless render's, or a setting in the window.
+APP_MODEL_KNOBS = ("models", "landmarker", "device", "smirk", "lcm_lora")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="retarget", description="ID-consistent facial expression retargeting (desktop app)")
-    p.add_argument("--models", default=os.environ.get("RETARGET_MODELS", "hub"),
-                   help="hub (default), a models folder, or random:tiny (TEST models: output is noise); "
-                        "also from $RETARGET_MODELS")
-    p.add_argument("--landmarker", default=None, help="MediaPipe face_landmarker.task (default: $RETARGET_FACE_LANDMARKER, cache, download)")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: the last one used, else auto)")
-    p.add_argument("--smirk", default=None, help="SMIRK_em1.pt for FLAME-55 adapters (default: MODELS/smirk/SMIRK_em1.pt)")
-    p.add_argument("--lcm-lora", default=None, metavar="SRC",
-                   help="load the LCM-LoRA (latent-consistency/lcm-lora-sdv1-5, a folder or file): offers the 'Fast live (LCM)' preset")
-    p.add_argument("--identity", default=None, help="identity photo to load at start")
-    p.add_argument("--driver", default=None, help="driver video to select at start")
+    p = OneLineArgumentParser(prog="retarget", description="ID-consistent facial expression retargeting (desktop app); "
+                                "--models also comes from $RETARGET_MODELS, --device defaults to the last one used")
+    # --device None: the window picks the last device used, else auto.
+    add_knob_options(p, ModelOptions, only=APP_MODEL_KNOBS,
+                     defaults={"models": os.environ.get("RETARGET_MODELS", "hub"), "device": None})
+    p.add_argument("--identity", type=Path, default=None, help="identity photo to load at start")
+    p.add_argument("--driver", type=Path, default=None, help="driver video to select at start")
     return p
+
+
+def option_strings() -> list[str]:
+    """Every flag the app takes, in the order --help lists them (the launcher names them when refusing others)."""
+    return [flag for action in parser()._actions for flag in action.option_strings if flag.startswith("--") and flag != "--help"]
 
 
 def follow_system_colour_scheme(app) -> None:
@@ -32,7 +43,11 @@ def follow_system_colour_scheme(app) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return run(parser().parse_args(sys.argv[1:] if argv is None else argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the window on the parsed options and run the event loop; the exit code."""
     from PyQt6.QtWidgets import QApplication
 
     from gui.main_window import MainWindow

@@ -24,30 +24,29 @@ class BridgeControls:
         window.panel.calibrate_requested.connect(self.open)
 
     def needs_calibration(self) -> bool:
-        retargeter = self.window.retargeter
-        return (retargeter is not None and retargeter.pipeline.expression_kind == "flame55"
-                and getattr(retargeter, "bridge", None) is None)
+        session = self.window.session
+        return session.adapter_kind == "flame55" and session.bridge is None
 
     def refresh(self) -> None:
         """The gains the loaded adapter can apply with the panel's expression source, and the calibrate offers."""
-        window, retargeter = self.window, self.window.retargeter
+        window, retargeter, session = self.window, self.window.retargeter, self.window.session
         if retargeter is None:
             return
         source = window.panel.mapping_settings().expression_source
         support = dict(retargeter.control_support_for(source))
-        if retargeter.pipeline.expression_kind == "flame55":
-            hint = (f"; {CALIBRATE_TEXT} fits the bridge that applies it" if retargeter.bridge is None
+        if session.adapter_kind == "flame55":
+            hint = (f"; {CALIBRATE_TEXT} fits the bridge that applies it" if session.bridge is None
                     else "; set \"FLAME driving from\" to bridge to apply it")
             support = {name: (reason + hint if reason else reason) for name, reason in support.items()}
         window.panel.set_control_support(support)
-        flame = retargeter.pipeline.expression_kind == "flame55"
+        flame = session.adapter_kind == "flame55"
         window.panel.expression_source.setEnabled(flame)  # blendshape adapters take blendshapes directly
         if not flame:
             window.panel.expression_source.setToolTip("Only for FLAME-55 adapters: this adapter takes blendshapes directly")
         window.panel.calibrate_button.setVisible(self.needs_calibration())
-        compose, bridge = window.composer.panel, getattr(retargeter, "bridge", None)
-        if compose.bridge is not bridge or compose.adapter_kind != retargeter.pipeline.expression_kind:
-            compose.set_kind(retargeter.pipeline.expression_kind, bridge)  # a new calibration: blendshape sliders
+        compose, bridge = window.composer.panel, session.bridge
+        if compose.bridge is not bridge or compose.adapter_kind != session.adapter_kind:
+            compose.set_kind(session.adapter_kind, bridge)  # a new calibration: blendshape sliders
         dock = getattr(window, "track_dock", None)
         if dock is not None:
             dock.update_availability()

@@ -62,7 +62,7 @@ def library_fit(window) -> Fit:
         jobs = importlib.import_module(FIT_MODULE)
         session = window.session
         retargeter, files = session.retargeter, session.files
-        device = str(retargeter.pipeline.device)
+        device = str(session.device)
         common = dict(models=files, exp_adapter=retargeter.adapter_path, landmarker=retargeter.landmarker_path,
                       progress=progress, cancel=cancel)
 

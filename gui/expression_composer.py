@@ -68,8 +68,8 @@ class ExpressionComposer(QObject):
         actions["compose"] = self.action
 
     def _models_loaded(self) -> None:
-        retargeter = self.window.retargeter
-        self.panel.set_kind(retargeter.pipeline.expression_kind, getattr(retargeter, "bridge", None))
+        session = self.window.session
+        self.panel.set_kind(session.adapter_kind, session.bridge)
 
     # ------------------------------------------------------------------ guards
     def _ready(self, need_identity: bool = True, what: str = "rendering a still") -> bool:

@@ -126,6 +126,8 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
 
     # ================================================================== UI
     def _build_ui(self) -> None:
+        """The window's parts, top to bottom: banners, tool bar, settings beside the panes and chart, the busy and
+        render row, the status bar; then their signals."""
         central = QWidget()
         outer = QVBoxLayout(central)
         outer.setContentsMargins(6, 6, 6, 6)
@@ -133,7 +135,22 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.notice = ErrorBanner(style=NOTICE_STYLE)  # results that stay until dismissed (render outcome, saved files)
         outer.addWidget(self.banner)
         outer.addWidget(self.notice)
+        self._build_toolbar()
+        self._build_panes()
+        self._build_settings()
+        outer.addWidget(self.main_splitter, 1)
+        outer.addLayout(self._build_render_row())
+        self._show_render_row(False)
+        self._set_busy(None)
+        self.setCentralWidget(central)
+        self._build_status_bar()
+        self._connect_controls()
+        self._offer_virtual_camera()
+        self.resize(1280, 760)
+        self._update_buttons()
 
+    def _build_toolbar(self) -> None:
+        """Identity, driver, Start, Record, Snapshot, Render, virtual camera: the controls used most."""
         self.identity_thumb = QLabel("drop a\nphoto")
         self.identity_thumb.setFixedSize(56, 56)
         self.identity_thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -173,6 +190,8 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
             self.toolbar.addWidget(w)
         self.addToolBar(self.toolbar)
 
+    def _build_panes(self) -> None:
+        """The driver and output panes side by side over the blendshape chart (self.centre)."""
         self.views = QSplitter(Qt.Orientation.Horizontal)
         self.driver_view = ImageView("Driver\n(camera or video)")
         self.output_view = ImageView("Output\n(the identity making the driver's expressions)")
@@ -196,6 +215,8 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.centre.setSizes([520, 140])
         self.preview = self.centre  # Space and N act while this (the panes and the chart) has focus
 
+    def _build_settings(self) -> None:
+        """The settings panel, scrolling, left of the panes (self.main_splitter)."""
         self.panel = SettingsPanel()
         self.settings_scroll = QScrollArea()
         self.settings_scroll.setWidget(self.panel)
@@ -208,8 +229,9 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.main_splitter.addWidget(self.centre)
         self.main_splitter.setStretchFactor(1, 1)
         self.main_splitter.setCollapsible(1, False)
-        outer.addWidget(self.main_splitter, 1)
 
+    def _build_render_row(self) -> QHBoxLayout:
+        """The busy indicator and the offline render's progress, ETA and Cancel."""
         render_row = QHBoxLayout()
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)  # busy indicator while models / identity load
@@ -224,11 +246,10 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         render_row.addWidget(self.render_bar, 2)
         render_row.addWidget(self.render_eta)
         render_row.addWidget(self.cancel_button)
-        outer.addLayout(render_row)
-        self._show_render_row(False)
-        self._set_busy(None)
-        self.setCentralWidget(central)
+        return render_row
 
+    def _build_status_bar(self) -> None:
+        """Recording, fps, device, memory and provenance, always shown on the right of the status bar."""
         self.rec_label = QLabel("")
         self.rec_label.setStyleSheet("color:#e0303a; font-weight:bold;")
         self.fps_label = QLabel("")
@@ -239,6 +260,8 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
             self.statusBar().addPermanentWidget(label)
         self._show_stats(None)
 
+    def _connect_controls(self) -> None:
+        """The buttons, the settings panel and the session's (queued) events to the window's handlers."""
         self.identity_button.clicked.connect(self._choose_identity)
         self.video_button.clicked.connect(self._choose_video)
         self.refresh_button.clicked.connect(self.refresh_cameras)
@@ -262,13 +285,12 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self.bridge.progressed.connect(self._render_progressed)
         self.bridge.state_changed.connect(self._on_state_changed)
 
+    def _offer_virtual_camera(self) -> None:
         if not _has_pyvirtualcam():
             self.vcam_check.setEnabled(False)
             self.vcam_check.setToolTip('Unavailable: pyvirtualcam is not installed (pip install -e ".[vcam]")')
         else:
             self.vcam_check.setToolTip("Send the output to a virtual camera (OBS Virtual Camera / v4l2loopback)")
-        self.resize(1280, 760)
-        self._update_buttons()
 
     # ================================================================== what the session holds
     @property
@@ -285,7 +307,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
 
     @property
     def device(self):
-        return self.retargeter.pipeline.device if self.retargeter is not None else None
+        return self.session.device
 
     def _update_buttons(self) -> None:
         session = self.session

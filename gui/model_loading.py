@@ -11,7 +11,7 @@ from pathlib import Path
 from PyQt6.QtWidgets import QFileDialog
 
 from gui.workers import error_text
-from retarget.errors import MissingModelFile, RetargetError
+from retarget.errors import MissingModelFile, RetargetError, quiet_libraries
 from retarget.session import State
 
 
@@ -33,8 +33,6 @@ class ModelLoading:
         self._update_buttons()
 
         def load():
-            from retarget.cli.common import quiet_libraries
-
             quiet_libraries()
             return work()
 
@@ -43,7 +41,7 @@ class ModelLoading:
     def _models_ready(self, retargeter) -> None:
         files = self.session.files
         self.device_label.setText(f"device: {self.device}")
-        lcm = bool(getattr(retargeter.pipeline, "has_lcm", False))
+        lcm = self.session.has_lcm
         self.panel.set_lcm_available(lcm)
         self._apply_live_default(lcm)
         self.panel.set_control_support(retargeter.control_support_for(self.panel.mapping_settings().expression_source))

@@ -3,8 +3,9 @@
 - Preview: the current frame's expression, mapped exactly as the render maps it (the window's
   mapping settings through a fresh DriverAnalyzer, frame by frame from the start, so smoothing
   and relative calibration match) and generated on the identity with the window's generation
-  settings, on a worker thread (never the UI thread). Newest frame wins: while one preview
-  generates, only the last requested frame waits.
+  settings through the session (RENDERING meanwhile, as its state table says), on a worker thread
+  (never the UI thread). Newest frame wins: while one preview generates, only the last requested
+  frame waits.
 - Render video: the edited track is saved to a new CSV in a folder this app made, and the window's
   own render job (the CSV driver path, as `retarget --headless --driver X.csv`) renders it to the
   video name the user picks; the CSV is removed when that render ends.
@@ -133,8 +134,8 @@ class TrackDock(QDockWidget):
         window = self.window_
         if window.retargeter is None:
             return "Preview and render need the models (loading, or see the banner)"
-        if signal_refusal(window.retargeter.pipeline.expression_kind, BLENDSHAPES,  # the one rule
-                          bridge_available=getattr(window.retargeter, "bridge", None) is not None) is not None:
+        if signal_refusal(window.session.adapter_kind, BLENDSHAPES,  # the one rule
+                          bridge_available=window.session.bridge is not None) is not None:
             return FLAME_REASON
         if window.context is None:
             return "Preview and render need an identity photo (File > Open identity photo...)"
@@ -167,7 +168,7 @@ class TrackDock(QDockWidget):
         if frame is None or track is None or self._preview_task is not None or self.unavailable_reason() is not None:
             return
         self._preview_wanted = None
-        retargeter, context = window.retargeter, window.context
+        session, retargeter, context = window.session, window.retargeter, window.context
         mapping, settings = window.panel.mapping_settings(), window.panel.generation_settings()
         key = (id(track), self.editor.history.revision, repr(asdict(mapping)), id(context), id(retargeter),
                id(getattr(retargeter, "bridge", None)))  # a new calibration maps differently
@@ -182,7 +183,9 @@ class TrackDock(QDockWidget):
             if vectors is None:
                 with retargeter.driver_analyzer(mapping, identity_neutral=context.blendshapes) as analyzer:
                     vectors = driven_vectors(snapshot, analyzer)
-            image = retargeter.pipeline.generate(context, vectors[frame][None], settings, frame_indices=[frame])[0]
+            # Through the session (RENDERING meanwhile: no stream or render shares the generator), seeded as this
+            # frame of the video render is, on the session's identity (the one `context` keys).
+            image = session.render_expressions(vectors[frame][None], settings=settings, frame_indices=[frame])[0]
             return key, vectors, frame, rgb_to_qimage(image)
 
         def done(result):

@@ -2,7 +2,8 @@
 
 `run_command` is the one place where failures become messages and exit codes; `explain` turns the
 expected kinds of library failure (OSError on a file, Pillow's size limit, a refused or corrupt
-checkpoint, broken JSON) into a sentence that names the file and says what to do.
+checkpoint, broken JSON) into a sentence that names the file and says what to do. `quiet_libraries` keeps
+the libraries' own warnings (not the user's to act on) off the console, for the CLI and the app alike.
 """
 
 from __future__ import annotations
@@ -168,3 +169,15 @@ def run_command(prog: str, body, interrupted: str = "interrupted") -> int:
         print(f"{prog}: unexpected error: {type(err).__name__}: {first_line(err)} (set RETARGET_DEBUG=1 for details)",
               file=sys.stderr)
         return EXIT_BUG
+
+
+def quiet_libraries() -> None:
+    """Only errors from diffusers/transformers/MediaPipe: their warnings are not the user's to act on."""
+    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()

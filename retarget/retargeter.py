@@ -231,8 +231,9 @@ class Retargeter:
             raise NoFaceError(f"no face found in {source}")
         return driven.blendshapes if blendshapes else driven.expression
 
-    def render(self, context: IdentityContext, expressions, settings: GenerationSettings, progress: bool = False) -> np.ndarray:
-        return self.pipeline.generate(context, expressions, settings, progress=progress)
+    def render(self, context: IdentityContext, expressions, settings: GenerationSettings, progress: bool = False,
+               frame_indices=None) -> np.ndarray:
+        return self.pipeline.generate(context, expressions, settings, frame_indices=frame_indices, progress=progress)
 
 
 def load_retargeter(models: str = "hub", device="auto", dtype=None, *, exp_adapter=None, ref_lora=None,

@@ -96,6 +96,32 @@ class Session(OfflineRendering, EventSource):
         stream = self.stream
         return stream.stats if stream is not None else None
 
+    # ------------------------------------------------------------------ the loaded models, as a UI needs them
+    @property
+    def adapter_kind(self) -> str | None:
+        """What the Expression Adapter takes: "flame55" or "blendshapes52"; None without models."""
+        return self.retargeter.pipeline.expression_kind if self.retargeter is not None else None
+
+    @property
+    def image_size(self) -> int | None:
+        """The generator's square output side in pixels; None without models."""
+        return self.retargeter.pipeline.image_size if self.retargeter is not None else None
+
+    @property
+    def device(self):
+        """The torch.device the generator runs on; None without models."""
+        return self.retargeter.pipeline.device if self.retargeter is not None else None
+
+    @property
+    def has_lcm(self) -> bool:
+        """The LCM-LoRA is loaded (the LCM preset can run)."""
+        return self.retargeter is not None and bool(getattr(self.retargeter.pipeline, "has_lcm", False))
+
+    @property
+    def bridge(self):
+        """The expression bridge (blendshapes -> FLAME-55) the loaded models use, else None."""
+        return getattr(self.retargeter, "bridge", None)
+
     def _enter(self, new: State) -> None:
         with self._lock:
             old = self._state
@@ -192,12 +218,12 @@ class Session(OfflineRendering, EventSource):
         placement = getattr(self.identity, "placement", None)
         if self.frame.frame != "full" or placement is None or self.retargeter is None:
             return None
-        return placement.note(self.retargeter.pipeline.image_size, source or "the identity photo")
+        return placement.note(self.image_size, source or "the identity photo")
 
     def output_size(self) -> tuple[int, int]:
         """(width, height) of the frames the outputs get now: the photo's in full frame, else the generator's square."""
         self.outputs.placement = getattr(self.identity, "placement", None)
-        return self.outputs.frame_size(self.retargeter.pipeline.image_size)
+        return self.outputs.frame_size(self.image_size)
 
     def set_driver(self, spec) -> None:
         """The driver the next stream or render uses by default: webcam:N, a video, a folder of images, a CSV."""

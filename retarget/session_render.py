@@ -55,12 +55,14 @@ class OfflineRendering:
             with self._lock:
                 self._enter(READY)
 
-    def render_expressions(self, expressions: np.ndarray, *, settings, progress: bool = False) -> np.ndarray:
-        """Expression vectors (N, D), e.g. composed by hand -> N images of the identity, as one render."""
+    def render_expressions(self, expressions: np.ndarray, *, settings, progress: bool = False,
+                           frame_indices=None) -> np.ndarray:
+        """Expression vectors (N, D), e.g. composed by hand -> N images of the identity, as one render.
+        frame_indices: each vector's frame in a video (its seeded noise), so a preview matches that frame's render."""
         retargeter, context, _ = self._begin_render()
         error = None
         try:
-            return retargeter.render(context, np.asarray(expressions), settings, progress=progress)
+            return retargeter.render(context, np.asarray(expressions), settings, progress=progress, frame_indices=frame_indices)
         except BaseException as err:
             error = err
             raise

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from retarget import doctor
-from retarget.cli import main
+from retarget_launcher import main
 from tests.conftest import needs_shared
 
 

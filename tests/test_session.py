@@ -111,6 +111,43 @@ def test_the_calls_refuse_in_the_wrong_state():
         ready.set_identity(image=np.zeros((8, 8, 3), np.uint8))
 
 
+# ---------------------------------------------------------------------- what the UI reads of the models
+def test_without_models_the_properties_say_none():
+    session = Session()
+    assert (session.adapter_kind, session.image_size, session.device, session.has_lcm, session.bridge) == \
+        (None, None, None, False, None)
+
+
+def test_the_properties_are_the_loaded_models():
+    pipeline = SimpleNamespace(expression_kind="blendshapes52", image_size=64, device="cpu", has_lcm=True)
+    bridge = object()
+    session = Session.with_retargeter(SimpleNamespace(pipeline=pipeline, bridge=bridge))
+    assert (session.adapter_kind, session.image_size, session.device, session.has_lcm, session.bridge) == \
+        ("blendshapes52", 64, "cpu", True, bridge)
+
+
+def test_composed_expressions_render_through_the_state_table_with_their_frames():
+    """render_expressions (the composer, the track preview) moves READY -> RENDERING -> READY and passes each
+    vector's frame index (its seeded noise) to the generator."""
+    seen = []
+
+    class Retargeter:
+        def render(self, context, expressions, settings, progress=False, frame_indices=None):
+            seen.append((session.state, context, expressions.shape, frame_indices))
+            return np.zeros((len(expressions), 8, 8, 3), np.uint8)
+
+    session = Session.with_retargeter(Retargeter(), identity="identity")
+    events = Recorder(session)
+    images = session.render_expressions(np.zeros((1, 52)), settings=FAST, frame_indices=[7])
+    assert images.shape == (1, 8, 8, 3)
+    assert seen == [(State.RENDERING, "identity", (1, 52), [7])]
+    assert events.states() == [(State.READY, State.RENDERING), (State.RENDERING, State.READY)]
+    session._state = State.STREAMING  # a live stream holds the generator: the call is refused, as the table says
+    with pytest.raises(TransitionRefused, match="Stop the live stream first, then render"):
+        session.render_expressions(np.zeros((1, 52)), settings=FAST)
+    assert len(seen) == 1
+
+
 # ---------------------------------------------------------------------- failures
 def test_a_failure_while_loading_returns_to_idle_with_an_error_event(tmp_path):
     session = Session()

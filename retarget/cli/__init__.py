@@ -1,4 +1,5 @@
-"""`retarget`: the desktop app with no arguments; `--headless` renders without a window.
+"""The command line: `--headless` renders without a window; subcommands do the rest. `retarget` (retarget_launcher,
+above this package and gui/) runs these, or opens the desktop app; `python -m retarget` runs only these.
 
 Subcommands: `download` (the published weights), `testmodels` (random test sets), `extract`,
 `bench`, `eval`, `bridge`, `doctor`, `verify`; one module each here, dispatched by `main()`.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import sys
 
-from retarget.cli.app import APP_OPTIONS, run_app
 from retarget.cli.bench import run_bench
 from retarget.cli.bridge import run_bridge
 from retarget.cli.doctor import run_doctor
@@ -34,19 +34,19 @@ SUBCOMMANDS = {
 }
 
 
+# The library never opens the window (it imports nothing from gui/): the command above both does.
+NOT_THE_APP = ("`python -m retarget` is the command line (--headless, or a subcommand: see --help); the desktop app "
+               "opens with `retarget` (or `python -m retarget_launcher`), with no arguments or its model options")
+
+
 def dispatch(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         return SUBCOMMANDS[argv[0]](argv[1:])
     if not argv:
-        return run_app()
+        raise RetargetError(NOT_THE_APP)
     args = headless_parser().parse_args(argv)
     if not args.headless:
-        given = {token.split("=", 1)[0] for token in argv if token.startswith("--")}
-        headless_only = sorted(given - set(APP_OPTIONS))
-        if not headless_only:
-            return run_app(argv)
-        raise RetargetError(f"{', '.join(headless_only)} need --headless (render from the command line); the app takes only "
-                            f"{', '.join(APP_OPTIONS)}")
+        raise RetargetError(f"add --headless to render from the command line; {NOT_THE_APP}")
     return run_headless(args)
 
 

@@ -1,18 +1,7 @@
-"""Helpers every subcommand shares: quieter libraries."""
+"""Helpers every subcommand shares: quieter libraries (the library's, which the app uses too)."""
 
 from __future__ import annotations
 
-import os
+from retarget.errors import quiet_libraries  # noqa: F401 - for the subcommands that import it from here
 
-
-def quiet_libraries() -> None:
-    """Only errors from diffusers/transformers/MediaPipe: their warnings are not the user's to act on."""
-    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.set_verbosity_error()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-
+__all__ = ["quiet_libraries"]

@@ -29,17 +29,17 @@ def bare_window(qtbot, qsettings):
 
 # ---------------------------------------------------------------- 1. the app takes the CLI's options
 def test_retarget_with_app_options_opens_the_app(monkeypatch):
-    import retarget.cli as cli
+    import retarget_launcher
 
     opened = []
-    monkeypatch.setattr(cli, "run_app", lambda argv=None: opened.append(argv) or 0)
+    monkeypatch.setattr(retarget_launcher, "run_app", lambda args: opened.append(args) or 0)
     args = ["--models", "random:tiny", "--landmarker", "x.task", "--device", "cpu"]
-    assert cli.main(args) == 0
-    assert opened == [args]
+    assert retarget_launcher.main(args) == 0
+    assert [(a.models, str(a.landmarker), a.device) for a in opened] == [("random:tiny", "x.task", "cpu")]
 
 
 def test_headless_only_options_without_headless_say_which(capsys):
-    from retarget.cli import main
+    from retarget_launcher import main
 
     assert main(["--models", "random:tiny", "--out", "x.png"]) == 2
     err = capsys.readouterr().err
@@ -50,7 +50,7 @@ def test_app_parser_takes_device_and_landmarker():
     from gui.app import parser
 
     args = parser().parse_args(["--models", "m", "--landmarker", "l.task", "--device", "cpu", "--lcm-lora", "lcm"])
-    assert (args.models, args.landmarker, args.device, args.lcm_lora) == ("m", "l.task", "cpu", "lcm")
+    assert (args.models, str(args.landmarker), args.device, args.lcm_lora) == ("m", "l.task", "cpu", "lcm")
 
 
 def test_device_option_selects_the_device(bare_window):

@@ -13,6 +13,7 @@ from retarget.expression.blendshapes import BLENDSHAPE_NAMES
 from retarget.expression.mapping import REGIONS
 from retarget.expression.track import ExpressionTrack
 from retarget.media.blendshape_csv import BlendshapeCsvWriter
+from retarget.session import State
 
 FRAMES = 12
 
@@ -120,12 +121,15 @@ def test_track_dock_saves_previews_off_the_ui_thread_and_renders(qtbot, blendsha
     assert dock.save(track_csv) is None and "same path" in window.error_messages[-1]
     assert track_csv.read_bytes() == source_bytes
 
-    # Preview: generate() runs on a worker thread, with the vector the render gives that frame.
+    # Preview: generate() runs on a worker thread, through the session (its state table sees it: RENDERING
+    # meanwhile), with the vector the render gives that frame.
     pipeline = window.retargeter.pipeline
     real_generate = pipeline.generate
     calls: list[tuple[bool, list[int], np.ndarray]] = []
+    states_at_generate: list = []
 
     def spy(context, expressions, settings=None, noise=None, frame_indices=None, **kwargs):
+        states_at_generate.append(window.session.state)
         calls.append((threading.current_thread() is threading.main_thread(), list(frame_indices),
                       np.array(expressions, copy=True)))
         return real_generate(context, expressions, settings, noise, frame_indices, **kwargs)
@@ -139,6 +143,7 @@ def test_track_dock_saves_previews_off_the_ui_thread_and_renders(qtbot, blendsha
         assert calls and not any(on_ui for on_ui, _, _ in calls)
         preview_vector = calls[-1][2][0]
         assert calls[-1][1] == [4]
+        assert states_at_generate == [State.RENDERING]
         editor.preview_check.setChecked(False)
 
         out = tmp_path / "edited.mp4"

@@ -1,0 +1,5 @@
+import sys
+
+from retarget_launcher import main
+
+sys.exit(main())
