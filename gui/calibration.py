@@ -6,7 +6,7 @@ this instead of a dead end. The dialog offers the three ways to gather data (a v
 expressive face, 30 s from the webcam, N renders of the generator itself) and runs the fit on a
 worker thread with progress and Cancel. The fit itself is a function (job, progress, cancel) ->
 (bridge, path): by default `library_fit`, which calls the library's fitting entry points by name
-(retarget.bridge_jobs.fit_bridge_from_videos / fit_bridge_from_renders); tests pass a stand-in.
+(retarget.tools.bridge_jobs.fit_bridge_from_videos / fit_bridge_from_renders); tests pass a stand-in.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ CALIBRATE_TEXT = "Calibrate expression controls\u2026"
 WEBCAM_SECONDS = 30
 WEBCAM_FPS = 25  # frames asked of the camera for WEBCAM_SECONDS (a camera's own rate may differ a little)
 DEFAULT_RENDERS = 2000
-FIT_MODULE = "retarget.bridge_jobs"  # the library's fitting entry points, imported by name when a fit starts
+FIT_MODULE = "retarget.tools.bridge_jobs"  # the library's fitting entry points, imported by name when a fit starts
 
 
 @dataclass

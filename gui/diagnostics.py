@@ -6,7 +6,7 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QFontDatabase, QGuiApplication
 from PyQt6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout
 
-from retarget.doctor import report, run_checks
+from retarget.tools.doctor import report, run_checks
 
 
 class DiagnosticsDialog(QDialog):

@@ -94,10 +94,10 @@ def _file_lines(counter: ProgressCounter) -> Callable[[str], None]:
 
 
 def models_download(to: Path) -> Callable[[ProgressCounter], Path]:
-    """The published set into a models folder (retarget.assets.download_models), reporting into the counter."""
+    """The published set into a models folder (retarget.weights.assets.download_models), reporting into the counter."""
 
     def run(counter: ProgressCounter) -> Path:
-        from retarget.assets import download_models
+        from retarget.weights.assets import download_models
 
         return download_models(to, progress=_file_lines(counter), tqdm_class=counter.tqdm_class())
 
@@ -108,7 +108,7 @@ def hub_cache_download() -> Callable[[ProgressCounter], object]:
     """The `hub` model set into the Hugging Face cache (the first run of --models hub), reporting into the counter."""
 
     def run(counter: ProgressCounter):
-        from retarget.assets import resolve_models
+        from retarget.weights.assets import resolve_models
 
         return resolve_models("hub", progress=_file_lines(counter), tqdm_class=counter.tqdm_class())
 

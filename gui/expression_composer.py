@@ -20,7 +20,7 @@ from gui.expression_panel import THUMBNAIL_K, ExpressionPanel
 from gui.views import rgb_to_qimage
 from gui.workers import error_text
 from retarget.media.kinds import IMAGE_SUFFIXES, file_patterns
-from retarget.session_states import State
+from retarget.session.states import State
 
 
 class ExpressionComposer(QObject):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from retarget.config import FrameOptions
 from retarget.config.frame import FRAMES
-from retarget.live_outputs import camera_size
+from retarget.session.live_outputs import camera_size
 
 
 class WindowLayout:

@@ -133,7 +133,7 @@ class ModelLoading:
     def download_models(self, to: str | Path | None = None) -> None:
         """`retarget download` in a dialog (per-file progress, Cancel); loads the folder when it is complete."""
         from gui.downloads import DownloadDialog, models_download
-        from retarget.downloads import everything
+        from retarget.weights.downloads import everything
 
         if not isinstance(to, (str, Path)):  # None, or the `checked` flag of a button or menu item
             to = QFileDialog.getExistingDirectory(self, "Download the models into this folder", str(Path.home()))
@@ -151,8 +151,8 @@ class ModelLoading:
         """First run of `hub`: the published files into the Hugging Face cache in a dialog (per-file bytes,
         Cancel; finished files are kept), then the models load from there."""
         from gui.downloads import DownloadDialog, hub_cache_download
-        from retarget.assets import ARC2FACE_FILES, BASE_FILES
-        from retarget.downloads import extras
+        from retarget.weights.assets import ARC2FACE_FILES, BASE_FILES
+        from retarget.weights.downloads import extras
 
         self.banner.clear("hub", "load")
         dialog = DownloadDialog("Downloading the published models into the Hugging Face cache (first run)", hub_cache_download(),

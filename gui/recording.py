@@ -1,6 +1,6 @@
 """The app's recording folder and how it shows a recording's length.
 
-The frames themselves go through retarget.live_outputs.LiveOutputs, which the session owns.
+The frames themselves go through retarget.session.live_outputs.LiveOutputs, which the session owns.
 """
 
 from __future__ import annotations

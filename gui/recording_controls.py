@@ -15,7 +15,7 @@ from gui.live_status import no_frames_text
 from gui.recording import default_record_dir, elapsed_text
 from gui.workers import Task, error_text
 from retarget.config import VideoOptions
-from retarget.live_outputs import camera_size
+from retarget.session.live_outputs import camera_size
 from retarget.outputs import reserve_new_file
 
 

@@ -195,7 +195,7 @@ def _timeline_scene(window, args, scratch: Path, save, fail) -> None:
 
     track = args.track
     if track is None:
-        from retarget.extract import extract_blendshapes
+        from retarget.tools.extract import extract_blendshapes
 
         track = scratch / f"{args.driver.stem}.csv"
         extract_blendshapes(args.driver, track, landmarker=args.landmarker and Path(args.landmarker), progress=False)

@@ -29,7 +29,7 @@ from gui.timeline import TimelineEditor
 from gui.workers import error_text
 from retarget.expression.signals import BLENDSHAPES, signal_refusal
 from retarget.expression.track import ExpressionTrack
-from retarget.session_states import State
+from retarget.session.states import State
 
 FLAME_REASON = ("A blendshape track drives the FLAME-55 Expression Adapter through an expression bridge, and none is "
                 f"fitted for it yet: {CALIBRATE_TEXT} fits one (or load an adapter trained on blendshapes)")

@@ -44,7 +44,7 @@ def app_arguments(argv: list[str]):
 
 def check_qt_platform() -> None:
     """Qt aborts the process with a long message when its X11 plugin lacks a system library: say it in one line first."""
-    from retarget.doctor import missing_qt_libraries, qt_install_line, uses_xcb
+    from retarget.tools.doctor import missing_qt_libraries, qt_install_line, uses_xcb
 
     if uses_xcb():
         missing = missing_qt_libraries()

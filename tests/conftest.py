@@ -27,7 +27,7 @@ def landmarker_path(shared_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory) -> Path:
     """A random tiny model set in the published layout, written once per test session."""
-    from retarget.testmodels import write_test_models
+    from retarget.weights.testmodels import write_test_models
 
     return write_test_models(tmp_path_factory.mktemp("models") / "tiny", size="tiny", progress=lambda *_: None)
 
@@ -43,7 +43,7 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def blendshape_models_dir(tmp_path_factory) -> Path:
     """Tiny random models whose Expression Adapter takes the 52 MediaPipe blendshapes (no SMIRK)."""
-    from retarget.testmodels import write_test_models
+    from retarget.weights.testmodels import write_test_models
 
     return write_test_models(tmp_path_factory.mktemp("models") / "tiny52", size="tiny", exp_dim=52, progress=lambda *_: None)
 

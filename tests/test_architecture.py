@@ -31,11 +31,7 @@ KNOWN_PART_CYCLES = {
     # user_cache_dir, both deferred imports); cache saves its hash index through outputs (deferred).
     frozenset({"retarget.cache", "retarget.config", "retarget.expression", "retarget.media", "retarget.outputs"}),
 }
-KNOWN_MODULE_CYCLES = {
-    # Inside face/, both ways deferred: the SCRFD test-net writer saves through identity's save_test_onnx,
-    # and the identity embedder looks up and loads the detector when it is built.
-    frozenset({"retarget.face.detector", "retarget.face.identity"}),
-}
+KNOWN_MODULE_CYCLES: set = set()  # none: the test-model writers left face/ (weights.test_face_models)
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,7 @@ def test_bad_track_files_are_one_line_errors(tmp_path, text, message):
 @pytest.mark.parametrize("smoothing", [False, True])
 def test_driven_vectors_are_what_the_csv_driver_path_feeds_the_generator(tmp_path, smoothing):
     """The app's preview maps a track with driven_vectors; the render maps the saved CSV with the engine."""
-    from retarget.driving import DriverAnalyzer
+    from retarget.engine.driving import DriverAnalyzer
     from retarget.engine import perception_stream
     from retarget.expression.mapping import MappingSettings
     from retarget.expression.track import driven_vectors

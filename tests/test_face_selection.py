@@ -75,8 +75,8 @@ def two_faces(shared_dir, landmarker_path):
 
 @pytest.fixture(scope="module")
 def retargeter(tiny_models_dir, landmarker_path):
-    from retarget.assets import resolve_models
-    from retarget.retargeter import Retargeter
+    from retarget.weights.assets import resolve_models
+    from retarget.session.retargeter import Retargeter
 
     with Retargeter(resolve_models(str(tiny_models_dir)), landmarker_path=landmarker_path) as r:
         yield r
@@ -125,7 +125,7 @@ def test_a_driver_photo_and_its_neutral_use_the_chosen_face(two_faces, retargete
 
 
 def _chosen_boxes(video, landmarker_path, face):
-    from retarget.driving import DriverAnalyzer
+    from retarget.engine.driving import DriverAnalyzer
     from retarget.media.sources import open_source
 
     with open_source(str(video)) as source, DriverAnalyzer("blendshapes52", landmarker_path, face=face) as analyzer:
@@ -148,7 +148,7 @@ def test_driver_face_is_tracked_while_the_two_faces_swap_size(shared_dir, landma
 
 @needs_shared
 def test_the_flame_path_crops_the_tracked_face_for_smirk(shared_dir, landmarker_path, tiny_models_dir, tmp_path):
-    from retarget.driving import DriverAnalyzer
+    from retarget.engine.driving import DriverAnalyzer
     from retarget.face.smirk import SmirkExtractor
     from retarget.media.sources import open_source
 
@@ -215,8 +215,10 @@ def test_cli_names_the_faces_of_a_group_photo_and_renders_the_chosen_one(two_fac
 
 
 def test_with_scrfd_a_chosen_face_takes_the_detection_nearest_its_box_not_the_largest(tmp_path, monkeypatch):
-    from retarget.face.detector import ANTELOPEV2_DETECTOR, largest as largest_detection, write_random_scrfd_onnx
-    from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder, write_random_arcface_onnx
+    from retarget.face.detector import ANTELOPEV2_DETECTOR, largest as largest_detection
+    from retarget.weights.test_face_models import write_random_scrfd_onnx
+    from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder
+    from retarget.weights.test_face_models import write_random_arcface_onnx
 
     monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path / "no-insightface-home"))
     write_random_arcface_onnx(tmp_path / "arcface.onnx", seed=3)

@@ -113,7 +113,7 @@ def test_two_extracts_to_one_csv_one_is_refused_and_the_file_equals_a_lone_run(t
     """Issue #25: the CSV takes the job lock renders take, so a second writer is refused and writes nothing."""
     from retarget.engine import work_lock_for
     from retarget.errors import OutputError
-    from retarget.extract import extract_blendshapes
+    from retarget.tools.extract import extract_blendshapes
     from tests.conftest import cut_clip
 
     video = cut_clip(shared_dir / "media" / "driver_d0.mp4", tmp_path / "d.mp4", 3)

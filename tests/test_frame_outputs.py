@@ -14,7 +14,7 @@ from retarget.config import FrameOptions, RenderOptions
 from retarget.errors import JobInterrupted, RetargetError
 from retarget.settings import GenerationSettings
 from tests.conftest import cut_clip, needs_shared
-from tests.test_session import FakeAnalyzer
+from tests.session.test_session import FakeAnalyzer
 
 FAST = GenerationSettings(steps=2)
 FULL, CROP = FrameOptions(frame="full"), FrameOptions(frame="crop")

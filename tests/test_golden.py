@@ -31,7 +31,7 @@ def _inputs(exp_dim: int, image_size: int):
 
 @pytest.fixture(scope="module")
 def outputs(tiny_models_dir):
-    from retarget.assets import resolve_models
+    from retarget.weights.assets import resolve_models
     from retarget.pipeline import RetargetPipeline
 
     pipe = RetargetPipeline.from_files(resolve_models(str(tiny_models_dir)), device="cpu")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retarget.driving import DrivenFrame
+from retarget.engine.driving import DrivenFrame
 from retarget.engine import OfflineRenderer, RenderOptions, job_key, work_dir_for, work_lock_for
 from retarget.errors import OutputError
 from retarget.expression.mapping import MappingSettings

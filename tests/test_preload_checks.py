@@ -17,7 +17,7 @@ from retarget.media.sinks import BlendshapeCsvWriter, VideoSink
 @pytest.fixture
 def loads(monkeypatch) -> list:
     """Every call that would load models (the session's loader and the retargeter's) is recorded, and stops the run."""
-    import retarget.retargeter
+    import retarget.session.retargeter
     import retarget.session
 
     calls = []
@@ -27,7 +27,7 @@ def loads(monkeypatch) -> list:
         raise AssertionError("models were loaded")
 
     monkeypatch.setattr(retarget.session.Session, "load_models", spy)
-    monkeypatch.setattr(retarget.retargeter, "load_retargeter", spy)
+    monkeypatch.setattr(retarget.session.retargeter, "load_retargeter", spy)
     return calls
 
 
@@ -91,7 +91,7 @@ def test_a_csv_driver_for_the_flame_adapter_is_refused_before_loading(tmp_path, 
     refused(["--models", str(tiny_models_dir), "--exp-adapter", str(tiny_models_dir / "exp_adapter" / "exp_adapter.bin"),
              "--identity", str(inputs["photo"]), "--driver", str(inputs["csv"]), "--out", str(out / "o.mp4")], capsys,
             "FLAME-55")
-    from retarget.assets import random_models_folder
+    from retarget.weights.assets import random_models_folder
 
     refused(["--models", "random:tiny", "--identity", str(inputs["photo"]), "--driver", str(inputs["csv"]),
              "--out", str(out / "o.mp4")], capsys, "FLAME-55")

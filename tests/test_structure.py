@@ -7,10 +7,10 @@ from unittest import mock
 
 import pytest
 
-from retarget.assets import resolve_models
+from retarget.weights.assets import resolve_models
 from retarget.engine import OfflineRenderer, RenderOptions
 from retarget.models.reference_attention import RECORD
-from retarget.retargeter import Retargeter
+from retarget.session.retargeter import Retargeter
 from retarget.settings import GenerationSettings
 from tests.conftest import cut_clip, needs_shared
 
@@ -21,7 +21,7 @@ pytestmark = needs_shared
 def test_work_per_identity_batch_and_frame(tmp_path, blendshape_models_dir, shared_dir, landmarker_path, frames, batch):
     from diffusers import UNet2DConditionModel
 
-    import retarget.driving
+    import retarget.engine.driving
 
     clip = cut_clip(shared_dir / "media" / "driver_d0.mp4", tmp_path / "clip.mp4", frames)
     steps = 3
@@ -45,7 +45,7 @@ def test_work_per_identity_batch_and_frame(tmp_path, blendshape_models_dir, shar
         from diffusers import AutoencoderKL
         from transformers import CLIPTextModel
 
-        with mock.patch.object(retarget.driving, "FaceLandmarker", wraps=retarget.driving.FaceLandmarker) as landmarkers, \
+        with mock.patch.object(retarget.engine.driving, "FaceLandmarker", wraps=retarget.engine.driving.FaceLandmarker) as landmarkers, \
                 mock.patch.object(UNet2DConditionModel, "from_pretrained") as unet_loads, \
                 mock.patch.object(AutoencoderKL, "from_pretrained") as vae_loads, \
                 mock.patch.object(CLIPTextModel, "from_pretrained") as encoder_loads:

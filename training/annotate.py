@@ -190,7 +190,7 @@ def _claim_dataset_folder(out: Path, inputs) -> None:
 def run(args: argparse.Namespace) -> dict:
     from tqdm.auto import tqdm
 
-    from retarget.assets import resolve_models
+    from retarget.weights.assets import resolve_models
     from retarget.face.landmarker import landmarker_for
 
     if args.every < 1:

@@ -42,7 +42,7 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
     from accelerate.utils import ProjectConfiguration, set_seed
     from diffusers.optimization import get_scheduler
 
-    from retarget.assets import resolve_models
+    from retarget.weights.assets import resolve_models
     from training.data import FaceDataset, StepBatches
 
     check_args(args)

@@ -94,8 +94,8 @@ def untrained_lora(unet_folder: Path, folder: Path) -> Path:
 
 
 def score(evaluator, identity_vectors, driver_faces, images, teacher_images) -> list[dict]:
-    """Per pair: ID similarity, expression error (retarget.evaluation.compare) and PSNR to the teacher."""
-    from retarget.evaluation import FrameFaces, compare
+    """Per pair: ID similarity, expression error (retarget.tools.evaluation.compare) and PSNR to the teacher."""
+    from retarget.tools.evaluation import FrameFaces, compare
 
     rows = []
     for index, image in enumerate(images):
@@ -115,13 +115,13 @@ def _mean(values) -> float | None:
 
 
 def run(args) -> dict:
-    from retarget.assets import resolve_models
+    from retarget.weights.assets import resolve_models
     from retarget.cli.common import quiet_libraries
-    from retarget.evaluation import Evaluator
+    from retarget.tools.evaluation import Evaluator
     from retarget.face.landmarker import find_landmarker_model
     from retarget.face.image_io import load_image
     from retarget.pipeline import RetargetPipeline, pick_device, pick_dtype
-    from retarget.retargeter import Retargeter
+    from retarget.session.retargeter import Retargeter
     from retarget.settings import GenerationSettings, preset_settings
 
     steps = parse_steps(args.student_steps)

@@ -55,7 +55,7 @@ stage() {  # stage NAME SECONDS SKIP [extra args]
     overall="$status"
     if [ -s "$OUT/gpu-bench-$name.json" ]; then
       echo "gpu.sh: run '$name' stopped (exit $status); its table is from the figures it had written" >&2
-      python3 -c "import json, sys; from retarget.benchmark.report import format_gpu_table; print(format_gpu_table(json.load(open(sys.argv[1]))))" \
+      python3 -c "import json, sys; from retarget.tools.benchmark.report import format_gpu_table; print(format_gpu_table(json.load(open(sys.argv[1]))))" \
         "$OUT/gpu-bench-$name.json" > "$OUT/gpu-bench-$name.txt"
     else
       echo "gpu.sh: run '$name' stopped (exit $status) before writing any figure" > "$OUT/gpu-bench-$name.txt"

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MEASURE = r"""
 import json, sys, time
 import numpy as np
-from retarget.assets import resolve_models
+from retarget.weights.assets import resolve_models
 from retarget.pipeline import RetargetPipeline
 from retarget.settings import preset_settings
 models, lcm, frames, presets = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(",")
@@ -91,16 +91,16 @@ def main() -> int:
     parser.add_argument("--presets", default="lcm,fast")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--structure", action="store_true",
-                        help="SD 1.5's UNet module tree at narrow widths (retarget.benchmark.counts) instead of random:tiny")
+                        help="SD 1.5's UNet module tree at narrow widths (retarget.tools.benchmark.counts) instead of random:tiny")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from retarget.testmodels import write_lcm_lora, write_test_models
+    from retarget.weights.testmodels import write_lcm_lora, write_test_models
 
     with tempfile.TemporaryDirectory(prefix="retarget-live-ratio-") as work:
         work = Path(work)
         before = export(args.before, work / "before")
         if args.structure:
-            from retarget.benchmark.counts import write_structure_models
+            from retarget.tools.benchmark.counts import write_structure_models
 
             models, lcm = write_structure_models(work / "models")
         else:

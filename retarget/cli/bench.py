@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from retarget.benchmark import GPU_MEASUREMENTS
+from retarget.tools.benchmark import GPU_MEASUREMENTS
 from retarget.cli.common import quiet_libraries
 from retarget.errors import OneLineArgumentParser, RetargetError
 from retarget.settings import PRESETS
@@ -59,14 +59,14 @@ def bench_parser() -> argparse.ArgumentParser:
 def run_bench(argv: list[str]) -> int:
     args = bench_parser().parse_args(argv)
     if args.stage == "paste":
-        from retarget.benchmark.paste import benchmark_paste, print_paste_benchmark
+        from retarget.tools.benchmark.paste import benchmark_paste, print_paste_benchmark
 
         print_paste_benchmark(benchmark_paste())
         return 0
     if args.stage == "perception":
         if args.video is None:
             raise RetargetError("retarget bench perception needs a VIDEO")
-        from retarget.extract import benchmark_perception
+        from retarget.tools.extract import benchmark_perception
 
         print(benchmark_perception(args.video, landmarker=args.landmarker, repeat=args.repeat))
         return 0
@@ -87,8 +87,8 @@ def run_bench(argv: list[str]) -> int:
 
         check_file_output(args.json, [("--driver", args.driver), ("--identity", args.identity)], "--json")
     quiet_libraries()
-    from retarget.assets import resolve_models
-    from retarget.benchmark.stages import format_table, run_benchmark
+    from retarget.weights.assets import resolve_models
+    from retarget.tools.benchmark.stages import format_table, run_benchmark
     from retarget.outputs import write_json
     from retarget.pipeline import pick_device, pick_dtype
 
@@ -136,9 +136,9 @@ def _run_bench_gpu(args: argparse.Namespace) -> int:
 
         check_file_output(args.json, [("--driver", args.driver)], "--json")
     quiet_libraries()
-    from retarget.benchmark.gpu import GpuBenchOptions, run_gpu_benchmark
+    from retarget.tools.benchmark.gpu import GpuBenchOptions, run_gpu_benchmark
     from retarget.outputs import write_json
-    from retarget.benchmark.report import format_gpu_table
+    from retarget.tools.benchmark.report import format_gpu_table
     from retarget.pipeline import pick_device, pick_dtype
 
     device = pick_device(args.device)
@@ -158,13 +158,13 @@ def _run_bench_gpu(args: argparse.Namespace) -> int:
 
 
 def _run_bench_count(args: argparse.Namespace) -> int:
-    """`retarget bench count`: deterministic counts of the work per frame (retarget.benchmark.counts)."""
+    """`retarget bench count`: deterministic counts of the work per frame (retarget.tools.benchmark.counts)."""
     if args.json:
         from retarget.outputs import check_file_output
 
         check_file_output(args.json, [], "--json")
     quiet_libraries()
-    from retarget.benchmark.counts import format_counts, run_counts
+    from retarget.tools.benchmark.counts import format_counts, run_counts
     from retarget.outputs import write_json
 
     results = run_counts(log=lambda line: print(line, file=sys.stderr, flush=True), flops=not args.no_flops)

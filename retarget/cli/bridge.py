@@ -93,7 +93,7 @@ def _fit(args) -> int:
         raise BadInputError("--work and --prior-videos belong to --renders; with --videos drop them")
     models = from_args(ModelOptions, args)
     quiet_libraries()
-    from retarget.bridge_jobs import fit_bridge_from_renders, fit_bridge_from_videos, model_files
+    from retarget.tools.bridge_jobs import fit_bridge_from_renders, fit_bridge_from_videos, model_files
 
     files = model_files(models.models)
     if args.videos:
@@ -104,13 +104,13 @@ def _fit(args) -> int:
                                                   out=args.out, every=args.every, max_frames=args.max_frames, progress=progress)
     else:
         prior = None
-        from retarget.bridge_jobs import check_bridge_output, flame_adapter_of
+        from retarget.tools.bridge_jobs import check_bridge_output, flame_adapter_of
 
         flame_adapter_of(files, models.exp_adapter)  # refusals before any video is read
         if args.out is not None:
             check_bridge_output(args.out)
         if args.prior_videos:
-            from retarget.bridge_jobs import prior_from_videos
+            from retarget.tools.bridge_jobs import prior_from_videos
 
             prior = prior_from_videos(args.prior_videos, models=files, landmarker=models.landmarker, smirk=models.smirk,
                                       device=models.device)
@@ -138,7 +138,7 @@ def _eval(args) -> int:
     settings = from_args(GenerationSettings, args)
     settings.validate()
     quiet_libraries()
-    from retarget.bridge_eval import evaluate_bridge, format_eval
+    from retarget.tools.bridge_eval import evaluate_bridge, format_eval
 
     bar, progress = _progress_bar("eval", "step")
     with bar:
@@ -165,7 +165,7 @@ def _show(args) -> int:
         print(format_report(bridge.report))
         return 0
     models = from_args(ModelOptions, args)
-    from retarget.bridge_jobs import flame_adapter_of, model_files
+    from retarget.tools.bridge_jobs import flame_adapter_of, model_files
 
     adapter = flame_adapter_of(model_files(models.models), models.exp_adapter)
     path = find_bridge(adapter)

@@ -22,7 +22,7 @@ def doctor_parser() -> argparse.ArgumentParser:
 
 
 def run_doctor(argv: list[str]) -> int:
-    from retarget.doctor import exit_code, report, run_checks
+    from retarget.tools.doctor import exit_code, report, run_checks
 
     args = doctor_parser().parse_args(argv)
     checks = run_checks(args.models, args.landmarker)

@@ -20,7 +20,7 @@ def download_parser() -> argparse.ArgumentParser:
 
 def run_download(argv: list[str]) -> int:
     args = download_parser().parse_args(argv)
-    from retarget.assets import download_models
+    from retarget.weights.assets import download_models
 
     folder = download_models(args.to)
     print(f"models ready in {folder}; use --models {folder}")

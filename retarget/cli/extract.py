@@ -22,7 +22,7 @@ def extract_parser() -> argparse.ArgumentParser:
 
 def run_extract(argv: list[str]) -> int:
     args = extract_parser().parse_args(argv)
-    from retarget.extract import extract_blendshapes
+    from retarget.tools.extract import extract_blendshapes
 
     summary = extract_blendshapes(args.video, args.out, landmarker=args.landmarker, progress=sys.stderr.isatty(),
                                   format=args.format)

@@ -46,7 +46,7 @@ def check_output_kind(out: Path, drivers: list, still: bool, webcam: bool, batch
 
 def check_adapter_signal(args: argparse.Namespace, drivers: list) -> None:
     """The loaded adapter's kind must take every driver's signal (blendshape curves or pictures)."""
-    from retarget.assets import expression_adapter_before_loading
+    from retarget.weights.assets import expression_adapter_before_loading
     from retarget.expression.signals import check_signal, driver_signal
 
     signals = {driver_signal(d): d for d in drivers}

@@ -139,7 +139,7 @@ def run_headless(args: argparse.Namespace) -> int:
     webcam = len(drivers) == 1 and is_webcam_spec(drivers[0])
     batch = False
     if not still and not webcam:
-        from retarget.jobs import expand_drivers
+        from retarget.engine.jobs import expand_drivers
 
         drivers, batch = expand_drivers(drivers)
     check_outputs(args, still, batch)
@@ -171,7 +171,7 @@ def run_headless(args: argparse.Namespace) -> int:
         check_adapter_signal(args, drivers)  # the drivers read well: can the adapter take their signal?
 
     quiet_libraries()
-    from retarget.jobs import distributed_state
+    from retarget.engine.jobs import distributed_state
     from retarget.pipeline import pick_device
     from retarget.session import Session
 
@@ -250,7 +250,7 @@ def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = Fals
 
 
 def _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, started) -> int:
-    from retarget.jobs import print_summary
+    from retarget.engine.jobs import print_summary
 
     options = from_args(RenderOptions, args, progress=sys.stderr.isatty())  # with its VideoOptions
     summaries = session.render_videos(drivers, args.out, settings=settings, mapping=mapping, options=options, batch=batch,

@@ -24,7 +24,7 @@ def testmodels_parser() -> argparse.ArgumentParser:
 def run_testmodels(argv: list[str]) -> int:
     args = testmodels_parser().parse_args(argv)
     quiet_libraries()
-    from retarget.testmodels import write_test_models
+    from retarget.weights.testmodels import write_test_models
 
     try:
         write_test_models(args.out, size=args.size, seed=args.seed, exp_dim=args.exp_dim)

@@ -72,7 +72,7 @@ class RenderOptions:
 
 @dataclass
 class LiveOptions:
-    """A live stream (retarget.engine.LiveSession)."""
+    """A live stream (retarget.engine.LiveStream)."""
 
     SECTION: ClassVar[str] = "live"
     TITLE: ClassVar[str] = "Live"

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from retarget.driving import DriverAnalyzer, DrivenFrame
+from retarget.engine.driving import DriverAnalyzer, DrivenFrame
 from retarget.engine.stages import join_all
 from retarget.media.sources import FrameSource
 from retarget.settings import GenerationSettings
@@ -94,7 +94,7 @@ class LatestFrameSlot:
 
 
 @dataclass
-class LiveSession:
+class LiveStream:
     """Live puppeteering: newest driver frame -> perception (on_driven) -> generator -> on_output(driven, image, stats)."""
 
     pipeline: object
@@ -121,7 +121,7 @@ class LiveSession:
         self.error: BaseException | None = None
         self.finished = threading.Event()
 
-    def start(self) -> "LiveSession":
+    def start(self) -> "LiveStream":
         self.stats.started_at = time.monotonic()
         self._threads = [
             threading.Thread(target=self._capture, daemon=True, name="live-capture"),

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from retarget.driving import DriverAnalyzer, DrivenFrame
+from retarget.engine.driving import DriverAnalyzer, DrivenFrame
 from retarget.engine.stages import FrameWriter, perception_stream
 from retarget.engine.time_range import TimeRange, frame_seconds
 from retarget.engine.work_folder import WorkFolder, work_dir_for, work_lock_for

@@ -11,7 +11,7 @@ import queue
 import threading
 from typing import Callable, Iterator
 
-from retarget.driving import DriverAnalyzer, DrivenFrame
+from retarget.engine.driving import DriverAnalyzer, DrivenFrame
 from retarget.media.sources import FrameSource
 
 _END = object()

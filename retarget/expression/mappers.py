@@ -1,7 +1,7 @@
 """The mapper for an adapter's expression format: pure settings -> mapper, no perception involved.
 
 A mapping change (gains, smoothing, relative, mirror) is a new mapper; the landmarker and SMIRK
-that feed it stay as they are (retarget.driving.DriverAnalyzer.set_mapping).
+that feed it stay as they are (retarget.engine.driving.DriverAnalyzer.set_mapping).
 """
 
 from __future__ import annotations

@@ -316,7 +316,7 @@ class TrackHistory:
 
 def driven_vectors(track: ExpressionTrack, analyzer) -> np.ndarray:
     """(frames, E): what the generator gets for each frame when this track drives it through `analyzer`
-    (a fresh retarget.driving.DriverAnalyzer): frame by frame in order, as the CSV driver path feeds it."""
+    (a fresh retarget.engine.driving.DriverAnalyzer): frame by frame in order, as the CSV driver path feeds it."""
     from retarget.media.frame_source import Frame
 
     found = track.face_found

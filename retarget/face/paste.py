@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-ALIGNED_SIZE = 512  # the alignment's frame (retarget.retargeter.REFERENCE_SIZE)
+ALIGNED_SIZE = 512  # the alignment's frame (retarget.session.retargeter.REFERENCE_SIZE)
 # The blended region in the 512 px aligned frame. FFHQ crops put the face oval at about x 80..430 and
 # y 140..490 (measured on the shared photos; a turned head reaches x 78); the ellipse covers it with room for
 # the hair line and is cut 4 px inside the crop so the feather reaches zero before the crop's edges. The crop

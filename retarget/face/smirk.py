@@ -127,17 +127,3 @@ class SmirkExtractor:
     def encode(self, image_rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """(55,) FLAME values of the face that the landmarks (pixels) describe."""
         return self.encode_batch(smirk_crop(image_rgb, landmarks)[None])[0]
-
-
-def write_random_smirk_checkpoint(path, seed: int = 0) -> Path:
-    """A SMIRK_em1.pt look-alike: random encoder weights under SMIRK_PREFIX plus unrelated keys; for tests."""
-    torch.manual_seed(seed)
-    model = SmirkExpressionEncoder()
-    state = {SMIRK_PREFIX + key: value.detach().clone() for key, value in model.state_dict().items()}
-    # The real file also carries the pose/shape encoders and the generator; loaders must ignore them.
-    state["smirk_encoder.pose_encoder.pose_cam_layers.0.bias"] = torch.zeros(6)
-    state["smirk_generator.x"] = torch.zeros(1)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    return path

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retarget.assets import ModelFiles
+from retarget.weights.assets import ModelFiles
 from retarget.errors import MissingWeightsError, RetargetError, first_line
 from retarget.models.adapters import EXPRESSION_KINDS
 from retarget.models.id_encoder import Arc2FaceIdEncoder

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from retarget.assets import ModelFiles
+from retarget.weights.assets import ModelFiles
 from retarget.errors import BadInputError, MissingWeightsError, describe_file_error, explain, first_line
 from retarget.models.adapters import load_expression_adapter, load_reference_lora
 

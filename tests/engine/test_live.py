@@ -1,4 +1,4 @@
-"""Live mode (LiveSession): the newest frame wins, memory stays bounded, unchanged expressions are not regenerated,
+"""Live mode (LiveStream): the newest frame wins, memory stays bounded, unchanged expressions are not regenerated,
 and stop() waits for a generate call before the source closes."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from retarget.engine import LiveSession
+from retarget.engine import LiveStream
 from retarget.media.sources import Frame, FrameSource
 from retarget.settings import GenerationSettings
 from tests.engine.test_stages import SlowSource
@@ -49,7 +49,7 @@ class PassThroughAnalyzer:
         self.source, self.generator = source, generator
 
     def __call__(self, frame, capture_time=None):
-        from retarget.driving import DrivenFrame
+        from retarget.engine.driving import DrivenFrame
 
         self.generator.picked.append((frame.index, self.source.i - 1))
         return DrivenFrame(frame.index, frame.time, frame.image, np.zeros(52, np.float32), np.zeros(52, np.float32), True, capture_time)
@@ -61,7 +61,7 @@ def test_live_mode_renders_the_newest_frame_with_bounded_memory():
     source = CountingSource()
     generator = SlowGenerator(source)
     outputs = []
-    session = LiveSession(generator, None, PassThroughAnalyzer(source, generator), GenerationSettings(), source,
+    session = LiveStream(generator, None, PassThroughAnalyzer(source, generator), GenerationSettings(), source,
                           on_output=lambda driven, image, stats: outputs.append((driven.index, stats.latency_ms)))
     tracemalloc.start()
     session.start()
@@ -100,7 +100,7 @@ def test_live_skips_generation_while_the_expression_barely_changes():
     source = CountingSource(limit=40)
     generator = CountingGenerator(source)
     outputs = []
-    session = LiveSession(generator, None, StillAnalyzer(source, generator), GenerationSettings(), source,
+    session = LiveStream(generator, None, StillAnalyzer(source, generator), GenerationSettings(), source,
                           on_output=lambda d, image, s: outputs.append(int(image[0, 0, 0])), pace=False, min_change=0.1)
     session.start()
     assert session.wait(timeout=30)
@@ -110,7 +110,7 @@ def test_live_skips_generation_while_the_expression_barely_changes():
 
 
 def test_live_stop_waits_for_a_slow_generate_before_closing_the_source():
-    from retarget.engine import LiveSession
+    from retarget.engine import LiveStream
     from retarget.settings import GenerationSettings
 
     started = threading.Event()
@@ -125,12 +125,12 @@ def test_live_stop_waits_for_a_slow_generate_before_closing_the_source():
         frames_without_face = 0
 
         def __call__(self, frame, capture_time=None):
-            from retarget.driving import DrivenFrame
+            from retarget.engine.driving import DrivenFrame
 
             return DrivenFrame(frame.index, frame.time, frame.image, np.zeros(52, np.float32), np.zeros(52, np.float32), True)
 
     source = SlowSource(frames=1000, delay=0.01)
-    session = LiveSession(SlowPipeline(), None, Analyzer(), GenerationSettings(), source, on_output=lambda *a: None)
+    session = LiveStream(SlowPipeline(), None, Analyzer(), GenerationSettings(), source, on_output=lambda *a: None)
     session.start()
     assert started.wait(timeout=10)
     session.stop()
@@ -180,7 +180,7 @@ def test_perception_runs_on_its_own_thread_while_generate_blocks():
     generator.picked = []
     analyzer = RecordingAnalyzer(source, generator)
     driven_seen, outputs = [], []
-    session = LiveSession(generator, None, analyzer, GenerationSettings(), source,
+    session = LiveStream(generator, None, analyzer, GenerationSettings(), source,
                           on_output=lambda d, image, s: outputs.append(d.index), on_driven=lambda d: driven_seen.append(d.index))
     session.start()
     try:
@@ -218,7 +218,7 @@ def test_output_callback_runs_off_the_generator_thread_and_the_newest_perceived_
             return super().generate(context, expressions, settings)
 
     generator = Tracking(source)
-    session = LiveSession(generator, None, PassThroughAnalyzer(source, generator), GenerationSettings(), source,
+    session = LiveStream(generator, None, PassThroughAnalyzer(source, generator), GenerationSettings(), source,
                           on_output=lambda d, image, s: output_threads.add(threading.current_thread().name), pace=False)
     session.start()
     assert session.wait(timeout=30)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from retarget.config.render import RenderOptions
-from retarget.driving import DrivenFrame
+from retarget.engine.driving import DrivenFrame
 from retarget.engine import OfflineRenderer
 from retarget.engine.work_folder import WorkFolder
 from retarget.settings import GenerationSettings

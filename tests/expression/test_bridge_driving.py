@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from retarget.config import MappingSettings
-from retarget.driving import DriverAnalyzer
+from retarget.engine.driving import DriverAnalyzer
 from retarget.errors import BadInputError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
 from retarget.expression.bridge import FIT_COMMAND, ExpressionBridge, adapter_sha256, cache_bridge_path
@@ -128,7 +128,7 @@ def tiny_bridge(tiny_models_dir, tmp_path, monkeypatch):
 
 
 def test_the_retargeter_finds_the_bridge_and_refuses_another_adapters(tiny_models_dir, tiny_bridge, landmarker_path, tmp_path):
-    from retarget.retargeter import load_retargeter
+    from retarget.session.retargeter import load_retargeter
 
     retargeter, _ = load_retargeter(f"{tiny_models_dir}", "cpu", landmarker=landmarker_path)
     with retargeter:

@@ -122,8 +122,8 @@ def test_control_support_says_what_applies_and_why_not():
 
 @pytest.fixture(scope="module")
 def retargeter(tiny_models_dir, landmarker_path):
-    from retarget.assets import resolve_models
-    from retarget.retargeter import Retargeter
+    from retarget.weights.assets import resolve_models
+    from retarget.session.retargeter import Retargeter
 
     with Retargeter(resolve_models(str(tiny_models_dir)), landmarker_path=landmarker_path) as r:
         assert r.pipeline.expression_kind == "flame55"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retarget.face.identity import ArcFaceEncoder, write_random_arcface_onnx
+from retarget.face.identity import ArcFaceEncoder
+from retarget.weights.test_face_models import write_random_arcface_onnx
 from retarget.face.image_io import load_image
 from retarget.face.landmarker import FaceLandmarker, FaceObservation
-from retarget.face.smirk import write_random_smirk_checkpoint
+from retarget.weights.test_face_models import write_random_smirk_checkpoint
 
 
 IDENTITY_PHOTOS = ("identity_freeman.jpg", "identity_hepburn_small.png", "identity_jackie_wide.png",

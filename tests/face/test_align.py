@@ -144,9 +144,9 @@ def test_real_photos_align_to_the_template(landmarker_path, shared_dir):
 
 @needs_shared
 def test_the_reference_path_uses_ffhq_align(blendshape_models_dir, landmarker_path, shared_dir, monkeypatch):
-    from retarget.assets import resolve_models
+    from retarget.weights.assets import resolve_models
     from retarget.face.image_io import load_image
-    from retarget.retargeter import Retargeter
+    from retarget.session.retargeter import Retargeter
 
     image = load_image(shared_dir / "media" / "identity_hepburn_small.png")
     with Retargeter(resolve_models(str(blendshape_models_dir)), landmarker_path=landmarker_path) as retargeter:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from retarget.face.align import align_arcface
-from retarget.face.detector import (
-    ANTELOPEV2_DETECTOR, DETECTION_SIZE, find_antelopev2_detector, write_random_scrfd_onnx,
-)
-from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder, write_random_arcface_onnx
+from retarget.face.detector import ANTELOPEV2_DETECTOR, DETECTION_SIZE, find_antelopev2_detector
+from retarget.weights.test_face_models import write_random_scrfd_onnx
+from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder
+from retarget.weights.test_face_models import write_random_arcface_onnx
 
 
 def noise_photo(seed: int, shape=(480, 600, 3)) -> np.ndarray:
@@ -95,7 +95,7 @@ def test_detector_lookup_models_folder_nested_and_insightface_root(tmp_path, mon
 
 
 def test_models_folder_reports_its_detector(tiny_models_dir, tmp_path, monkeypatch):
-    from retarget.assets import resolve_models
+    from retarget.weights.assets import resolve_models
 
     monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path / "empty"))
     folder = shutil.copytree(tiny_models_dir, tmp_path / "models")

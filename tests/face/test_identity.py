@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from retarget.errors import BadInputError, MissingWeightsError
-from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder, write_random_arcface_onnx
+from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder
+from retarget.weights.test_face_models import write_random_arcface_onnx
 from tests.conftest import needs_shared
 from tests.face.conftest import IDENTITY_PHOTOS, observe
 

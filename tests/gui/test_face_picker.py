@@ -73,7 +73,7 @@ def test_driver_with_two_faces_shows_boxes_and_a_click_tracks_that_face(qtbot, m
     with qtbot.waitSignal(window.stream_stopped, timeout=20000):
         window.stop_stream()
     # An offline render of this driver tracks the clicked face from its first frame, as its own job.
-    from retarget.jobs import offline_renderer
+    from retarget.engine.jobs import offline_renderer
     from retarget.media.sources import open_source
 
     key, box = window.face_picker.render_choice(window.identity_path, str(video))

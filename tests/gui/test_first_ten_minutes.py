@@ -123,9 +123,9 @@ def test_models_download_passes_progress_to_huggingface_hub(monkeypatch, tmp_pat
     import huggingface_hub
 
     from gui.downloads import ProgressCounter, models_download
-    from retarget.assets import ARC2FACE_FILES, BASE_FILES
+    from retarget.weights.assets import ARC2FACE_FILES, BASE_FILES
 
-    from retarget.downloads import DETECTOR_TARGET, LANDMARKER_TARGET, SMIRK_TARGET
+    from retarget.weights.downloads import DETECTOR_TARGET, LANDMARKER_TARGET, SMIRK_TARGET
 
     seen = []
 
@@ -325,8 +325,8 @@ def _fake_hub(monkeypatch, root: Path, fail: bool = False):
 
 def test_hub_first_run_reports_every_file_to_the_progress_class(monkeypatch, tmp_path):
     from gui.downloads import ProgressCounter, hub_cache_download
-    from retarget.assets import ARC2FACE_FILES, BASE_FILES, user_cache_dir
-    from retarget.downloads import extras
+    from retarget.weights.assets import ARC2FACE_FILES, BASE_FILES, user_cache_dir
+    from retarget.weights.downloads import extras
 
     calls = _fake_hub(monkeypatch, tmp_path / "hf")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # this test's own: fake files must not reach others

@@ -60,7 +60,7 @@ def test_live_video_driver_shows_output_frames(qtbot, make_window, media):
     _assert_marked_snapshot(shot, shown_frame.output_rgb)
     assert window.provenance_label.text() == "AI marking: on"
     # Mapping changes apply live: a new mapper is swapped in; the stream's MediaPipe graph and SMIRK stay.
-    import retarget.driving
+    import retarget.engine.driving
     import retarget.face.smirk
 
     analyzer = window.session.analyzer
@@ -70,7 +70,7 @@ def test_live_video_driver_shows_output_frames(qtbot, make_window, media):
     mouth = window.panel.gains["mouth"]
     assert not mouth.isEnabled() and "Not available" in mouth.toolTip()  # disabled with the reason, never ignored
     assert window.panel.gains["expression"].isEnabled()
-    with mock.patch.object(retarget.driving, "FaceLandmarker", wraps=retarget.driving.FaceLandmarker) as landmarkers, \
+    with mock.patch.object(retarget.engine.driving, "FaceLandmarker", wraps=retarget.engine.driving.FaceLandmarker) as landmarkers, \
             mock.patch.object(retarget.face.smirk, "SmirkExtractor", wraps=retarget.face.smirk.SmirkExtractor) as smirks:
         window.panel.gains["jaw"].setValue(1.5)
         qtbot.waitUntil(lambda: window.session.analyzer.mapper is not first, timeout=30000)

@@ -36,7 +36,7 @@ def test_the_lists_do_not_overlap_and_what_we_write_we_also_read():
 
 
 def test_a_folder_batch_takes_every_readable_video_and_csv(tmp_path):
-    from retarget.jobs import expand_drivers
+    from retarget.engine.jobs import expand_drivers
 
     for name in ("a.mp4", "b.avi", "c.gif", "d.csv", "e.png", "f.txt"):
         (tmp_path / name).write_bytes(b"")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from retarget.assets import resolve_models
+from retarget.weights.assets import resolve_models
 from retarget.models.reference_attention import ATTEND, RECORD, ReferenceAttnProcessor
 from retarget.pipeline import RetargetPipeline
 from retarget.settings import GenerationSettings
@@ -276,7 +276,7 @@ def test_channels_last_gives_the_same_images(files, context):
 
 
 def test_tiny_vae_decodes_at_the_same_size(files, tmp_path):
-    from retarget.testmodels import write_tiny_vae
+    from retarget.weights.testmodels import write_tiny_vae
 
     pipe = RetargetPipeline.from_files(files)
     ctx = pipe.prepare_identity(unit_vectors(1, 0)[0], reference_photo(0))
@@ -293,7 +293,7 @@ def test_tiny_vae_decodes_at_the_same_size(files, tmp_path):
 def test_lcm_preset_uses_the_lcm_lora_and_scheduler(files, tmp_path):
     from retarget.errors import RetargetError
     from retarget.settings import preset_settings
-    from retarget.testmodels import write_lcm_lora
+    from retarget.weights.testmodels import write_lcm_lora
 
     pipe = RetargetPipeline.from_files(files)
     ctx = pipe.prepare_identity(unit_vectors(1, 0)[0], reference_photo(0))
@@ -319,7 +319,7 @@ def test_lcm_preset_uses_the_lcm_lora_and_scheduler(files, tmp_path):
 def test_lcm_sampling_is_repeatable_and_steady_across_frames(files, tmp_path):
     """LCMScheduler adds noise between steps: seeded like the initial noise, so a frame repeats and a video holds still."""
     from retarget.settings import preset_settings
-    from retarget.testmodels import write_lcm_lora
+    from retarget.weights.testmodels import write_lcm_lora
 
     pipe = RetargetPipeline.from_files(files)
     pipe.load_lcm_lora(write_lcm_lora(tmp_path / "lcm", files.unet.parent))

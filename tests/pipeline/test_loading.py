@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from retarget.assets import ModelFiles
+from retarget.weights.assets import ModelFiles
 from retarget.errors import MissingWeightsError
 from retarget.pipeline.loading import adapter_files, load_components
 
@@ -51,7 +51,7 @@ def test_a_corrupt_weights_file_names_the_file(tiny_models_dir, tmp_path):
 
     import torch
 
-    from retarget.assets import resolve_models
+    from retarget.weights.assets import resolve_models
 
     copy = tmp_path / "models"
     shutil.copytree(tiny_models_dir, copy)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from retarget.assets import resolve_models
-from retarget.benchmark.counts import python_calls, stubbed_networks
+from retarget.weights.assets import resolve_models
+from retarget.tools.benchmark.counts import python_calls, stubbed_networks
 from retarget.pipeline import RetargetPipeline
 from retarget.settings import GenerationSettings, preset_settings
 from tests.pipeline.test_generator import expressions, reference_photo, unit_vectors
@@ -23,7 +23,7 @@ def files(tiny_models_dir):
 
 @pytest.fixture(scope="module")
 def lcm_pipe(files, tmp_path_factory):
-    from retarget.testmodels import write_lcm_lora
+    from retarget.weights.testmodels import write_lcm_lora
 
     pipe = RetargetPipeline.from_files(files)
     pipe.load_lcm_lora(write_lcm_lora(tmp_path_factory.mktemp("lcm") / "lcm", files.unet.parent))

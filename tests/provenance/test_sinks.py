@@ -101,8 +101,8 @@ class FakeCamera:
 
 
 def test_live_recording_and_virtual_camera_are_marked(tmp_path, face, capsys):
-    from retarget.driving import DrivenFrame
-    from retarget.live_outputs import LiveOutputs
+    from retarget.engine.driving import DrivenFrame
+    from retarget.session.live_outputs import LiveOutputs
 
     outputs = LiveOutputs()
     camera = FakeCamera()

@@ -30,7 +30,7 @@ def distill_run(dataset_dir, blendshape_models_dir, tmp_path_factory):
 
 
 def test_distilled_lora_is_in_diffusers_format_and_loads_beside_the_reference_adapter(distill_run, blendshape_models_dir):
-    from retarget.assets import resolve_models
+    from retarget.weights.assets import resolve_models
     from retarget.pipeline import RetargetPipeline
 
     state = load_file(distill_run / LORA)
@@ -130,7 +130,7 @@ def test_teacher_step_is_ddim_and_the_student_is_parametrised_as_lcm_scheduler_s
 
     from diffusers import DDIMScheduler, LCMScheduler
 
-    from retarget.testmodels import SD15_SCHEDULER_CONFIG
+    from retarget.weights.testmodels import SD15_SCHEDULER_CONFIG
 
     trainer = distill.DistillTrainer(argparse.Namespace(use_reference=True))
     trainer.set_schedule(SD15_SCHEDULER_CONFIG)

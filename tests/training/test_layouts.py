@@ -10,7 +10,7 @@ from training.train_reference import initial_reference_lora, reference_lora_stat
 
 
 def test_round_trip_through_the_pipeline_loaders(blendshape_models_dir, tmp_path):
-    from retarget.assets import resolve_models
+    from retarget.weights.assets import resolve_models
     from retarget.pipeline import RetargetPipeline
 
     files = resolve_models(str(blendshape_models_dir))
