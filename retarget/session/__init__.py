@@ -1,7 +1,7 @@
 """The one facade the CLI and the app drive: load the models, set the identity and the driver, start and
 stop the live stream, render offline (a still, or the resumable video jobs), record.
 
-States and the transitions between them are one table (session_states.TRANSITIONS); a call that the
+States and the transitions between them are one table (retarget.session.states.TRANSITIONS); a call that the
 current state does not allow raises TransitionRefused, one line that says what to do (REFUSALS). Each slow step has
 two halves: `begin_*` moves the state at once on the caller's thread (the app's UI thread sees
 "streaming" the moment Start is clicked, and a second click is refused) and returns the slow work,
