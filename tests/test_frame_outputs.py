@@ -12,7 +12,7 @@ import pytest
 
 from retarget.config import FrameOptions, RenderOptions
 from retarget.errors import JobInterrupted, RetargetError
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 from tests.conftest import cut_clip, needs_shared
 from tests.test_session import FakeAnalyzer
 

@@ -98,7 +98,7 @@ def test_cli_live_recording_lasts_as_long_as_the_stream(tmp_path, capsys):
     """`--driver webcam:0 --out rec.mp4`'s path, with a slow generator: the file plays in real time."""
     from retarget.cli.live import run_live
     from retarget.session import Session
-    from retarget.settings import GenerationSettings
+    from retarget.config.generation import GenerationSettings
 
     driver = _synthetic_video(tmp_path / "driver.mp4", seconds=2.0)
     out = tmp_path / "rec.mp4"

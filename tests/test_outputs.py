@@ -18,7 +18,7 @@ from retarget.errors import OutputError
 from retarget.expression.mapping import MappingSettings
 from retarget.outputs import (MARKER, JobLock, atomic_write, check_output, claim_folder, is_ours, replace_folder,
                               write_text)
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 
 # ------------------------------------------------------------------------------------------ outputs

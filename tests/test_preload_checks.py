@@ -130,7 +130,7 @@ def test_the_engine_refuses_a_csv_for_the_flame_adapter_before_its_work_folder(t
     """The app's Render goes through the engine, which asks the same rule before it makes the work folder."""
     from retarget.engine.offline import OfflineRenderer
     from retarget.expression.mapping import MappingSettings
-    from retarget.settings import GenerationSettings
+    from retarget.config.generation import GenerationSettings
 
     class FlameAnalyzer:  # what make_analyzer returns for the FLAME-55 adapter, without SMIRK
         expression_kind = "flame55"

@@ -14,7 +14,7 @@ import pytest
 
 from retarget.errors import BadInputError, MissingModelFile, RetargetError
 from retarget.session import REFUSALS, TRANSITIONS, Session, State, TransitionRefused
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 FAST = GenerationSettings(steps=2)
 

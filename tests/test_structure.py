@@ -11,7 +11,7 @@ from retarget.assets import resolve_models
 from retarget.engine import OfflineRenderer, RenderOptions
 from retarget.models.reference_attention import RECORD
 from retarget.retargeter import Retargeter
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 from tests.conftest import cut_clip, needs_shared
 
 pytestmark = needs_shared

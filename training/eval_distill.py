@@ -122,7 +122,7 @@ def run(args) -> dict:
     from retarget.face.image_io import load_image
     from retarget.pipeline import RetargetPipeline, pick_device, pick_dtype
     from retarget.retargeter import Retargeter
-    from retarget.settings import GenerationSettings, preset_settings
+    from retarget.config.generation import GenerationSettings, preset_settings
 
     steps = parse_steps(args.student_steps)
     if args.teacher_steps < 1 or args.teacher_cfg < 1.0:

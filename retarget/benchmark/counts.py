@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retarget.settings import PRESETS, preset_settings
+from retarget.config.generation import PRESETS, preset_settings
 
 # SD 1.5's UNet blocks (down/up types, layers, attention layout) at widths a CPU runs in a blink:
 # the module tree, and so any walk over it, is SD 1.5's. Cross-attention width = the tiny text encoder's.

@@ -15,7 +15,7 @@ import torch
 from retarget.benchmark.common import best_time as _timed
 from retarget.benchmark.common import device_description, versions
 from retarget.media.frame_source import DEFAULT_FPS
-from retarget.settings import PRESETS, GenerationSettings, preset_settings
+from retarget.config.generation import GenerationSettings, PRESETS, preset_settings
 
 
 def _synthetic_video(path: Path, frames: int, size: int = 512) -> Path:

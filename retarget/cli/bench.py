@@ -10,7 +10,7 @@ from pathlib import Path
 from retarget.benchmark import GPU_MEASUREMENTS
 from retarget.cli.common import quiet_libraries
 from retarget.errors import OneLineArgumentParser, RetargetError
-from retarget.settings import PRESETS
+from retarget.config.generation import PRESETS
 
 
 def bench_parser() -> argparse.ArgumentParser:

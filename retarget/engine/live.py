@@ -21,7 +21,7 @@ import numpy as np
 from retarget.driving import DriverAnalyzer, DrivenFrame
 from retarget.engine.stages import join_all
 from retarget.media.sources import FrameSource
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 
 @dataclass

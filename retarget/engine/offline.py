@@ -33,7 +33,7 @@ from retarget.media.sinks import PngSequenceSink, VideoSink, frame_rate, side_by
 from retarget.media.source_info import source_frame_rate
 from retarget.media.sources import open_source
 from retarget.outputs import check_folder_target, check_output, replace_folder, resolved
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 
 @dataclass

@@ -10,7 +10,7 @@ import numpy as np
 
 from retarget.engine import LiveSession
 from retarget.media.sources import Frame, FrameSource
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 from tests.engine.test_stages import SlowSource
 
 
@@ -111,7 +111,7 @@ def test_live_skips_generation_while_the_expression_barely_changes():
 
 def test_live_stop_waits_for_a_slow_generate_before_closing_the_source():
     from retarget.engine import LiveSession
-    from retarget.settings import GenerationSettings
+    from retarget.config.generation import GenerationSettings
 
     started = threading.Event()
 

@@ -17,7 +17,7 @@ from retarget.config.render import RenderOptions
 from retarget.driving import DrivenFrame
 from retarget.engine import OfflineRenderer
 from retarget.engine.work_folder import WorkFolder
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 PAUSE = 0.05  # each stand-in stage's work: long enough for the threads to interleave
 
