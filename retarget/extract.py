@@ -17,7 +17,7 @@ from retarget.errors import BadInputError
 from retarget.expression.mapping import MappingSettings
 from retarget.face.landmarker import find_landmarker_model
 from retarget.media.live_link_face import LiveLinkFaceWriter, nominal_rate_for
-from retarget.media.sinks import BlendshapeCsvWriter
+from retarget.media.blendshape_csv import BlendshapeCsvWriter
 from retarget.media.sources import VideoFileSource, open_source
 from retarget.outputs import check_file_output
 

@@ -16,7 +16,7 @@ import av
 import numpy as np
 import pytest
 
-from retarget.media.sinks import TimedVideoSink
+from retarget.media.video_sink import TimedVideoSink
 
 
 def _decoded_times(path: Path) -> list[float]:

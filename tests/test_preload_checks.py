@@ -11,7 +11,8 @@ from PIL import Image
 from retarget.cli import main
 from retarget.errors import BadInputError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.media.sinks import BlendshapeCsvWriter, VideoSink
+from retarget.media.blendshape_csv import BlendshapeCsvWriter
+from retarget.media.video_sink import VideoSink
 
 
 @pytest.fixture

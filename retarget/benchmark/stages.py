@@ -149,7 +149,7 @@ def _load_bench(files, device, dtype, lcm_lora, identity, frames, batch_size, re
 
 def _measure_generator(stages: dict, bench: _Bench, work: Path, tiny_vae, log) -> None:
     """One UNet step (batch, CFG), the VAE decode (and TAESD's when asked), and the video encode per frame."""
-    from retarget.media.sinks import VideoSink
+    from retarget.media.video_sink import VideoSink
 
     pipe, device, repeat, batch_size = bench.pipe, bench.device, bench.repeat, bench.batch_size
     settings = GenerationSettings()

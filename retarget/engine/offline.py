@@ -29,7 +29,9 @@ from retarget.config.render import RenderOptions, VideoOptions  # noqa: F401 (re
 from retarget.errors import BadInputError, JobInterrupted, RetargetError
 from retarget.expression.signals import check_signal, driver_signal
 from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
-from retarget.media.sinks import PngSequenceSink, VideoSink, frame_rate, side_by_side
+from retarget.media.png_sequence import PngSequenceSink
+from retarget.media.side_by_side import side_by_side
+from retarget.media.video_sink import VideoSink, frame_rate
 from retarget.media.source_info import source_frame_rate
 from retarget.media.sources import open_source
 from retarget.outputs import check_folder_target, check_output, replace_folder, resolved
@@ -365,7 +367,7 @@ def _drop_empty_work_folder(out: Path, fresh: bool) -> None:
 
 
 def _side_size(source, output_size: tuple[int, int]) -> tuple[int, int]:
-    from retarget.media.sinks import side_by_side_size
+    from retarget.media.side_by_side import side_by_side_size
 
     return side_by_side_size(source.size, output_size)
 

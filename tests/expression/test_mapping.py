@@ -209,7 +209,7 @@ def test_smoothing_is_applied_by_default():
 
 
 def test_csv_round_trip_maps_to_the_same_vectors(tmp_path):
-    from retarget.media.sinks import BlendshapeCsvWriter
+    from retarget.media.blendshape_csv import BlendshapeCsvWriter
     from retarget.media.sources import BlendshapeCsvSource
 
     rng = np.random.default_rng(11)
