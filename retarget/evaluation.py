@@ -142,7 +142,7 @@ class Evaluator:
 
 def _action_indices() -> tuple[np.ndarray, dict[str, np.ndarray]]:
     from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-    from retarget.expression.mapping import REGIONS
+    from retarget.config.mapping import REGIONS
 
     index = {name: i for i, name in enumerate(BLENDSHAPE_NAMES)}
     actions = np.array([i for name, i in index.items() if name != "_neutral"])

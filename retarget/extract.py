@@ -14,7 +14,7 @@ from pathlib import Path
 from retarget.driving import DriverAnalyzer
 from retarget.engine import perception_stream, work_lock_for
 from retarget.errors import BadInputError
-from retarget.expression.mapping import MappingSettings
+from retarget.config.mapping import MappingSettings
 from retarget.face.landmarker import find_landmarker_model
 from retarget.media.live_link_face import LiveLinkFaceWriter, nominal_rate_for
 from retarget.media.blendshape_csv import BlendshapeCsvWriter

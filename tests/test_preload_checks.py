@@ -130,7 +130,7 @@ def test_a_blendshape_adapter_takes_the_csv_and_the_check_reads_only_the_width(t
 def test_the_engine_refuses_a_csv_for_the_flame_adapter_before_its_work_folder(tmp_path, inputs):
     """The app's Render goes through the engine, which asks the same rule before it makes the work folder."""
     from retarget.engine.offline import OfflineRenderer
-    from retarget.expression.mapping import MappingSettings
+    from retarget.config.mapping import MappingSettings
     from retarget.config.generation import GenerationSettings
 
     class FlameAnalyzer:  # what make_analyzer returns for the FLAME-55 adapter, without SMIRK

@@ -18,7 +18,7 @@ import numpy as np
 
 from retarget.errors import BadInputError, RetargetError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.expression.mapping import REGIONS
+from retarget.config.mapping import REGIONS
 from retarget.config.knobs import check_number
 
 VALID_RANGE = (0.0, 1.0)  # every MediaPipe blendshape (and `_neutral`, a score) lies in 0..1
