@@ -39,7 +39,7 @@ class RenderControls:
         if self.session.state is not State.READY:
             self.show_error("Stop the live stream (or the running render) first", kind="render-busy")
             return False
-        from retarget.engine import RenderOptions
+        from retarget.config.render import RenderOptions
 
         driver, out = str(driver), Path(out)
         side_by_side = Path(side_by_side) if side_by_side is not None else None

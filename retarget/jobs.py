@@ -15,7 +15,8 @@ from pathlib import Path
 
 import contextlib
 
-from retarget.engine import JobSummary, OfflineRenderer, RenderOptions, WorkFolder, job_key, work_dir_for, work_lock_for
+from retarget.engine import JobSummary, OfflineRenderer, WorkFolder, job_key, work_dir_for, work_lock_for
+from retarget.config.render import RenderOptions
 from retarget.engine.time_range import TimeRange
 from retarget.errors import BadInputError
 from retarget.media.kinds import BLENDSHAPE_SUFFIXES, VIDEO_SUFFIXES

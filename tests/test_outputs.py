@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from retarget.driving import DrivenFrame
-from retarget.engine import OfflineRenderer, RenderOptions, job_key, work_dir_for, work_lock_for
+from retarget.engine import OfflineRenderer, job_key, work_dir_for, work_lock_for
+from retarget.config.render import RenderOptions
 from retarget.errors import OutputError
 from retarget.config.mapping import MappingSettings
 from retarget.outputs import (MARKER, JobLock, atomic_write, check_output, claim_folder, is_ours, replace_folder,

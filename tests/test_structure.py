@@ -8,7 +8,8 @@ from unittest import mock
 import pytest
 
 from retarget.assets import resolve_models
-from retarget.engine import OfflineRenderer, RenderOptions
+from retarget.engine import OfflineRenderer
+from retarget.config.render import RenderOptions
 from retarget.models.reference_attention import RECORD
 from retarget.retargeter import Retargeter
 from retarget.config.generation import GenerationSettings

@@ -25,7 +25,7 @@ from retarget.driving import DriverAnalyzer, DrivenFrame
 from retarget.engine.stages import FrameWriter, perception_stream
 from retarget.engine.time_range import TimeRange, frame_seconds
 from retarget.engine.work_folder import WorkFolder, work_dir_for, work_lock_for
-from retarget.config.render import RenderOptions, VideoOptions  # noqa: F401 (re-exported: retarget.engine.RenderOptions)
+from retarget.config.render import RenderOptions, VideoOptions
 from retarget.errors import BadInputError, JobInterrupted, RetargetError
 from retarget.expression.signals import check_signal, driver_signal
 from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
