@@ -13,7 +13,7 @@ from gui.live_status import (
 )
 from gui.workers import error_text, memory_in_use
 from retarget.errors import RetargetError
-from retarget.session import State
+from retarget.session_states import State
 
 
 class LiveControls:

@@ -40,7 +40,8 @@ from gui.status import NO_VALUE, NOTICE_STYLE, StatusDisplay
 from gui.views import BlendshapeChart, ErrorBanner, ImageView, region_legend
 from gui.workers import SessionBridge, Task, error_text
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.session import Session, State
+from retarget.session import Session
+from retarget.session_states import State
 
 
 def _has_pyvirtualcam() -> bool:

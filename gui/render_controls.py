@@ -11,7 +11,7 @@ from gui.render_finish import RenderRate, finished_actions
 from gui.workers import RenderProgress, error_text
 from retarget.media.kinds import VIDEO_SUFFIXES, file_patterns, is_webcam_spec
 from retarget.errors import RetargetError
-from retarget.session import State
+from retarget.session_states import State
 
 
 class RenderControls:

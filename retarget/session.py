@@ -30,9 +30,7 @@ from retarget.config.frame import FrameOptions
 from retarget.errors import RetargetError, user_message
 from retarget.live_outputs import LiveOutputs
 from retarget.session_render import OfflineRendering
-from retarget.session_states import (  # noqa: F401 - the session's vocabulary, imported from here by its users
-    BUSY, EVENTS, REFUSALS, TRANSITIONS, EventSource, FrameResult, State, TransitionRefused,
-)
+from retarget.session_states import BUSY, REFUSALS, TRANSITIONS, EventSource, FrameResult, State, TransitionRefused
 
 IDLE, LOADING, READY, STREAMING, RENDERING = State
 

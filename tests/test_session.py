@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from retarget.errors import BadInputError, MissingModelFile, RetargetError
-from retarget.session import REFUSALS, TRANSITIONS, Session, State, TransitionRefused
+from retarget.session import Session
+from retarget.session_states import REFUSALS, State, TRANSITIONS, TransitionRefused
 from retarget.config.generation import GenerationSettings
 
 FAST = GenerationSettings(steps=2)

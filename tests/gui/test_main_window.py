@@ -9,7 +9,7 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from retarget.session import State
+from retarget.session_states import State
 
 
 @pytest.fixture
