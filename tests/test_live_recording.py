@@ -94,6 +94,7 @@ class PassThroughAnalyzer:
         pass
 
 
+@pytest.mark.timing
 def test_cli_live_recording_lasts_as_long_as_the_stream(tmp_path, capsys):
     """`--driver webcam:0 --out rec.mp4`'s path, with a slow generator: the file plays in real time."""
     from retarget.cli.live import run_live

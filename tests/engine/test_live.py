@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from retarget.engine import LiveSession
 from retarget.media.sources import Frame, FrameSource
@@ -55,6 +56,7 @@ class PassThroughAnalyzer:
         return DrivenFrame(frame.index, frame.time, frame.image, np.zeros(52, np.float32), np.zeros(52, np.float32), True, capture_time)
 
 
+@pytest.mark.timing
 def test_live_mode_renders_the_newest_frame_with_bounded_memory():
     import tracemalloc
 
@@ -174,6 +176,7 @@ class RecordingAnalyzer(PassThroughAnalyzer):
         return super().__call__(frame, capture_time)
 
 
+@pytest.mark.timing
 def test_perception_runs_on_its_own_thread_while_generate_blocks():
     source = CountingSource()
     generator = BlockingGenerator()

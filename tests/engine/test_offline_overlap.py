@@ -80,6 +80,7 @@ def driver(tmp_path):
     return folder
 
 
+@pytest.mark.timing
 def test_perception_overlaps_generate_and_the_generator_thread_writes_no_file(tmp_path, driver, monkeypatch):
     recorder = Recorder()
     real_write = WorkFolder.write_frame
