@@ -65,7 +65,7 @@ def extract_blendshapes(video: Path, out: Path, landmarker: Path | None = None, 
     lock = work_lock_for(out)  # one writer per CSV (the job lock renders take): a second extract to it is refused
     try:
         lock.__enter__()
-        writer = csv_writer(out, format, float(getattr(source, "frame_rate", None) or source.fps))
+        writer = csv_writer(out, format, float(source.frame_rate or source.fps))
     except BaseException:
         source.close()
         lock.__exit__(None, None, None)

@@ -138,7 +138,7 @@ def run_headless(args: argparse.Namespace) -> int:
     request = check_request(args)
     identity_image = load_image(args.identity)
     driver_image = load_image(request.drivers[0]) if request.still and request.drivers else None
-    probe_drivers(args, request)
+    probed = probe_drivers(args, request)
 
     quiet_libraries()
     from retarget.jobs import distributed_state
@@ -174,7 +174,7 @@ def run_headless(args: argparse.Namespace) -> int:
             return run_live(session, str(drivers[0]), args.out, settings, mapping, neutral,
                             from_args(LiveOptions, args).min_change, video=from_args(VideoOptions, args),
                             face=args.driver_face)
-        return _run_offline(session, settings, mapping, neutral, drivers, request.batch, args, state, log.started)
+        return _run_offline(session, settings, mapping, neutral, drivers, request.batch, args, state, log.started, probed)
 
 
 def check_request(args: argparse.Namespace) -> HeadlessRequest:
@@ -210,22 +210,25 @@ def check_request(args: argparse.Namespace) -> HeadlessRequest:
     return HeadlessRequest(settings, mapping, composed, drivers, still, webcam, batch)
 
 
-def probe_drivers(args: argparse.Namespace, request: HeadlessRequest) -> None:
-    """Every driver is probed before any model loads or any output exists: range, neutral frame, signal."""
-    from retarget.media.sources import open_source
+def probe_drivers(args: argparse.Namespace, request: HeadlessRequest) -> dict:
+    """Every driver is probed once, before any model loads or any output exists: range, neutral frame, signal.
+    Returns {driver: SourceInfo} for the render (a still or a camera: empty)."""
+    from retarget.media.source_info import probe_source
 
+    probed = {}
     if not request.still and not request.webcam:
         time_range = TimeRange(args.start, args.end)
         for driver in request.drivers:
-            with open_source(str(driver), fps=args.fps) as source:
-                count = source.frame_count
-                time_range.check(source, driver)
+            info = probed[str(driver)] = probe_source(str(driver), fps=args.fps)
+            time_range.check(info, driver)
+            count = info.frame_count
             if args.neutral_frame is not None and count is not None and args.neutral_frame >= count:
                 raise BadInputError(f"--neutral-frame {args.neutral_frame}: {driver} has {count} frames (0 to {count - 1})")
     if request.webcam:
-        open_source(str(request.drivers[0])).close()
+        probe_source(str(request.drivers[0]))  # a busy or missing camera fails here
     if request.drivers:
         check_adapter_signal(args, request.drivers)  # the drivers read well: can the adapter take their signal?
+    return probed
 
 
 def prepare_identity(session, args: argparse.Namespace, identity_image, log, main_process: bool) -> None:
@@ -280,13 +283,13 @@ def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = Fals
     raise BadInputError(f"--neutral-frame {index}: {driver} has fewer frames")
 
 
-def _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, started) -> int:
+def _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, started, probed=None) -> int:
     from retarget.jobs import print_summary
 
     options = from_args(RenderOptions, args, progress=sys.stderr.isatty())  # with its VideoOptions
     summaries = session.render_videos(drivers, args.out, settings=settings, mapping=mapping, options=options, batch=batch,
                                       neutral=neutral, state=state, driver_face=args.driver_face,
-                                      key_extra=face_choice_key(args))  # another face is another job
+                                      key_extra=face_choice_key(args), probed=probed)  # another face is another job
     print_summary(summaries, state)
     incomplete = [s for s in summaries if s.incomplete]
     if state is None or state.is_main_process:

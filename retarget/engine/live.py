@@ -163,7 +163,7 @@ class LiveSession:
                 return
 
     def _capture(self) -> None:
-        pace = self.pace if self.pace is not None else not getattr(self.source, "live", False)
+        pace = self.pace if self.pace is not None else not self.source.live
         began = time.monotonic()
         try:
             for frame in self.source:

@@ -32,7 +32,7 @@ from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
 from retarget.media.png_sequence import PngSequenceSink
 from retarget.media.side_by_side import side_by_side
 from retarget.media.video_sink import VideoSink, frame_rate
-from retarget.media.source_info import source_frame_rate
+from retarget.media.source_info import SourceInfo
 from retarget.media.sources import open_source
 from retarget.outputs import check_folder_target, check_output, replace_folder, resolved
 from retarget.config.generation import GenerationSettings
@@ -169,12 +169,11 @@ class OfflineRenderer:
             summary = job.summary
             _note_source_faults(source, driver, summary, clip)
             summary.seconds = time.perf_counter() - started
-            fps = source_frame_rate(source)
-            has_audio, driver_frames = source.has_audio, source.frame_count
+            info = SourceInfo.of(source, driver)  # after decoding: a video's frame count is then known for sure
         if options.assemble:
-            summary.audio = self.assemble(driver, out, work.path, summary.frames, fps, has_audio, options.side_by_side,
-                                          options.video, first=job.first or 0, audio_start=job.first_seconds,
-                                          driver_frames=driver_frames)
+            summary.audio = self.assemble(driver, out, work.path, summary.frames, info.rate, info.has_audio,
+                                          options.side_by_side, options.video, first=job.first or 0,
+                                          audio_start=job.first_seconds, driver_frames=info.frame_count)
         return summary
 
     def _prepare_work(self, driver: str, out: Path, options: RenderOptions) -> tuple[WorkFolder, DriverAnalyzer]:
@@ -325,10 +324,10 @@ class _FrameBatches:
 
 def _note_source_faults(source, driver: str, summary: JobSummary, clip: TimeRange) -> None:
     """What the driver lacked, on the summary (or as a note); a range that held no frame is refused."""
-    summary.skipped_inputs = int(getattr(source, "skipped", 0) or 0)
-    if getattr(source, "decode_error", None):
+    summary.skipped_inputs = source.skipped
+    if source.decode_error:
         summary.incomplete = f"{source.decode_error}; the output has the {summary.frames} frames that decoded"
-    if getattr(source, "missing_values", 0):
+    if source.missing_values:
         print(f"note: {driver}: {source.missing_values} rows had NaN/inf or empty values; the last expression was held there")
     if summary.frames == 0 and not clip.whole:
         raise BadInputError(f"--start {clip.start:g} --end {clip.end if clip.end is not None else 'end'}: "

@@ -20,6 +20,7 @@ from retarget.errors import BadInputError, RetargetError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
 from retarget.config.mapping import REGIONS
 from retarget.config.knobs import check_number
+from retarget.media.frame_source import DEFAULT_FPS
 
 VALID_RANGE = (0.0, 1.0)  # every MediaPipe blendshape (and `_neutral`, a score) lies in 0..1
 OPERATIONS = ("scale", "offset", "smooth", "flatten", "clamp")
@@ -33,7 +34,7 @@ class ExpressionTrack:
 
     times: np.ndarray  # (N,) seconds, as the CSV holds them
     values: np.ndarray  # (N, C) float32
-    fps: float = 25.0
+    fps: float = DEFAULT_FPS
     names: tuple[str, ...] = BLENDSHAPE_NAMES
     source: Path | None = None  # the file it was loaded from: never written to
     take: object | None = None  # the retarget.media.blendshape_csv.Take it was read as: its timecodes and other columns

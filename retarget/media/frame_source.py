@@ -51,7 +51,9 @@ class FrameSource:
     has_audio: bool = False
     size: tuple[int, int] | None = None
     live: bool = False
-    decode_error: str | None = None
+    decode_error: str | None = None  # why a file stopped part-way (the frames before it were read)
+    skipped: int = 0  # inputs passed over (an image folder's unreadable files)
+    missing_values: int = 0  # rows whose values were missing (a CSV's NaN/inf or empty cells)
 
     def __iter__(self) -> Iterator[Frame]:
         return self
