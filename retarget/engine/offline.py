@@ -31,7 +31,7 @@ from retarget.expression.signals import check_signal, driver_signal
 from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
 from retarget.media.png_sequence import PngSequenceSink
 from retarget.media.side_by_side import side_by_side
-from retarget.media.video_sink import VideoSink, frame_rate
+from retarget.media.video_sink import VideoSink
 from retarget.media.source_info import SourceInfo
 from retarget.media.sources import open_source
 from retarget.outputs import check_folder_target, check_output, replace_folder, resolved

@@ -3,7 +3,7 @@
 The track is what `retarget extract` writes and the CSV driver reads (retarget.media.blendshape_csv):
 one row per frame, a time, the 52 named blendshapes; a row without a face stays one (NaN here,
 empty cells in the file), and no edit invents a face there. Edits work on frames [start, stop) of
-one channel or a region (retarget.expression.mapping.REGIONS) and keep values in the blendshapes'
+one channel or a region (retarget.config.mapping.REGIONS) and keep values in the blendshapes'
 range 0..1, which the mapping clips to anyway. Every row keeps its own time (loading and saving never
 change timing). Saving writes the track's own format (a Live Link Face take as LLF, its timecodes,
 TongueOut and rotation columns kept), never over the file the track came from.
