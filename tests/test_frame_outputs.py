@@ -36,6 +36,7 @@ class StandInPipeline:
 class StandInAnalyzer(FakeAnalyzer):
     """Every frame a neutral expression (the render engine asks for its mapping and uses it as a context manager)."""
 
+    expression_kind = "blendshapes52"  # the engine asks the signal rule before a job
     mapping = None
 
     def __enter__(self):
