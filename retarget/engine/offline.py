@@ -163,7 +163,9 @@ class OfflineRenderer:
             work, analyzer = self._prepare_work(driver, out, options)
             job = _FrameBatches(self, work, JobSummary(driver=str(driver), output=str(out), rank=rank), options, on_frame)
             if options.resume:
-                job.summary.rerendered = work.drop_unreadable_frames(job.done, getattr(self.pipeline, "image_size", None))
+                # Placed frames (full frame) are the photo's size; the job key already tells full from crop.
+                size = getattr(self.pipeline, "image_size", None) if self.place is None else None
+                job.summary.rerendered = work.drop_unreadable_frames(job.done, size)
             started = time.perf_counter()
             job.run(source, analyzer, clip, cancel, total=clip.frame_count(source), name=Path(str(driver)).name)
             summary = job.summary
