@@ -10,7 +10,7 @@ from gui.face_picker import FaceBoxesOverlay
 from gui.views import rgb_to_qimage
 from gui.workers import Task
 from retarget.media.kinds import is_webcam_spec
-from retarget.session import State
+from retarget.session.states import State
 
 
 class InputPreview(QObject):

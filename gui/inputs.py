@@ -12,7 +12,7 @@ from PyQt6.QtWidgets import QFileDialog
 from gui.views import rgb_to_qimage
 from gui.workers import error_text
 from retarget.media.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES, file_patterns, is_webcam_spec, webcam_device
-from retarget.session import State
+from retarget.session.states import State
 
 NO_CAMERA = "No camera found"
 

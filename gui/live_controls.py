@@ -13,7 +13,8 @@ from gui.live_status import (
 )
 from gui.workers import error_text, memory_in_use
 from retarget.errors import RetargetError
-from retarget.session import State
+from retarget.media.frame_source import DEFAULT_FPS
+from retarget.session.states import State
 
 
 class LiveControls:
@@ -67,7 +68,7 @@ class LiveControls:
             self._set_busy(None)
             if self.output_view.image() is None:
                 self.show_waiting(first_frame_text(0))
-            self._driver_fps = float(getattr(stream.source, "fps", None) or 25.0)
+            self._driver_fps = float(stream.source.fps or DEFAULT_FPS)
             self.session.set_generation(self.panel.generation_settings())  # changed while the driver opened
             self.banner.clear("stream", "identity", "driver", "models-loading", "render-running")
             self.notice.clear("stream-end")
@@ -199,11 +200,11 @@ class LiveControls:
         if stream is not None and self.session.live_running:
             self._show_stats(stream.stats)
             if stream.finished.is_set() and (stream.error is None or isinstance(stream.error, StopIteration)):
-                broken = getattr(stream.source, "decode_error", None)
+                broken = stream.source.decode_error
                 if broken:
                     self.show_error(f"The driver stopped: {broken}", kind="stream")
                     self.stop_stream("failed")
-                elif self.loop_check.isChecked() and not getattr(stream.source, "live", False):
+                elif self.loop_check.isChecked() and not stream.source.live:
                     self.statusBar().showMessage("The driver video ended; playing it again (Loop)", 3000)
                     self.stop_stream("ended", then=lambda: self.start_stream(keep_panes=True), keep_recording=True)
                 else:

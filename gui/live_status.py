@@ -5,7 +5,7 @@ and the recording indicator (frames written, and a warning while none arrive).""
 from __future__ import annotations
 
 from gui.recording import elapsed_text
-from retarget.session import State
+from retarget.session.states import State
 
 STATE_TEXT = {
     State.IDLE: "No models loaded",

@@ -40,7 +40,9 @@ from gui.status import NO_VALUE, NOTICE_STYLE, StatusDisplay
 from gui.views import BlendshapeChart, ErrorBanner, ImageView, region_legend
 from gui.workers import SessionBridge, Task, error_text
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.session import Session, State
+from retarget.media.frame_source import DEFAULT_FPS
+from retarget.session import Session
+from retarget.session.states import State
 
 
 def _has_pyvirtualcam() -> bool:
@@ -83,7 +85,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self._tasks: set[Task] = set()
         self._pending_identity: Path | None = None
         self._neutral_raw = None
-        self._driver_fps = 25.0
+        self._driver_fps = DEFAULT_FPS
         self._restart_after_load = False
         self._hub_download_offered = False  # the first-run download of `hub` opens by itself once
         self.landmark_overlay = False

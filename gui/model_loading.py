@@ -12,7 +12,7 @@ from PyQt6.QtWidgets import QFileDialog
 
 from gui.workers import error_text
 from retarget.errors import MissingModelFile, RetargetError, quiet_libraries
-from retarget.session import State
+from retarget.session.states import State
 
 
 class ModelLoading:

@@ -178,7 +178,7 @@ class RecordingControls:
         path = Path(path)
 
         def write():
-            from retarget.media.sinks import BlendshapeCsvWriter
+            from retarget.media.blendshape_csv import BlendshapeCsvWriter
 
             with BlendshapeCsvWriter(path) as writer:  # written under a temporary name, renamed when complete
                 for t, values in rows:

@@ -11,7 +11,7 @@ from gui.render_finish import RenderRate, finished_actions
 from gui.workers import RenderProgress, error_text
 from retarget.media.kinds import VIDEO_SUFFIXES, file_patterns, is_webcam_spec
 from retarget.errors import RetargetError
-from retarget.session import State
+from retarget.session.states import State
 
 
 class RenderControls:
@@ -33,23 +33,10 @@ class RenderControls:
                      end: float | None = None) -> bool:
         """Start the render job; False when refused (the banner says why). side_by_side: also write a driver|output
         video there; start/end: only that time range of the driver, in seconds (RenderOptions.start/end)."""
-        if self.retargeter is None or self.context is None or self.identity_path is None:
-            self.show_error("Load the models and an identity photo before rendering", kind="identity")
-            return False
-        if self.session.state is not State.READY:
-            self.show_error("Stop the live stream (or the running render) first", kind="render-busy")
-            return False
-        from retarget.engine import RenderOptions
-
         driver, out = str(driver), Path(out)
         side_by_side = Path(side_by_side) if side_by_side is not None else None
-        # the form's knobs (e.g. CRF)
-        options = self.panel.options(RenderOptions, batch_size=batch_size, progress=False, side_by_side=side_by_side,
-                                     start=start, end=end)
-        try:
-            options.validate()  # e.g. an end before the start: refused here, in one line
-        except RetargetError as err:
-            self.show_error(str(err), kind="render")
+        options = self._render_options(batch_size, side_by_side, start, end)
+        if options is None:
             return False
         # The same job as the CLI's: it resumes what a cancelled render of these inputs left behind.
         key_extra, follow_box = self.face_picker.render_choice(self.identity_path, driver)  # the faces picked
@@ -61,40 +48,58 @@ class RenderControls:
         self.driver_view.clear()  # the preview shows this render's frames as they come
         self.output_view.clear()
         self.show_waiting("Rendering: the first frames\u2026")
-
-        def done(summaries):
-            summary = summaries[0]
-            self._render_ended()
-            # The outcome stays on screen until dismissed: a render can take hours and finish unattended.
-            self.show_notice(
-                f"Rendered {summary.frames} frames to {out}" + (f" and {side_by_side.name}" if side_by_side else "")
-                + f" ({summary.fps:.1f} frames/s"
-                + (f", {summary.frames_without_face} without a face" if summary.frames_without_face else "") + ")",
-                kind="render", actions=finished_actions(out, side_by_side))
-            self.render_output = out
-            self.render_finished.emit("done")
-
-        def failed(err):
-            from retarget.errors import JobInterrupted
-
-            done_frames = progress.done
-            self._render_ended()
-            if isinstance(err, JobInterrupted):
-                self.show_notice(f"Render of {Path(driver).name} cancelled after {done_frames} frames; "
-                                 f"render the same video to {out.name} to continue", kind="render")
-                self.render_finished.emit("cancelled")
-            else:
-                self.show_error(f"Render of {Path(driver).name} failed: {error_text(err)}", kind="render")
-                self.render_finished.emit("failed")
-
         self.store.setValue("files/render_dir", str(out.parent))
         self.render_bar.setRange(0, 0)
         self.render_eta.setText("starting...")
         self._show_render_row(True)
         self.cancel_button.setEnabled(True)
-        self._run(render, done, failed, "render")
+        self._run(render, lambda summaries: self._render_done(summaries[0], out, side_by_side),
+                  lambda err: self._render_failed(err, driver, out, progress), "render")
         self._update_buttons()
         return True
+
+    def _render_options(self, batch_size: int, side_by_side, start: float, end: float | None):
+        """The job's RenderOptions from the form's knobs (e.g. CRF); None, with the banner saying why, when refused."""
+        if self.retargeter is None or self.context is None or self.identity_path is None:
+            self.show_error("Load the models and an identity photo before rendering", kind="identity")
+            return None
+        if self.session.state is not State.READY:
+            self.show_error("Stop the live stream (or the running render) first", kind="render-busy")
+            return None
+        from retarget.config.render import RenderOptions
+
+        options = self.panel.options(RenderOptions, batch_size=batch_size, progress=False, side_by_side=side_by_side,
+                                     start=start, end=end)
+        try:
+            options.validate()  # e.g. an end before the start: refused here, in one line
+        except RetargetError as err:
+            self.show_error(str(err), kind="render")
+            return None
+        return options
+
+    def _render_done(self, summary, out: Path, side_by_side: Path | None) -> None:
+        self._render_ended()
+        # The outcome stays on screen until dismissed: a render can take hours and finish unattended.
+        self.show_notice(
+            f"Rendered {summary.frames} frames to {out}" + (f" and {side_by_side.name}" if side_by_side else "")
+            + f" ({summary.fps:.1f} frames/s"
+            + (f", {summary.frames_without_face} without a face" if summary.frames_without_face else "") + ")",
+            kind="render", actions=finished_actions(out, side_by_side))
+        self.render_output = out
+        self.render_finished.emit("done")
+
+    def _render_failed(self, err, driver: str, out: Path, progress: RenderProgress) -> None:
+        from retarget.errors import JobInterrupted
+
+        done_frames = progress.done
+        self._render_ended()
+        if isinstance(err, JobInterrupted):
+            self.show_notice(f"Render of {Path(driver).name} cancelled after {done_frames} frames; "
+                             f"render the same video to {out.name} to continue", kind="render")
+            self.render_finished.emit("cancelled")
+        else:
+            self.show_error(f"Render of {Path(driver).name} failed: {error_text(err)}", kind="render")
+            self.render_finished.emit("failed")
 
     def _render_progressed(self, done: int, total: int) -> None:
         progress = self._render_progress

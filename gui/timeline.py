@@ -15,7 +15,7 @@ from PyQt6.QtWidgets import (
 
 from gui.timeline_view import TimelineView
 from gui.views import ImageView
-from retarget.expression.mapping import REGIONS
+from retarget.config.mapping import REGIONS
 from retarget.expression.track import ALL_CHANNELS, Edit, ExpressionTrack, TrackHistory
 
 # Per operation: the amount's label, range, step, default, and the special text shown at the minimum.

@@ -7,9 +7,20 @@ from pathlib import Path
 import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-needs_shared = pytest.mark.skipif(
-    not (SHARED / "media").is_dir(), reason="../shared (real media and MediaPipe model) not present"
-)
+SHARED_REASON = "../shared (real media and MediaPipe model) not present"
+needs_shared = pytest.mark.skipif(not (SHARED / "media").is_dir(), reason=SHARED_REASON)
+# A test that asks for one of these (itself or through another fixture) reads ../shared.
+SHARED_FIXTURES = frozenset({"shared_dir", "landmarker_path"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """The `media` tier is every test that reads ../shared (by fixture or the needs_shared mark), so that
+    `-m "not media and not timing"` selects the deterministic tier: no real media, no wall-clock figures."""
+    for item in items:
+        by_fixture = SHARED_FIXTURES & set(getattr(item, "fixturenames", ()))
+        by_mark = any(mark.name == "skipif" and mark.kwargs.get("reason") == SHARED_REASON for mark in item.iter_markers())
+        if by_fixture or by_mark:
+            item.add_marker(pytest.mark.media)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 from retarget.cli import main
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
 from retarget.expression.bridge import ExpressionBridge, adapter_sha256, cache_bridge_path
-from retarget.expression.mapping import REGIONS
+from retarget.config.mapping import REGIONS
 from retarget.media.blendshape_csv import BlendshapeCsvWriter
 from retarget.pipeline import RetargetPipeline
 from tests.conftest import needs_shared

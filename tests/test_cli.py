@@ -153,7 +153,8 @@ def test_blendshape_adapter_from_exp_adapter_flag(tmp_path, tiny_models_dir, sha
     assert main(["testmodels", "--out", str(other), "--exp-dim", "52", "--seed", "5"]) == 0
     media = shared_dir / "media"
     common = ["--headless", "--models", str(tiny_models_dir), "--landmarker", str(landmarker_path), "--steps", "2",
-              "--identity", str(media / "identity_hepburn_small.png"), "--driver", str(media / "expression_exp3_rgba.png")]
+              "--identity", str(media / "identity_hepburn_small.png"), "--driver", str(media / "expression_exp3_rgba.png"),
+              "--frame", "crop"]  # the generated square itself (the default pastes it back into the photo)
     assert main([*common, "--out", str(tmp_path / "default.png")]) == 0
     assert main([*common, "--exp-adapter", str(other / "exp_adapter" / "exp_adapter.bin"), "--out", str(tmp_path / "bs.png")]) == 0
     a = np.asarray(Image.open(tmp_path / "default.png")).astype(int)

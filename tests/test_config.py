@@ -219,7 +219,7 @@ def test_crf_reaches_the_encoder_of_the_output_and_the_side_by_side_video(tmp_pa
 def test_crf_reaches_a_live_recording(tmp_path):
     import numpy as np
 
-    from retarget.media.sinks import TimedVideoSink
+    from retarget.media.video_sink import TimedVideoSink
 
     sink = TimedVideoSink(tmp_path / "rec.mp4", (64, 64), video=VideoOptions(crf=30))
     for t in range(3):

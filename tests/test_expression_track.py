@@ -7,7 +7,7 @@ import pytest
 
 from retarget.errors import RetargetError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.expression.mapping import REGIONS
+from retarget.config.mapping import REGIONS
 from retarget.expression.track import Edit, ExpressionTrack, TrackHistory
 from retarget.media.blendshape_csv import BlendshapeCsvWriter
 
@@ -203,7 +203,7 @@ def test_driven_vectors_are_what_the_csv_driver_path_feeds_the_generator(tmp_pat
     """The app's preview maps a track with driven_vectors; the render maps the saved CSV with the engine."""
     from retarget.engine.driving import DriverAnalyzer
     from retarget.engine import perception_stream
-    from retarget.expression.mapping import MappingSettings
+    from retarget.config.mapping import MappingSettings
     from retarget.expression.track import driven_vectors
     from retarget.media.sources import open_source
 

@@ -89,7 +89,7 @@ def test_resume_after_a_same_size_same_mtime_driver_swap_is_refused(tmp_path):
     the old driver's frames (a video and an image folder)."""
     from retarget.engine import OfflineRenderer, WorkFolder
     from retarget.errors import RetargetError
-    from retarget.settings import GenerationSettings
+    from retarget.config.generation import GenerationSettings
 
     renderer = OfflineRenderer(None, None, None, GenerationSettings())
     video = tmp_path / "driver.mp4"

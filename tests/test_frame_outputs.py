@@ -12,7 +12,7 @@ import pytest
 
 from retarget.config import FrameOptions, RenderOptions
 from retarget.errors import JobInterrupted, RetargetError
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 from tests.conftest import cut_clip, needs_shared
 from tests.session.test_session import FakeAnalyzer
 
@@ -36,6 +36,7 @@ class StandInPipeline:
 class StandInAnalyzer(FakeAnalyzer):
     """Every frame a neutral expression (the render engine asks for its mapping and uses it as a context manager)."""
 
+    expression_kind = "blendshapes52"  # the engine asks the signal rule before a job
     mapping = None
 
     def __enter__(self):

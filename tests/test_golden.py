@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 GOLDEN = Path(__file__).parent / "golden" / "generator_tiny.npz"
 

@@ -13,12 +13,13 @@ import pytest
 from PIL import Image
 
 from retarget.engine.driving import DrivenFrame
-from retarget.engine import OfflineRenderer, RenderOptions, job_key, work_dir_for, work_lock_for
+from retarget.engine import OfflineRenderer, job_key, work_dir_for, work_lock_for
+from retarget.config.render import RenderOptions
 from retarget.errors import OutputError
-from retarget.expression.mapping import MappingSettings
+from retarget.config.mapping import MappingSettings
 from retarget.outputs import (MARKER, JobLock, atomic_write, check_output, claim_folder, is_ours, replace_folder,
                               write_text)
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 
 # ------------------------------------------------------------------------------------------ outputs

@@ -11,7 +11,8 @@ from PIL import Image
 from retarget.cli import main
 from retarget.errors import BadInputError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.media.sinks import BlendshapeCsvWriter, VideoSink
+from retarget.media.blendshape_csv import BlendshapeCsvWriter
+from retarget.media.video_sink import VideoSink
 
 
 @pytest.fixture
@@ -129,8 +130,8 @@ def test_a_blendshape_adapter_takes_the_csv_and_the_check_reads_only_the_width(t
 def test_the_engine_refuses_a_csv_for_the_flame_adapter_before_its_work_folder(tmp_path, inputs):
     """The app's Render goes through the engine, which asks the same rule before it makes the work folder."""
     from retarget.engine.offline import OfflineRenderer
-    from retarget.expression.mapping import MappingSettings
-    from retarget.settings import GenerationSettings
+    from retarget.config.mapping import MappingSettings
+    from retarget.config.generation import GenerationSettings
 
     class FlameAnalyzer:  # what make_analyzer returns for the FLAME-55 adapter, without SMIRK
         expression_kind = "flame55"

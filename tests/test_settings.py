@@ -7,7 +7,8 @@ import math
 import pytest
 
 from retarget.errors import RetargetError
-from retarget.settings import MAX_SEED, MAX_STEPS, PRESETS, GenerationSettings, check_number, preset_settings
+from retarget.config.generation import GenerationSettings, MAX_SEED, MAX_STEPS, PRESETS, preset_settings
+from retarget.config.knobs import check_number
 
 
 def test_defaults_are_the_papers_and_valid():

@@ -8,10 +8,11 @@ from unittest import mock
 import pytest
 
 from retarget.weights.assets import resolve_models
-from retarget.engine import OfflineRenderer, RenderOptions
+from retarget.engine import OfflineRenderer
+from retarget.config.render import RenderOptions
 from retarget.models.reference_attention import RECORD
 from retarget.session.retargeter import Retargeter
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 from tests.conftest import cut_clip, needs_shared
 
 pytestmark = needs_shared

@@ -170,7 +170,7 @@ class RangeAnalyzer(StandInAnalyzer):
 
 
 def _renderer():
-    from retarget.settings import GenerationSettings
+    from retarget.config.generation import GenerationSettings
 
     recorder = Recorder()
     return OfflineRenderer(StandInPipeline(recorder), None, lambda: RangeAnalyzer(recorder), GenerationSettings(),

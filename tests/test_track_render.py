@@ -10,7 +10,7 @@ import pytest
 
 from retarget.cli import main
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.expression.mapping import REGIONS
+from retarget.config.mapping import REGIONS
 from retarget.expression.track import Edit, ExpressionTrack, TrackHistory
 from retarget.pipeline import RetargetPipeline
 from tests.conftest import needs_shared

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from retarget.errors import quiet_libraries
 from retarget.errors import BadInputError, RetargetError, first_line, run_command
 from retarget.outputs import claim_folder, write_json
 from training.checkpoints import (  # noqa: F401 (the trainers' and tests' imports)
@@ -239,14 +240,8 @@ def run(trainer: AdapterTrainer, args: argparse.Namespace, exp_kind_for_data) ->
 
 def cli(trainer_cls, argv: list[str] | None, parser: argparse.ArgumentParser) -> int:
     """Parse, train, and turn every user error into one line and a non-zero exit."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
     args = parser.parse_args(argv)
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.set_verbosity_error()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
+    quiet_libraries()
 
     def body() -> int:
         trainer_cls(args).main_run()

@@ -105,7 +105,7 @@ class DistillTrainer(AdapterTrainer):
     # ------------------------------------------------------------------ models
     def build(self, files, components, work: Path):
         from retarget.pipeline import RetargetPipeline
-        from retarget.settings import GenerationSettings
+        from retarget.config.generation import GenerationSettings
 
         unet, vae, text_encoder, tokenizer, sampler = components
         args = self.args

@@ -116,13 +116,13 @@ def _mean(values) -> float | None:
 
 def run(args) -> dict:
     from retarget.weights.assets import resolve_models
-    from retarget.cli.common import quiet_libraries
+    from retarget.errors import quiet_libraries
     from retarget.tools.evaluation import Evaluator
     from retarget.face.landmarker import find_landmarker_model
     from retarget.face.image_io import load_image
     from retarget.pipeline import RetargetPipeline, pick_device, pick_dtype
     from retarget.session.retargeter import Retargeter
-    from retarget.settings import GenerationSettings, preset_settings
+    from retarget.config.generation import GenerationSettings, preset_settings
 
     steps = parse_steps(args.student_steps)
     if args.teacher_steps < 1 or args.teacher_cfg < 1.0:

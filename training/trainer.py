@@ -52,7 +52,7 @@ class AdapterTrainer:
 
     def sample_settings(self) -> list:
         """How each sample image column is rendered (GenerationSettings); one column per entry."""
-        from retarget.settings import GenerationSettings
+        from retarget.config.generation import GenerationSettings
 
         return [GenerationSettings(steps=self.args.sample_steps, seed=self.args.seed)]
 

@@ -29,7 +29,7 @@ import json, sys, time
 import numpy as np
 from retarget.weights.assets import resolve_models
 from retarget.pipeline import RetargetPipeline
-from retarget.settings import preset_settings
+from retarget.config.generation import preset_settings
 models, lcm, frames, presets = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(",")
 pipe = RetargetPipeline.from_files(resolve_models(models), "cpu")
 pipe.load_lcm_lora(lcm)

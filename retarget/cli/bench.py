@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from retarget.tools.benchmark import GPU_MEASUREMENTS
-from retarget.cli.common import quiet_libraries
+from retarget.errors import quiet_libraries
 from retarget.errors import OneLineArgumentParser, RetargetError
-from retarget.settings import PRESETS
+from retarget.config.generation import PRESETS
 
 
 def bench_parser() -> argparse.ArgumentParser:

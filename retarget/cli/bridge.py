@@ -82,7 +82,7 @@ def run_bridge(argv: list[str]) -> int:
 
 
 def _fit(args) -> int:
-    from retarget.cli.common import quiet_libraries
+    from retarget.errors import quiet_libraries
     from retarget.expression.bridge_fit import format_report
 
     for flag, value in (("--every", args.every), ("--batch-size", args.batch_size), ("--renders", args.renders),
@@ -128,7 +128,7 @@ def _fit(args) -> int:
 
 
 def _eval(args) -> int:
-    from retarget.cli.common import quiet_libraries
+    from retarget.errors import quiet_libraries
 
     if args.json:
         from retarget.outputs import check_file_output

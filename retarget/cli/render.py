@@ -6,9 +6,10 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from retarget.cli.common import quiet_libraries
+from retarget.errors import quiet_libraries
 from retarget.cli.expression import EXPRESSION_HELP, expression_for_still, read_expression_option
 from retarget.cli.faces import check_face_flags, check_faces, face_choice_key
 from retarget.cli.live import run_live
@@ -116,10 +117,68 @@ def apply_provenance(args: argparse.Namespace) -> None:
               "(research use only, where the law allows)", file=sys.stderr)
 
 
+@dataclass
+class HeadlessRequest:
+    """What a checked `--headless` command asks for, before any model loads."""
+
+    settings: GenerationSettings
+    mapping: MappingSettings
+    composed: object | None  # the --expression values, for a still from named values
+    drivers: list
+    still: bool
+    webcam: bool
+    batch: bool
+
+
 def run_headless(args: argparse.Namespace) -> int:
     from retarget.cli.stages import StageLog
+    from retarget.face.image_io import load_image
 
     log = StageLog()  # one line per loading stage on stderr, each with the time since the command began
+    request = check_request(args)
+    identity_image = load_image(args.identity)
+    driver_image = load_image(request.drivers[0]) if request.still and request.drivers else None
+    probed = probe_drivers(args, request)
+
+    quiet_libraries()
+    from retarget.engine.jobs import distributed_state
+    from retarget.pipeline import pick_device
+    from retarget.session import Session
+
+    settings, mapping, drivers, still, webcam = request.settings, request.mapping, request.drivers, request.still, request.webcam
+    state = None if still or webcam else distributed_state()
+    main_process = state is None or state.is_main_process
+    # Face numbers are checked before any download or model load when the landmarker is already on disk.
+    faces_checked = main_process and check_faces(args, None, identity_image, drivers, still, webcam)
+    device = state.device if state is not None and state.device.type == "cuda" else pick_device(args.device)
+    if not main_process:
+        log.stream = open(os.devnull, "w")  # one process tells the stages
+    with Session(keep_rows=False) as session:
+        with log.stage(f"loading the models ({args.models}) on {device}"):
+            session.load_models(args.models, device=device, dtype=args.dtype, exp_adapter=args.exp_adapter,
+                                ref_lora=args.ref_lora, use_reference=settings.reference_active, landmarker=args.landmarker,
+                                smirk=args.smirk, lcm_lora=args.lcm_lora, channels_last=args.channels_last,
+                                compile=args.compile, tiny_vae=args.tiny_vae, bridge=args.bridge,
+                                expression_source=mapping.expression_source,
+                                progress=lambda line: print(line, file=sys.stderr))
+        check_drivers_reach_adapter(session.retargeter, drivers, mapping)
+        if main_process and not faces_checked:
+            check_faces(args, session.retargeter.landmarker_path, identity_image, drivers, still, webcam)
+        prepare_identity(session, args, identity_image, log, main_process)
+        log.line("rendering the still" if still else f"streaming from {drivers[0]}" if webcam else "rendering")
+        if still:
+            return _render_still(session, args, request, driver_image, log, device)
+        neutral = (_neutral_from_frame(session.retargeter, str(drivers[0]), args.neutral_frame, mapping.mirror,
+                                       args.driver_face, args.fps) if args.neutral_frame is not None else None)
+        if webcam:
+            return run_live(session, str(drivers[0]), args.out, settings, mapping, neutral,
+                            from_args(LiveOptions, args).min_change, video=from_args(VideoOptions, args),
+                            face=args.driver_face)
+        return _run_offline(session, settings, mapping, neutral, drivers, request.batch, args, state, log.started, probed)
+
+
+def check_request(args: argparse.Namespace) -> HeadlessRequest:
+    """Every refusal that needs neither a model nor a driver file opened: flags, numbers, output paths."""
     for flag in ("identity", "out"):
         if getattr(args, flag) is None:
             raise RetargetError(f"--headless needs --{flag}")
@@ -144,84 +203,59 @@ def run_headless(args: argparse.Namespace) -> int:
         drivers, batch = expand_drivers(drivers)
     check_outputs(args, still, batch)
     from_args(RenderOptions, args).validate()  # --end after --start (validate_knobs checks one knob at a time)
-    time_range = TimeRange(args.start, args.end)
-    if (still or webcam) and not time_range.whole:
+    if (still or webcam) and not TimeRange(args.start, args.end).whole:
         raise BadInputError("--start/--end: a time range is for video, CSV and image-folder drivers, "
                             f"not {'a still' if still else 'a camera'}")
     check_before_loading(args, drivers, still, webcam, batch)  # every refusal that needs no model
+    return HeadlessRequest(settings, mapping, composed, drivers, still, webcam, batch)
 
-    from retarget.face.image_io import load_image
 
-    identity_image = load_image(args.identity)
-    driver_image = load_image(drivers[0]) if still and drivers else None
-    if not still and not webcam:
-        from retarget.media.sources import open_source
+def probe_drivers(args: argparse.Namespace, request: HeadlessRequest) -> dict:
+    """Every driver is probed once, before any model loads or any output exists: range, neutral frame, signal.
+    Returns {driver: SourceInfo} for the render (a still or a camera: empty)."""
+    from retarget.media.source_info import probe_source
 
-        for driver in drivers:  # every driver is probed before any model loads or any output exists
-            with open_source(str(driver), fps=args.fps) as source:
-                count = source.frame_count
-                time_range.check(source, driver)
+    probed = {}
+    if not request.still and not request.webcam:
+        time_range = TimeRange(args.start, args.end)
+        for driver in request.drivers:
+            info = probed[str(driver)] = probe_source(str(driver), fps=args.fps)
+            time_range.check(info, driver)
+            count = info.frame_count
             if args.neutral_frame is not None and count is not None and args.neutral_frame >= count:
                 raise BadInputError(f"--neutral-frame {args.neutral_frame}: {driver} has {count} frames (0 to {count - 1})")
-    if webcam:
-        from retarget.media.sources import open_source
+    if request.webcam:
+        probe_source(str(request.drivers[0]))  # a busy or missing camera fails here
+    if request.drivers:
+        check_adapter_signal(args, request.drivers)  # the drivers read well: can the adapter take their signal?
+    return probed
 
-        open_source(str(drivers[0])).close()
-    if drivers:
-        check_adapter_signal(args, drivers)  # the drivers read well: can the adapter take their signal?
 
-    quiet_libraries()
-    from retarget.engine.jobs import distributed_state
-    from retarget.pipeline import pick_device
-    from retarget.session import Session
+def prepare_identity(session, args: argparse.Namespace, identity_image, log, main_process: bool) -> None:
+    """The identity embedded and its frame set; notes about test models and the frame on the main process."""
+    files = session.files
+    if files.is_test_model and main_process:
+        print(f"note: using {files.description}", file=sys.stderr)
+    with log.stage(f"embedding the identity ({Path(args.identity).name})"):
+        session.set_identity(args.identity, image=identity_image, source=str(args.identity), face=args.identity_face)
+    session.set_frame(from_args(FrameOptions, args))  # full (default): the face pasted back into the photo
+    note = session.frame_note(str(args.identity))
+    if note and main_process:
+        print(note, file=sys.stderr)
 
-    state = None if still or webcam else distributed_state()
-    main_process = state is None or state.is_main_process
-    # Face numbers are checked before any download or model load when the landmarker is already on disk.
-    faces_checked = main_process and check_faces(args, None, identity_image, drivers, still, webcam)
-    device = state.device if state is not None and state.device.type == "cuda" else pick_device(args.device)
-    if not main_process:
-        log.stream = open(os.devnull, "w")  # one process tells the stages
-    with Session(keep_rows=False) as session:
-        with log.stage(f"loading the models ({args.models}) on {device}"):
-            session.load_models(args.models, device=device, dtype=args.dtype, exp_adapter=args.exp_adapter,
-                                ref_lora=args.ref_lora, use_reference=settings.reference_active, landmarker=args.landmarker,
-                                smirk=args.smirk, lcm_lora=args.lcm_lora, channels_last=args.channels_last,
-                                compile=args.compile, tiny_vae=args.tiny_vae, bridge=args.bridge,
-                                expression_source=mapping.expression_source,
-                                progress=lambda line: print(line, file=sys.stderr))
-        check_drivers_reach_adapter(session.retargeter, drivers, mapping)
-        files = session.files
-        if files.is_test_model and main_process:
-            print(f"note: using {files.description}", file=sys.stderr)
-        if main_process and not faces_checked:
-            check_faces(args, session.retargeter.landmarker_path, identity_image, drivers, still, webcam)
-        with log.stage(f"embedding the identity ({Path(args.identity).name})"):
-            session.set_identity(args.identity, image=identity_image, source=str(args.identity), face=args.identity_face)
-        session.set_frame(from_args(FrameOptions, args))  # full (default): the face pasted back into the photo
-        note = session.frame_note(str(args.identity))
-        if note and main_process:
-            print(note, file=sys.stderr)
-        log.line("rendering the still" if still else f"streaming from {drivers[0]}" if webcam else "rendering")
-        if still:
-            expression = None
-            if composed is not None:
-                expression = expression_for_still(session.retargeter, composed, str(args.expression), driver_image,
-                                                  str(drivers[0]) if drivers else "", mapping,
-                                                  session.identity.blendshapes, face=args.driver_face)
-            image = session.render_still(driver_image, args.out, settings=settings, mapping=mapping,
-                                         source=str(drivers[0]) if drivers else "", progress=sys.stderr.isatty(),
-                                         expression=expression, face=args.driver_face)
-            size = f"{image.shape[1]}x{image.shape[0]}"
-            print(f"wrote {args.out} ({size}) in {log.elapsed():.1f} s in all, on {device} with {files.description}")
-            return 0
-        neutral = (_neutral_from_frame(session.retargeter, str(drivers[0]), args.neutral_frame, mapping.mirror,
-                                       args.driver_face, args.fps) if args.neutral_frame is not None else None)
-        if webcam:
-            return run_live(session, str(drivers[0]), args.out, settings, mapping, neutral,
-                            from_args(LiveOptions, args).min_change, video=from_args(VideoOptions, args),
-                            face=args.driver_face)
-        return _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, log.started)
+
+def _render_still(session, args: argparse.Namespace, request: HeadlessRequest, driver_image, log, device) -> int:
+    drivers = request.drivers
+    source = str(drivers[0]) if drivers else ""
+    expression = None
+    if request.composed is not None:
+        expression = expression_for_still(session.retargeter, request.composed, str(args.expression), driver_image,
+                                          source, request.mapping, session.identity.blendshapes, face=args.driver_face)
+    image = session.render_still(driver_image, args.out, settings=request.settings, mapping=request.mapping,
+                                 source=source, progress=sys.stderr.isatty(), expression=expression, face=args.driver_face)
+    size = f"{image.shape[1]}x{image.shape[0]}"
+    print(f"wrote {args.out} ({size}) in {log.elapsed():.1f} s in all, on {device} with {session.files.description}")
+    return 0
 
 
 def check_drivers_reach_adapter(retargeter, drivers, mapping) -> None:
@@ -249,13 +283,13 @@ def _neutral_from_frame(retargeter, driver: str, index: int, mirror: bool = Fals
     raise BadInputError(f"--neutral-frame {index}: {driver} has fewer frames")
 
 
-def _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, started) -> int:
+def _run_offline(session, settings, mapping, neutral, drivers, batch, args, state, started, probed=None) -> int:
     from retarget.engine.jobs import print_summary
 
     options = from_args(RenderOptions, args, progress=sys.stderr.isatty())  # with its VideoOptions
     summaries = session.render_videos(drivers, args.out, settings=settings, mapping=mapping, options=options, batch=batch,
                                       neutral=neutral, state=state, driver_face=args.driver_face,
-                                      key_extra=face_choice_key(args))  # another face is another job
+                                      key_extra=face_choice_key(args), probed=probed)  # another face is another job
     print_summary(summaries, state)
     incomplete = [s for s in summaries if s.incomplete]
     if state is None or state.is_main_process:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from retarget.cli.common import quiet_libraries
+from retarget.errors import quiet_libraries
 from retarget.errors import OneLineArgumentParser, RetargetError
 
 

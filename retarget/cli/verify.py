@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from retarget.errors import OneLineArgumentParser, BadInputError, RetargetError, user_message
+from retarget.media.frame_source import DEFAULT_FPS
 from retarget.media.kinds import media_kind
 from retarget.provenance import c2pa_manifest, metadata
 from retarget.provenance.watermark import DETECT_Z, Detection, detect, detect_frames
@@ -71,7 +72,7 @@ def sample_frames(path: Path, count: int = DEFAULT_SAMPLES) -> list[np.ndarray]:
             raise BadInputError(f"{path}: has no video stream")
         stream = container.streams.video[0]
         total = stream.frames or int((float(stream.duration * stream.time_base) if stream.duration else 0) *
-                                     float(stream.average_rate or 25)) or count
+                                     float(stream.average_rate or DEFAULT_FPS)) or count
         step = max(1, total // count)
         frames = []
         for index, frame in enumerate(container.decode(stream)):

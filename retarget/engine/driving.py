@@ -20,7 +20,7 @@ from retarget.errors import BadInputError, RetargetError
 from retarget.expression.blendshapes import mirror_blendshapes
 from retarget.expression.flame import NUM_FLAME, FlameHistory
 from retarget.expression.mappers import make_mapper
-from retarget.expression.mapping import MappingSettings
+from retarget.config.mapping import MappingSettings
 from retarget.face.landmarker import FaceLandmarker
 from retarget.media.sources import Frame
 

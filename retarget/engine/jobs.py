@@ -15,7 +15,8 @@ from pathlib import Path
 
 import contextlib
 
-from retarget.engine import JobSummary, OfflineRenderer, RenderOptions, WorkFolder, job_key, work_dir_for, work_lock_for
+from retarget.engine import JobSummary, OfflineRenderer, WorkFolder, job_key, work_dir_for, work_lock_for
+from retarget.config.render import RenderOptions
 from retarget.engine.time_range import TimeRange
 from retarget.errors import BadInputError
 from retarget.media.kinds import BLENDSHAPE_SUFFIXES, VIDEO_SUFFIXES
@@ -109,12 +110,12 @@ def run_video_jobs(renderer: OfflineRenderer, drivers: list[Path], batch: bool, 
 
 def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: RenderOptions, state, cancel, on_frame=None) -> JobSummary:
     """One video, frame ranges across processes; the main process prepares the work folder and assembles."""
-    from retarget.media.sources import open_source
+    from retarget.media.source_info import probe_source
 
     if not TimeRange.of(options).whole:
         raise BadInputError("--start/--end: a time range is rendered by one process; run it without accelerate launch")
-    with open_source(str(driver), fps=options.fps) as source:
-        total = source.frame_count
+    info = probe_source(str(driver), fps=options.fps)  # once: the split, the rate and the audio
+    total = info.frame_count
     if not total:
         raise BadInputError(f"{driver}: frame count unknown or zero; cannot split it across processes")
     rank, world = state.process_index, state.num_processes
@@ -131,24 +132,9 @@ def _render_split(renderer: OfflineRenderer, driver: Path, out: Path, options: R
         state.wait_for_everyone()
         if state.is_main_process:
             summary.audio = renderer.assemble(str(driver), out, work_dir_for(out), summary.frames,
-                                              _rate(driver), _has_audio(driver), options.side_by_side, options.video)
+                                              info.rate, info.has_audio, options.side_by_side, options.video)
         state.wait_for_everyone()
     return summary
-
-
-def _rate(driver: Path):
-    from retarget.media.sinks import frame_rate
-    from retarget.media.sources import open_source
-
-    with open_source(str(driver)) as source:
-        return getattr(source, "frame_rate", None) or frame_rate(source.fps or 25.0)
-
-
-def _has_audio(driver: Path) -> bool:
-    from retarget.media.sources import open_source
-
-    with open_source(str(driver)) as source:
-        return bool(getattr(source, "has_audio", False))
 
 
 def summary_table(summaries: list[JobSummary]) -> str:

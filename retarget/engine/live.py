@@ -21,7 +21,7 @@ import numpy as np
 from retarget.engine.driving import DriverAnalyzer, DrivenFrame
 from retarget.engine.stages import join_all
 from retarget.media.sources import FrameSource
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 
 @dataclass
@@ -163,7 +163,7 @@ class LiveStream:
                 return
 
     def _capture(self) -> None:
-        pace = self.pace if self.pace is not None else not getattr(self.source, "live", False)
+        pace = self.pace if self.pace is not None else not self.source.live
         began = time.monotonic()
         try:
             for frame in self.source:

@@ -25,14 +25,17 @@ from retarget.engine.driving import DriverAnalyzer, DrivenFrame
 from retarget.engine.stages import FrameWriter, perception_stream
 from retarget.engine.time_range import TimeRange, frame_seconds
 from retarget.engine.work_folder import WorkFolder, work_dir_for, work_lock_for
-from retarget.config.render import RenderOptions, VideoOptions  # noqa: F401 (re-exported: retarget.engine.RenderOptions)
+from retarget.config.render import RenderOptions, VideoOptions
 from retarget.errors import BadInputError, JobInterrupted, RetargetError
 from retarget.expression.signals import check_signal, driver_signal
 from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
-from retarget.media.sinks import PngSequenceSink, VideoSink, frame_rate, side_by_side
+from retarget.media.png_sequence import PngSequenceSink
+from retarget.media.side_by_side import side_by_side
+from retarget.media.video_sink import VideoSink
+from retarget.media.source_info import SourceInfo
 from retarget.media.sources import open_source
 from retarget.outputs import check_folder_target, check_output, replace_folder, resolved
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 
 @dataclass
@@ -153,104 +156,43 @@ class OfflineRenderer:
                 raise
 
     def _render(self, driver: str, out: Path, options: RenderOptions, cancel, on_frame, rank: int) -> JobSummary:
-        from tqdm.auto import tqdm
-
         source = open_source(driver, fps=options.fps)  # probes: a bad driver fails here, before anything is written
         with source:
-            if source.frame_count == 0:
-                raise BadInputError(f"{driver}: has no frames")
-            if options.side_by_side is not None and getattr(source, "size", None) is None:
-                raise BadInputError(f"{driver}: has no pictures to put beside the output (--side-by-side)")
             clip = TimeRange.of(options)
-            clip.check(source, driver)
-            work = WorkFolder.for_output(out)
-            analyzer = self.make_analyzer()
-            try:
-                # Before the work folder exists: a driver the adapter cannot take leaves nothing behind.
-                check_signal(analyzer.expression_kind, driver_signal(driver), self.adapter_file, str(driver),
-                             bridge_available=getattr(analyzer, "bridge", None) is not None,
-                             expression_source=getattr(analyzer.mapping, "expression_source", "smirk"))
-                # Another output rate for a CSV, or another time range, is another job (other frames).
-                work.prepare(self.manifest(driver, analyzer.mapping, options), options.resume)
-            except BaseException:
-                analyzer.close()
-                raise
-            summary = JobSummary(driver=str(driver), output=str(out), rank=rank)
-            start, stop = options.frame_range or (0, None)
-            done = work.rendered_indices()
+            _check_source(source, driver, options, clip)
+            work, analyzer = self._prepare_work(driver, out, options)
+            job = _FrameBatches(self, work, JobSummary(driver=str(driver), output=str(out), rank=rank), options, on_frame)
             if options.resume:
-                summary.rerendered = work.drop_unreadable_frames(done, getattr(self.pipeline, "image_size", None))
+                # Placed frames (full frame) are the photo's size; the job key already tells full from crop.
+                size = getattr(self.pipeline, "image_size", None) if self.place is None else None
+                job.summary.rerendered = work.drop_unreadable_frames(job.done, size)
             started = time.perf_counter()
-            total = clip.frame_count(source)
-            bar = tqdm(total=total, desc=Path(str(driver)).name, unit="frame", disable=not options.progress,
-                       initial=0, dynamic_ncols=True)
-            pending: list[DrivenFrame] = []
-            # The range's first driver frame is output frame 0 (work-folder frames are numbered as the output's).
-            first: int | None = None
-            first_seconds = 0.0
-            writer = FrameWriter(work.write_frame)  # never the generator's thread: it goes back to the GPU
-
-            def flush() -> None:
-                if not pending:
-                    return
-                images = self.pipeline.generate(
-                    self.context, np.stack([f.expression for f in pending]), self.settings,
-                    frame_indices=[f.index for f in pending],
-                )
-                if self.place is not None:
-                    images = self.place(images)  # the whole batch at once
-                for frame, image in zip(pending, images):
-                    writer.put(frame.index - first, image)
-                    if on_frame is not None:
-                        on_frame(frame, image)
-                summary.rendered += len(pending)
-                bar.update(len(pending))
-                pending.clear()
-
-            try:
-                with analyzer:
-                    for frame in perception_stream(source, analyzer):
-                        if cancel is not None and cancel.is_set():
-                            raise KeyboardInterrupt
-                        seconds = frame_seconds(source, frame)
-                        if clip.before(seconds):
-                            continue  # perceived all the same: smoothing and calibration match a whole render
-                        if clip.after(seconds):
-                            break
-                        if first is None:
-                            first, first_seconds = frame.index, seconds
-                        summary.frames += 1
-                        index = frame.index - first
-                        if index < start or (stop is not None and index >= stop):
-                            continue
-                        if index in done:
-                            summary.reused += 1
-                            bar.update(1)
-                            continue
-                        pending.append(frame)
-                        if len(pending) >= options.batch_size:
-                            flush()
-                    flush()
-                    summary.frames_without_face = analyzer.frames_without_face
-                writer.close()
-            except KeyboardInterrupt:
-                writer.close(raise_failure=False)  # the frames rendered so far are kept for --resume
-                raise JobInterrupted(
-                    f"stopped after {len(work.rendered_indices())} rendered frames; run the same command with --resume to continue"
-                ) from None
-            finally:
-                writer.close(raise_failure=False)
-                bar.close()
+            job.run(source, analyzer, clip, cancel, total=clip.frame_count(source), name=Path(str(driver)).name)
+            summary = job.summary
             _note_source_faults(source, driver, summary, clip)
             summary.seconds = time.perf_counter() - started
-            fps = getattr(source, "frame_rate", None) or frame_rate(source.fps or 25.0)
-            has_audio = bool(getattr(source, "has_audio", False))
-            driver_frames = source.frame_count
+            info = SourceInfo.of(source, driver)  # after decoding: a video's frame count is then known for sure
         if options.assemble:
-            summary.audio = self.assemble(driver, out, work.path, summary.frames, fps, has_audio, options.side_by_side,
-                                          options.video, first=first or 0, audio_start=first_seconds,
-                                          driver_frames=driver_frames)
+            summary.audio = self.assemble(driver, out, work.path, summary.frames, info.rate, info.has_audio,
+                                          options.side_by_side, options.video, first=job.first or 0,
+                                          audio_start=job.first_seconds, driver_frames=info.frame_count)
         return summary
+
+    def _prepare_work(self, driver: str, out: Path, options: RenderOptions) -> tuple[WorkFolder, DriverAnalyzer]:
+        """The job's analyzer and work folder, after the adapter is known to take the driver's signal."""
+        work = WorkFolder.for_output(out)
+        analyzer = self.make_analyzer()
+        try:
+            # Before the work folder exists: a driver the adapter cannot take leaves nothing behind.
+            check_signal(analyzer.expression_kind, driver_signal(driver), self.adapter_file, str(driver),
+                         bridge_available=getattr(analyzer, "bridge", None) is not None,
+                         expression_source=getattr(analyzer.mapping, "expression_source", "smirk"))
+            # Another output rate for a CSV, or another time range, is another job (other frames).
+            work.prepare(self.manifest(driver, analyzer.mapping, options), options.resume)
+        except BaseException:
+            analyzer.close()
+            raise
+        return work, analyzer
 
     def assemble(self, driver: str, out: Path, work: Path, frames: int, fps: Fraction, has_audio: bool,
                  side_by_side_path: Path | None, video: VideoOptions | None = None, *, first: int = 0,
@@ -296,12 +238,98 @@ class OfflineRenderer:
         return audio is not None
 
 
+def _check_source(source, driver: str, options: RenderOptions, clip: TimeRange) -> None:
+    if source.frame_count == 0:
+        raise BadInputError(f"{driver}: has no frames")
+    if options.side_by_side is not None and source.size is None:
+        raise BadInputError(f"{driver}: has no pictures to put beside the output (--side-by-side)")
+    clip.check(source, driver)
+
+
+class _FrameBatches:
+    """One job's perceived frames on their way out: the time range and --frames range applied, frames already
+    in the work folder reused, the rest generated in batches and handed to the writer thread."""
+
+    def __init__(self, renderer: OfflineRenderer, work: WorkFolder, summary: JobSummary, options: RenderOptions,
+                 on_frame) -> None:
+        self.renderer, self.summary, self.options, self.on_frame = renderer, summary, options, on_frame
+        self.work, self.done = work, work.rendered_indices()
+        self.start, self.stop = options.frame_range or (0, None)
+        self.pending: list[DrivenFrame] = []
+        # The range's first driver frame is output frame 0 (work-folder frames are numbered as the output's).
+        self.first: int | None = None
+        self.first_seconds = 0.0
+        self.writer = FrameWriter(work.write_frame)  # never the generator's thread: it goes back to the GPU
+        self.bar = None
+
+    def run(self, source, analyzer: DriverAnalyzer, clip: TimeRange, cancel, total, name: str) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc=name, unit="frame", disable=not self.options.progress, initial=0,
+                        dynamic_ncols=True)
+        try:
+            with analyzer:
+                for frame in perception_stream(source, analyzer):
+                    if cancel is not None and cancel.is_set():
+                        raise KeyboardInterrupt
+                    seconds = frame_seconds(source, frame)
+                    if clip.before(seconds):
+                        continue  # perceived all the same: smoothing and calibration match a whole render
+                    if clip.after(seconds):
+                        break
+                    self.add(frame, seconds)
+                self.flush()
+                self.summary.frames_without_face = analyzer.frames_without_face
+            self.writer.close()
+        except KeyboardInterrupt:
+            self.writer.close(raise_failure=False)  # the frames rendered so far are kept for --resume
+            raise JobInterrupted(
+                f"stopped after {len(self.work.rendered_indices())} rendered frames; run the same command with --resume to continue"
+            ) from None
+        finally:
+            self.writer.close(raise_failure=False)
+            self.bar.close()
+
+    def add(self, frame: DrivenFrame, seconds: float) -> None:
+        if self.first is None:
+            self.first, self.first_seconds = frame.index, seconds
+        self.summary.frames += 1
+        index = frame.index - self.first
+        if index < self.start or (self.stop is not None and index >= self.stop):
+            return
+        if index in self.done:
+            self.summary.reused += 1
+            self.bar.update(1)
+            return
+        self.pending.append(frame)
+        if len(self.pending) >= self.options.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        renderer, pending = self.renderer, self.pending
+        images = renderer.pipeline.generate(
+            renderer.context, np.stack([f.expression for f in pending]), renderer.settings,
+            frame_indices=[f.index for f in pending],
+        )
+        if renderer.place is not None:
+            images = renderer.place(images)  # the whole batch at once
+        for frame, image in zip(pending, images):
+            self.writer.put(frame.index - self.first, image)
+            if self.on_frame is not None:
+                self.on_frame(frame, image)
+        self.summary.rendered += len(pending)
+        self.bar.update(len(pending))
+        pending.clear()
+
+
 def _note_source_faults(source, driver: str, summary: JobSummary, clip: TimeRange) -> None:
     """What the driver lacked, on the summary (or as a note); a range that held no frame is refused."""
-    summary.skipped_inputs = int(getattr(source, "skipped", 0) or 0)
-    if getattr(source, "decode_error", None):
+    summary.skipped_inputs = source.skipped
+    if source.decode_error:
         summary.incomplete = f"{source.decode_error}; the output has the {summary.frames} frames that decoded"
-    if getattr(source, "missing_values", 0):
+    if source.missing_values:
         print(f"note: {driver}: {source.missing_values} rows had NaN/inf or empty values; the last expression was held there")
     if summary.frames == 0 and not clip.whole:
         raise BadInputError(f"--start {clip.start:g} --end {clip.end if clip.end is not None else 'end'}: "
@@ -340,7 +368,7 @@ def _drop_empty_work_folder(out: Path, fresh: bool) -> None:
 
 
 def _side_size(source, output_size: tuple[int, int]) -> tuple[int, int]:
-    from retarget.media.sinks import side_by_side_size
+    from retarget.media.side_by_side import side_by_side_size
 
     return side_by_side_size(source.size, output_size)
 

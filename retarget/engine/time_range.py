@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from retarget.errors import BadInputError
+from retarget.media.frame_source import DEFAULT_FPS
 
 # Frame times read from a container's ticks carry rounding (0.9999999 for 1.0): a frame this close to a bound is on it.
 _TOLERANCE = 1e-4
@@ -41,17 +42,17 @@ class TimeRange:
 
     def check(self, source, driver) -> None:
         """Refuse a start at or beyond the driver's end when its duration is known without decoding."""
-        duration = getattr(source, "duration", None)
+        duration = source.duration
         if self.start > 0 and duration and self.start >= duration - _TOLERANCE:
             raise BadInputError(f"--start {self.start:g}: {driver} lasts {duration:.2f} s; "
                                 f"start before its end (times are seconds from its first frame)")
 
     def frame_count(self, source) -> int | None:
         """How many frames the range holds, for progress (a constant rate's estimate; None when unknown)."""
-        total = getattr(source, "frame_count", None)
+        total = source.frame_count
         if self.whole or not total:
             return total
-        fps = float(getattr(source, "fps", None) or 25.0)
+        fps = float(source.fps or DEFAULT_FPS)
         return sum(1 for i in range(total) if not self.before(i / fps) and not self.after(i / fps))
 
 
@@ -61,4 +62,4 @@ def frame_seconds(source, frame) -> float:
 
     if isinstance(source, VideoFileSource):
         return float(frame.time)
-    return frame.index / float(getattr(source, "fps", None) or 25.0)
+    return frame.index / float(source.fps or DEFAULT_FPS)

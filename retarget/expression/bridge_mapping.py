@@ -16,7 +16,8 @@ from dataclasses import replace
 import numpy as np
 
 from retarget.expression.bridge import ExpressionBridge
-from retarget.expression.mapping import FLAME_ONLY_GAINS, ExpressionMapper, MappingSettings
+from retarget.config.mapping import FLAME_ONLY_GAINS, MappingSettings
+from retarget.expression.mapping import ExpressionMapper
 
 
 class BridgeMapper(ExpressionMapper):

@@ -21,7 +21,8 @@ import numpy as np
 
 from retarget.errors import RetargetError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.expression.mapping import FLAME_ONLY_GAINS, REGIONS, MappingSettings, StreamMapper, fixed_vector
+from retarget.config.mapping import FLAME_ONLY_GAINS, MappingSettings, REGIONS
+from retarget.expression.mapping import StreamMapper, fixed_vector
 
 NUM_FLAME = 55
 FLAME_GROUPS = {"expression": slice(0, 50), "eyes": slice(50, 52), "jaw": slice(52, 55)}

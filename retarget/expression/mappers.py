@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from retarget.expression.flame import FlameMapper
-from retarget.expression.mapping import ExpressionMapper, MappingSettings
+from retarget.config.mapping import MappingSettings
+from retarget.expression.mapping import ExpressionMapper
 
 
 def make_mapper(expression_kind: str, settings: MappingSettings | None = None,

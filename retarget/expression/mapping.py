@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 # The settings (with their regions and gain names) live with every other knob in retarget.config.
-from retarget.config.mapping import FLAME_ONLY_GAINS, NEUTRAL_INDEX, REGIONS, MappingSettings  # noqa: F401
+from retarget.config.mapping import FLAME_ONLY_GAINS, NEUTRAL_INDEX, MappingSettings
 from retarget.errors import RetargetError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES, mirror_blendshapes
 

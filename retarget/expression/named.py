@@ -28,7 +28,7 @@ import numpy as np
 
 from retarget.errors import BadInputError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.expression.mapping import REGIONS
+from retarget.config.mapping import REGIONS
 
 BLENDSHAPES = "blendshapes52"
 FLAME = "flame55"

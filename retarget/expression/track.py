@@ -3,7 +3,7 @@
 The track is what `retarget extract` writes and the CSV driver reads (retarget.media.blendshape_csv):
 one row per frame, a time, the 52 named blendshapes; a row without a face stays one (NaN here,
 empty cells in the file), and no edit invents a face there. Edits work on frames [start, stop) of
-one channel or a region (retarget.expression.mapping.REGIONS) and keep values in the blendshapes'
+one channel or a region (retarget.config.mapping.REGIONS) and keep values in the blendshapes'
 range 0..1, which the mapping clips to anyway. Every row keeps its own time (loading and saving never
 change timing). Saving writes the track's own format (a Live Link Face take as LLF, its timecodes,
 TongueOut and rotation columns kept), never over the file the track came from.
@@ -18,8 +18,9 @@ import numpy as np
 
 from retarget.errors import BadInputError, RetargetError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.expression.mapping import REGIONS
+from retarget.config.mapping import REGIONS
 from retarget.config.knobs import check_number
+from retarget.media.frame_source import DEFAULT_FPS
 
 VALID_RANGE = (0.0, 1.0)  # every MediaPipe blendshape (and `_neutral`, a score) lies in 0..1
 OPERATIONS = ("scale", "offset", "smooth", "flatten", "clamp")
@@ -33,7 +34,7 @@ class ExpressionTrack:
 
     times: np.ndarray  # (N,) seconds, as the CSV holds them
     values: np.ndarray  # (N, C) float32
-    fps: float = 25.0
+    fps: float = DEFAULT_FPS
     names: tuple[str, ...] = BLENDSHAPE_NAMES
     source: Path | None = None  # the file it was loaded from: never written to
     take: object | None = None  # the retarget.media.blendshape_csv.Take it was read as: its timecodes and other columns

@@ -138,11 +138,6 @@ def ffhq_quad_from_anchors(anchors) -> np.ndarray:
     return np.stack([centre - x - y, centre - x + y, centre + x + y, centre + x - y])
 
 
-def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
-    """The FFHQ square for MediaPipe landmarks (see ffhq_anchors)."""
-    return ffhq_quad_from_anchors(ffhq_anchors(landmarks))
-
-
 def ffhq_matrix(anchors, size: int = 512) -> np.ndarray:
     """2x3 affine from input pixels to ffhq_align's output pixels (both with pixel centres at whole numbers).
 

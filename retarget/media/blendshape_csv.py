@@ -16,12 +16,11 @@ import numpy as np
 from retarget.errors import BadInputError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
 from retarget.media.frame_sink import CsvFileSink, blendshape_vector
-from retarget.media.frame_source import Frame, FrameSource, check_file, one_line
+from retarget.media.frame_source import DEFAULT_FPS, Frame, FrameSource, check_file, one_line
 from retarget.media.timecode import Timecode, frame_number, parse_timecode, real_rate, timecode_rate
 from retarget.media.video_sink import frame_rate
 
 LIVE_LINK_FACE_DEFAULT_FPS = 60.0
-DEFAULT_RATE = 25.0  # a CSV without a time column (or with one row) is timed at this rate
 
 
 @dataclass
@@ -146,7 +145,7 @@ def read_take(path) -> Take:
     columns = _columns(path, header)
     body = rows[1:]
     values, missing = _values(path, body, columns)
-    take = Take(np.arange(len(body), dtype=np.float64) / DEFAULT_RATE, values, frame_rate(DEFAULT_RATE),
+    take = Take(np.arange(len(body), dtype=np.float64) / DEFAULT_FPS, values, frame_rate(DEFAULT_FPS),
                 format="rows", missing_values=missing)
     if "timecode" in lowered:
         _timecode_times(path, body, lowered.index("timecode"), take)
@@ -164,7 +163,7 @@ def read_take(path) -> Take:
         if np.any(np.diff(take.times) < 0):
             raise BadInputError(f"{path}: timestamps go backwards (row {int(np.argmax(np.diff(take.times) < 0)) + 3}); "
                                 "sort the rows by time")
-        take.rate, take.format = _spacing_rate(take.times, DEFAULT_RATE), "timestamp"
+        take.rate, take.format = _spacing_rate(take.times, DEFAULT_FPS), "timestamp"
     return take
 
 

@@ -5,12 +5,16 @@ the input-file checks that make a bad file fail with one BadInputError line befo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from retarget.errors import BadInputError
+
+# The rate of a driver that names none (an image folder, a CSV without a time column, a video without a rate).
+DEFAULT_FPS = 25.0
 
 
 @dataclass
@@ -40,13 +44,16 @@ def check_file(path: Path) -> None:
 class FrameSource:
     """Iterator of Frame with close() and `with` support; subclasses fill in the metadata."""
 
-    fps: float = 25.0
+    fps: float = DEFAULT_FPS
+    frame_rate: Fraction | None = None  # the exact rate where the input names one (a video, a resampled CSV)
     frame_count: int | None = None
     duration: float | None = None
     has_audio: bool = False
     size: tuple[int, int] | None = None
     live: bool = False
-    decode_error: str | None = None
+    decode_error: str | None = None  # why a file stopped part-way (the frames before it were read)
+    skipped: int = 0  # inputs passed over (an image folder's unreadable files)
+    missing_values: int = 0  # rows whose values were missing (a CSV's NaN/inf or empty cells)
 
     def __iter__(self) -> Iterator[Frame]:
         return self

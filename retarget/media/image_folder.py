@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from retarget.errors import BadInputError
-from retarget.media.frame_source import Frame, FrameSource, one_line
+from retarget.media.frame_source import DEFAULT_FPS, Frame, FrameSource, one_line
 from retarget.media.kinds import IMAGE_SUFFIXES
 
 
@@ -30,7 +30,7 @@ class ImageFolderSource(FrameSource):
     the frames after it still come, numbered without a gap.
     """
 
-    def __init__(self, folder, fps: float = 25.0):
+    def __init__(self, folder, fps: float = DEFAULT_FPS):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise BadInputError(f"{self.folder}: is not a folder")

@@ -12,7 +12,7 @@ from pathlib import PurePath
 from typing import Literal
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-# Containers our encoder writes (media.sinks picks the muxer from the suffix).
+# Containers our encoder writes (media.video_sink picks the muxer from the suffix).
 OUTPUT_VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
 # Every video FFmpeg reads as a driver: what we write and the common camera/web formats.
 VIDEO_SUFFIXES = OUTPUT_VIDEO_SUFFIXES + (".avi", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".gif")

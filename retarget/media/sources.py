@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from retarget.media.blendshape_csv import LIVE_LINK_FACE_DEFAULT_FPS, BlendshapeCsvSource
-from retarget.media.frame_source import Frame, FrameSource
+from retarget.media.frame_source import DEFAULT_FPS, Frame, FrameSource
 from retarget.media.image_folder import ImageFolderSource
 from retarget.media.kinds import webcam_device
 from retarget.media.video_source import Orientation, VideoFileSource
@@ -43,7 +43,7 @@ def open_source(spec, *, start: int = 0, stop: int | None = None, fps: float | N
         return WebcamSource(device)
     path = Path(text).expanduser()
     if path.is_dir():
-        return ImageFolderSource(path, fps=fps or 25.0)
+        return ImageFolderSource(path, fps=fps or DEFAULT_FPS)
     if path.suffix.lower() == ".csv":
         return BlendshapeCsvSource(path, fps=fps)
     return VideoFileSource(path, start=start, stop=stop)

@@ -18,6 +18,7 @@ from retarget.config.render import VideoOptions
 from retarget.errors import RetargetError
 from retarget.media.audio_mux import mux_audio, probe_audio
 from retarget.media.frame_sink import FrameSink, as_rgb, remove_file
+from retarget.media.frame_source import DEFAULT_FPS
 from retarget.outputs import fresh_temp, temp_path
 
 
@@ -224,7 +225,7 @@ class StampedVideoSink(VideoSink):
                  video: VideoOptions | None = None, preset: str = "medium", audio_start: float = 0.0):
         self.times = [float(t) - float(times[0]) for t in times]
         span = self.times[-1] + last_duration
-        super().__init__(path, frame_rate(len(self.times) / span if span > 0 else 25.0), size, audio_from, video, preset,
+        super().__init__(path, frame_rate(len(self.times) / span if span > 0 else DEFAULT_FPS), size, audio_from, video, preset,
                          audio_start)
         self._stream.codec_context.time_base = self.TIME_BASE
         self._stream.codec_context.max_b_frames = 0

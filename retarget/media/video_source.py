@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from retarget.errors import BadInputError
-from retarget.media.frame_source import Frame, FrameSource, check_file, one_line
+from retarget.media.frame_source import DEFAULT_FPS, Frame, FrameSource, check_file, one_line
 
 
 def _ffmpeg_reason(err: Exception) -> str:
@@ -123,7 +123,7 @@ class VideoFileSource(FrameSource):
         stream = self._stream = videos[0]
         stream.codec_context.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        self.frame_rate: Fraction = Fraction(rate) if rate else Fraction(25)
+        self.frame_rate: Fraction = Fraction(rate) if rate else Fraction(DEFAULT_FPS)
         self.fps = float(self.frame_rate)
         self.has_audio = bool(container.streams.audio)
         self._declared_frames = int(stream.frames or 0)

@@ -27,7 +27,7 @@ from retarget.pipeline.fusion import LoraFusion
 from retarget.pipeline.finite import check_finite
 from retarget.pipeline.schedulers import SchedulerCache
 from retarget.pipeline.loading import LCM_ADAPTER, LCM_LORA_HUB_ID, REFERENCE_ADAPTER
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 
 class RetargetPipeline:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 
 def initial_noise(seed: int, shape: tuple[int, ...]) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 
 class SchedulerCache:

@@ -30,9 +30,7 @@ from retarget.config.frame import FrameOptions
 from retarget.errors import RetargetError, user_message
 from retarget.session.live_outputs import LiveOutputs
 from retarget.session.offline import OfflineRendering
-from retarget.session.states import (  # noqa: F401 - the session's vocabulary, imported from here by its users
-    BUSY, EVENTS, REFUSALS, TRANSITIONS, EventSource, FrameResult, State, TransitionRefused,
-)
+from retarget.session.states import BUSY, TRANSITIONS, EventSource, FrameResult, State, TransitionRefused
 
 IDLE, LOADING, READY, STREAMING, RENDERING = State
 
@@ -50,7 +48,6 @@ class Session(OfflineRendering, EventSource):
         self.identity = None  # IdentityContext
         self.identity_path: Path | None = None
         self.identity_image: np.ndarray | None = None
-        self.driver: str | None = None
         self.stream = None  # the engine's LiveStream while it runs
         self.outputs = LiveOutputs(keep_rows)  # recording, virtual camera, run rows: fed every live frame
         self.frame = FrameOptions()  # whole photo or crop: stills, renders and live (set_frame)
@@ -225,12 +222,8 @@ class Session(OfflineRendering, EventSource):
         self.outputs.placement = getattr(self.identity, "placement", None)
         return self.outputs.frame_size(self.image_size)
 
-    def set_driver(self, spec) -> None:
-        """The driver the next stream or render uses by default: webcam:N, a video, a folder of images, a CSV."""
-        self.driver = str(spec) if spec is not None else None
-
     # ------------------------------------------------------------------ live
-    def begin_live(self, driver=None, *, settings, mapping=None, analyzer=None, neutral_raw=None, pace=None,
+    def begin_live(self, driver, *, settings, mapping=None, analyzer=None, neutral_raw=None, pace=None,
                    min_change: float = 0.0, face: int | None = None) -> Callable[[], object]:
         """STREAMING now; the returned call opens the driver (a busy camera or a broken video fails there), builds
         the analyzer and starts the stream; it returns the engine's LiveStream, or None when stopped meanwhile."""
@@ -239,9 +232,7 @@ class Session(OfflineRendering, EventSource):
         with self._lock:
             if self._state is READY and self.identity is None:
                 raise RetargetError("Choose an identity photo first")
-            spec = str(driver) if driver is not None else self.driver
-            if spec is None and self._state is READY:
-                raise RetargetError("No driver: choose a camera or a video file")
+            spec = str(driver)
             self._enter(STREAMING)
             token = self._live_token = object()
             retargeter, context = self.retargeter, self.identity
@@ -282,7 +273,7 @@ class Session(OfflineRendering, EventSource):
 
         return open_and_start
 
-    def start_live(self, driver=None, **options):
+    def start_live(self, driver, **options):
         return self.begin_live(driver, **options)()
 
     def _live_driven(self, driven) -> None:  # the stream's perception thread, before any output exists

@@ -68,7 +68,7 @@ class LiveOutputs:
     def start_recording(self, path: Path, size: int | tuple[int, int], video=None):
         """Open a TimedVideoSink on `path` (a file we reserved, or a new one) of `size` (a side, or (width, height)),
         encoding with `video` (retarget.config.VideoOptions); returns it."""
-        from retarget.media.sinks import TimedVideoSink
+        from retarget.media.video_sink import TimedVideoSink
 
         sink = TimedVideoSink(path, (size, size) if isinstance(size, int) else tuple(size), video=video)
         with self.lock:

@@ -99,10 +99,11 @@ class OfflineRendering:
 
     def begin_render(self, drivers, out, *, settings, mapping, options, batch: bool = False, neutral=None,
                      state=None, auto_resume: bool = False, driver_face: int | None = None, follow_box=None,
-                     key_extra: dict | None = None) -> Callable[[], list]:
+                     key_extra: dict | None = None, probed: dict | None = None) -> Callable[[], list]:
         """RENDERING now; the returned call renders every frame of each driver (retarget.engine.jobs: resumable, one
         driver or a batch, split across processes under accelerate) and returns the JobSummary list.
-        auto_resume: continue what an earlier, stopped render of this same job left (the app's Render)."""
+        auto_resume: continue what an earlier, stopped render of this same job left (the app's Render).
+        probed: {driver: SourceInfo} the caller already read (retarget.media.source_info), so no driver is reopened."""
         from retarget.engine import WorkFolder
 
         drivers, out = [Path(d) for d in drivers], Path(out)
@@ -112,7 +113,7 @@ class OfflineRendering:
 
         def render():
             from retarget.engine.jobs import offline_renderer, run_video_jobs
-            from retarget.media.sources import open_source
+            from retarget.media.source_info import probe_source
 
             error, done = None, [0]
             try:
@@ -128,8 +129,8 @@ class OfflineRendering:
                     from retarget.engine.time_range import TimeRange
 
                     for driver in drivers:
-                        with open_source(str(driver), fps=options.fps) as source:
-                            total += TimeRange.of(options).frame_count(source) or 0
+                        info = (probed or {}).get(str(driver)) or probe_source(str(driver), fps=options.fps)
+                        total += TimeRange.of(options).frame_count(info) or 0
                     self._emit("progress", 0, total)
                 job_options = options
                 if auto_resume and not batch and not options.resume:

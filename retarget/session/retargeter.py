@@ -19,7 +19,7 @@ from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder
 from retarget.face.paste import FacePlacement
 from retarget.face.landmarker import FaceLandmarker, FaceObservation, landmarker_for
 from retarget.pipeline import IdentityContext, RetargetPipeline
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 REFERENCE_SIZE = 512
 

@@ -6,7 +6,7 @@ frame with its driver video):
 - ID similarity: ArcFace cosine between the identity photo and each output frame (1 = same face).
 - Expression error: mean absolute difference of MediaPipe blendshapes between driver and output
   frames, over the 51 facial actions (`_neutral` is a confidence-like score and is left out),
-  overall and per face region (retarget.expression.mapping.REGIONS).
+  overall and per face region (retarget.config.mapping.REGIONS).
 - Temporal jitter (videos): mean absolute frame-to-frame change of the output's blendshapes, and
   its ratio to the driver's own change (1 = as lively as the driver, above 1 = flicker).
 
@@ -142,7 +142,7 @@ class Evaluator:
 
 def _action_indices() -> tuple[np.ndarray, dict[str, np.ndarray]]:
     from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-    from retarget.expression.mapping import REGIONS
+    from retarget.config.mapping import REGIONS
 
     index = {name: i for i, name in enumerate(BLENDSHAPE_NAMES)}
     actions = np.array([i for name, i in index.items() if name != "_neutral"])

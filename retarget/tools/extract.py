@@ -14,10 +14,10 @@ from pathlib import Path
 from retarget.engine.driving import DriverAnalyzer
 from retarget.engine import perception_stream, work_lock_for
 from retarget.errors import BadInputError
-from retarget.expression.mapping import MappingSettings
+from retarget.config.mapping import MappingSettings
 from retarget.face.landmarker import find_landmarker_model
 from retarget.media.live_link_face import LiveLinkFaceWriter, nominal_rate_for
-from retarget.media.sinks import BlendshapeCsvWriter
+from retarget.media.blendshape_csv import BlendshapeCsvWriter
 from retarget.media.sources import VideoFileSource, open_source
 from retarget.outputs import check_file_output
 
@@ -65,7 +65,7 @@ def extract_blendshapes(video: Path, out: Path, landmarker: Path | None = None, 
     lock = work_lock_for(out)  # one writer per CSV (the job lock renders take): a second extract to it is refused
     try:
         lock.__enter__()
-        writer = csv_writer(out, format, float(getattr(source, "frame_rate", None) or source.fps))
+        writer = csv_writer(out, format, float(source.frame_rate or source.fps))
     except BaseException:
         source.close()
         lock.__exit__(None, None, None)

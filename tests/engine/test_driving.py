@@ -7,7 +7,7 @@ import pytest
 
 from retarget.engine.driving import DriverAnalyzer
 from retarget.errors import RetargetError
-from retarget.expression.mapping import MappingSettings
+from retarget.config.mapping import MappingSettings
 from retarget.media.frame_source import Frame
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from retarget.cli import main
-from retarget.engine import JobSummary, RenderOptions
+from retarget.engine import JobSummary
+from retarget.config.render import RenderOptions
 from retarget.errors import BadInputError
 from retarget.engine.jobs import expand_drivers, run_video_jobs, summary_table
 from tests.conftest import cut_clip, needs_shared

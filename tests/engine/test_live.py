@@ -7,10 +7,11 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from retarget.engine import LiveStream
 from retarget.media.sources import Frame, FrameSource
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 from tests.engine.test_stages import SlowSource
 
 
@@ -55,6 +56,7 @@ class PassThroughAnalyzer:
         return DrivenFrame(frame.index, frame.time, frame.image, np.zeros(52, np.float32), np.zeros(52, np.float32), True, capture_time)
 
 
+@pytest.mark.timing
 def test_live_mode_renders_the_newest_frame_with_bounded_memory():
     import tracemalloc
 
@@ -111,7 +113,7 @@ def test_live_skips_generation_while_the_expression_barely_changes():
 
 def test_live_stop_waits_for_a_slow_generate_before_closing_the_source():
     from retarget.engine import LiveStream
-    from retarget.settings import GenerationSettings
+    from retarget.config.generation import GenerationSettings
 
     started = threading.Event()
 
@@ -174,6 +176,7 @@ class RecordingAnalyzer(PassThroughAnalyzer):
         return super().__call__(frame, capture_time)
 
 
+@pytest.mark.timing
 def test_perception_runs_on_its_own_thread_while_generate_blocks():
     source = CountingSource()
     generator = BlockingGenerator()

@@ -17,7 +17,7 @@ from retarget.config.render import RenderOptions
 from retarget.engine.driving import DrivenFrame
 from retarget.engine import OfflineRenderer
 from retarget.engine.work_folder import WorkFolder
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 PAUSE = 0.05  # each stand-in stage's work: long enough for the threads to interleave
 
@@ -80,6 +80,7 @@ def driver(tmp_path):
     return folder
 
 
+@pytest.mark.timing
 def test_perception_overlaps_generate_and_the_generator_thread_writes_no_file(tmp_path, driver, monkeypatch):
     recorder = Recorder()
     real_write = WorkFolder.write_frame

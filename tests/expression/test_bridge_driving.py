@@ -24,7 +24,8 @@ def accepts_driver(kind, signal, bridge_available, expression_source="smirk"):
 def driver_refusal(kind, signal, bridge_available, expression_source="smirk"):
     return signal_refusal(kind, signal, bridge_available=bridge_available, expression_source=expression_source)
 from retarget.expression.flame import control_support
-from retarget.expression.mapping import REGIONS, ExpressionMapper
+from retarget.config.mapping import REGIONS
+from retarget.expression.mapping import ExpressionMapper
 from retarget.media.sources import Frame
 
 MOUTH = [BLENDSHAPE_NAMES.index(n) for n in REGIONS["mouth"]]

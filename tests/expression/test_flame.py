@@ -7,7 +7,8 @@ import pytest
 
 from retarget.errors import BadInputError, RetargetError
 from retarget.expression.flame import FlameMapper, clamp_to_smirk_ranges, control_support, flame_gains
-from retarget.expression.mapping import REGIONS, ExpressionMapper, MappingSettings, OneEuroFilter
+from retarget.config.mapping import MappingSettings, REGIONS
+from retarget.expression.mapping import ExpressionMapper, OneEuroFilter
 from tests.conftest import needs_shared
 
 

@@ -8,7 +8,8 @@ import pytest
 from retarget.errors import RetargetError
 from retarget.expression.flame import FlameMapper
 from retarget.expression.mappers import make_mapper
-from retarget.expression.mapping import ExpressionMapper, MappingSettings
+from retarget.config.mapping import MappingSettings
+from retarget.expression.mapping import ExpressionMapper
 
 
 def test_make_mapper_picks_the_adapters_format_and_validates():

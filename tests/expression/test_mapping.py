@@ -7,7 +7,8 @@ import pytest
 
 from retarget.errors import RetargetError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.expression.mapping import REGIONS, ExpressionMapper, MappingSettings, OneEuroFilter
+from retarget.config.mapping import MappingSettings, REGIONS
+from retarget.expression.mapping import ExpressionMapper, OneEuroFilter
 
 N = len(BLENDSHAPE_NAMES)
 IDX = {name: i for i, name in enumerate(BLENDSHAPE_NAMES)}
@@ -209,7 +210,7 @@ def test_smoothing_is_applied_by_default():
 
 
 def test_csv_round_trip_maps_to_the_same_vectors(tmp_path):
-    from retarget.media.sinks import BlendshapeCsvWriter
+    from retarget.media.blendshape_csv import BlendshapeCsvWriter
     from retarget.media.sources import BlendshapeCsvSource
 
     rng = np.random.default_rng(11)
@@ -228,7 +229,8 @@ def test_csv_round_trip_maps_to_the_same_vectors(tmp_path):
 
 def test_nan_cells_in_a_csv_are_missing_values_and_never_reach_the_filter(tmp_path):
     from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-    from retarget.expression.mapping import ExpressionMapper, MappingSettings
+    from retarget.config.mapping import MappingSettings
+    from retarget.expression.mapping import ExpressionMapper
     from retarget.media.sources import BlendshapeCsvSource
 
     rows = ["timestamp," + ",".join(BLENDSHAPE_NAMES)]
@@ -253,7 +255,8 @@ def test_nan_cells_in_a_csv_are_missing_values_and_never_reach_the_filter(tmp_pa
 
 
 def test_a_nan_vector_handed_to_the_mapper_is_held_not_filtered():
-    from retarget.expression.mapping import ExpressionMapper, MappingSettings
+    from retarget.config.mapping import MappingSettings
+    from retarget.expression.mapping import ExpressionMapper
 
     mapper = ExpressionMapper(MappingSettings(smoothing=True))
     first = mapper(np.full(52, 0.5, np.float32), 0.0)

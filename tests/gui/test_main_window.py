@@ -9,7 +9,7 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from retarget.session import State
+from retarget.session.states import State
 
 
 @pytest.fixture
@@ -84,6 +84,7 @@ def test_live_video_driver_shows_output_frames(qtbot, make_window, media):
     assert not window.error_messages
 
 
+@pytest.mark.timing
 def test_recording_plays_in_real_time_under_a_new_name(qtbot, make_window, media, tmp_path):
     import av
 
@@ -217,6 +218,7 @@ class SlowPipeline:
         return getattr(self._inner, name)
 
 
+@pytest.mark.timing
 def test_slow_generator_runs_off_the_ui_thread_and_the_ui_keeps_ticking(qtbot, make_window, media):
     """Structural: generate() never runs on the UI thread, and the UI event loop keeps turning while a
     500 ms generate runs. The bound (250 ms) is generous: only a blocked UI thread exceeds it. The

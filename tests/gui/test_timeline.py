@@ -10,7 +10,7 @@ import pytest
 from PyQt6.QtCore import QPoint, Qt
 
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.expression.mapping import REGIONS
+from retarget.config.mapping import REGIONS
 from retarget.expression.track import ExpressionTrack
 from retarget.media.blendshape_csv import BlendshapeCsvWriter
 from retarget.session import State

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from unittest import mock
 
-from retarget.session import Session, State
+from retarget.session import Session
+from retarget.session.states import State
 
 
 def _spy(name):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from retarget.errors import BadInputError
-from retarget.media.sinks import VideoSink, mux_audio
+from retarget.media.audio_mux import mux_audio
+from retarget.media.video_sink import VideoSink
 from tests.conftest import needs_shared
 from tests.media.clips import pattern, probe, write_audio
 

@@ -10,7 +10,7 @@ import pytest
 
 from retarget.errors import BadInputError
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-from retarget.media.sinks import BlendshapeCsvWriter
+from retarget.media.blendshape_csv import BlendshapeCsvWriter
 from retarget.media.sources import BlendshapeCsvSource, open_source
 
 

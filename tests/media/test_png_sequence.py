@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retarget.media.sinks import PngSequenceSink
+from retarget.media.png_sequence import PngSequenceSink
 from tests.media.clips import pattern
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from retarget.media.sinks import CallbackSink, SideBySideSink, side_by_side, side_by_side_size
+from retarget.media.frame_sink import CallbackSink
+from retarget.media.side_by_side import SideBySideSink, side_by_side, side_by_side_size
 
 
 def test_side_by_side_and_callback_sinks(tmp_path):

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from retarget.media.sinks import VideoSink
+from retarget.media.video_sink import VideoSink
 from retarget.media.video_sink import StampedVideoSink
 from retarget.media.video_source import variable_frame_times
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 import av
 import pytest
 
-from retarget.media.sinks import VideoSink, frame_rate
+from retarget.media.video_sink import VideoSink, frame_rate
 from retarget.media.sources import VideoFileSource
 from tests.conftest import needs_shared
 from tests.media.clips import index_of, pattern, probe

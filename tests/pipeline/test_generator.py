@@ -11,7 +11,7 @@ import torch
 from retarget.weights.assets import resolve_models
 from retarget.models.reference_attention import ATTEND, RECORD, ReferenceAttnProcessor
 from retarget.pipeline import RetargetPipeline
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 FAST = dict(steps=3)
 
@@ -292,7 +292,7 @@ def test_tiny_vae_decodes_at_the_same_size(files, tmp_path):
 
 def test_lcm_preset_uses_the_lcm_lora_and_scheduler(files, tmp_path):
     from retarget.errors import RetargetError
-    from retarget.settings import preset_settings
+    from retarget.config.generation import preset_settings
     from retarget.weights.testmodels import write_lcm_lora
 
     pipe = RetargetPipeline.from_files(files)
@@ -318,7 +318,7 @@ def test_lcm_preset_uses_the_lcm_lora_and_scheduler(files, tmp_path):
 
 def test_lcm_sampling_is_repeatable_and_steady_across_frames(files, tmp_path):
     """LCMScheduler adds noise between steps: seeded like the initial noise, so a frame repeats and a video holds still."""
-    from retarget.settings import preset_settings
+    from retarget.config.generation import preset_settings
     from retarget.weights.testmodels import write_lcm_lora
 
     pipe = RetargetPipeline.from_files(files)

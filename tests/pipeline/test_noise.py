@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from retarget.pipeline.noise import frame_noise, initial_noise, step_noise_generators
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 
 SHAPE = (1, 4, 8, 8)
 

@@ -12,7 +12,7 @@ import torch
 from retarget.weights.assets import resolve_models
 from retarget.tools.benchmark.counts import python_calls, stubbed_networks
 from retarget.pipeline import RetargetPipeline
-from retarget.settings import GenerationSettings, preset_settings
+from retarget.config.generation import GenerationSettings, preset_settings
 from tests.pipeline.test_generator import expressions, reference_photo, unit_vectors
 
 

@@ -48,7 +48,7 @@ def test_stills_are_marked(tmp_path, face, capsys, suffix):
 
 
 def test_png_sequence_frames_are_marked(tmp_path, face, capsys):
-    from retarget.media.sinks import PngSequenceSink
+    from retarget.media.png_sequence import PngSequenceSink
 
     with PngSequenceSink(tmp_path / "seq") as sink:
         paths = [sink.write(face), sink.write(face[:, ::-1].copy())]
@@ -62,7 +62,7 @@ def test_png_sequence_frames_are_marked(tmp_path, face, capsys):
 
 @pytest.mark.parametrize("crf", [18, 30])  # 18 is the default (--crf)
 def test_videos_are_marked_in_every_frame(tmp_path, face, capsys, shared_dir, crf):
-    from retarget.media.sinks import VideoSink
+    from retarget.media.video_sink import VideoSink
 
     assert VideoOptions().crf == 18
     import av
@@ -82,7 +82,8 @@ def test_videos_are_marked_in_every_frame(tmp_path, face, capsys, shared_dir, cr
 
 
 def test_side_by_side_video_is_marked(tmp_path, face, capsys, shared_dir):
-    from retarget.media.sinks import SideBySideSink, VideoSink, side_by_side_size
+    from retarget.media.side_by_side import SideBySideSink, side_by_side_size
+    from retarget.media.video_sink import VideoSink
 
     out = tmp_path / "both.mp4"
     with SideBySideSink(VideoSink(out, 25, side_by_side_size((512, 512), (512, 512)))) as sink:
@@ -142,7 +143,7 @@ def test_verify_exit_codes_and_one_line_per_bad_file(tmp_path, face, capsys, sha
 
 
 def test_marking_off_writes_plain_files(tmp_path, face, capsys):
-    from retarget.media.sinks import VideoSink
+    from retarget.media.video_sink import VideoSink
     from retarget.outputs import write_image
 
     provenance.configure(ProvenanceOptions(mark=False))

@@ -16,7 +16,7 @@ import av
 import numpy as np
 import pytest
 
-from retarget.media.sinks import TimedVideoSink
+from retarget.media.video_sink import TimedVideoSink
 
 
 def _decoded_times(path: Path) -> list[float]:
@@ -94,11 +94,12 @@ class PassThroughAnalyzer:
         pass
 
 
+@pytest.mark.timing
 def test_cli_live_recording_lasts_as_long_as_the_stream(tmp_path, capsys):
     """`--driver webcam:0 --out rec.mp4`'s path, with a slow generator: the file plays in real time."""
     from retarget.cli.live import run_live
     from retarget.session import Session
-    from retarget.settings import GenerationSettings
+    from retarget.config.generation import GenerationSettings
 
     driver = _synthetic_video(tmp_path / "driver.mp4", seconds=2.0)
     out = tmp_path / "rec.mp4"

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from retarget.errors import BadInputError, MissingModelFile, RetargetError
-from retarget.session import REFUSALS, TRANSITIONS, Session, State, TransitionRefused
-from retarget.settings import GenerationSettings
+from retarget.session import Session
+from retarget.session.states import REFUSALS, State, TRANSITIONS, TransitionRefused
+from retarget.config.generation import GenerationSettings
 
 FAST = GenerationSettings(steps=2)
 
@@ -248,7 +249,7 @@ def test_short_live_stream_events_recording_and_stop(loaded, shared_dir, tmp_pat
 
 
 def test_video_render_goes_through_the_resumable_job(loaded, shared_dir, tmp_path):
-    from retarget.engine import RenderOptions
+    from retarget.config.render import RenderOptions
     from tests.conftest import cut_clip
 
     clip = cut_clip(shared_dir / "media" / "driver_d0.mp4", tmp_path / "clip.mp4", 3)

@@ -149,7 +149,7 @@ def test_targets_pass_and_miss_on_gpu_figures():
 
 def test_bench_count_prints_and_writes_the_counts(tmp_path, capsys):
     """`retarget bench count` (without the minute of FLOPs): structural counts, the same on every machine."""
-    from retarget.settings import PRESETS
+    from retarget.config.generation import PRESETS
 
     out = tmp_path / "counts.json"
     assert main(["bench", "--count", "--no-flops", "--json", str(out)]) == 0

@@ -16,7 +16,7 @@ pytestmark = needs_shared
 def test_extract_then_csv_drives_like_the_video(tmp_path, shared_dir, landmarker_path, capsys):
     from retarget.engine.driving import DriverAnalyzer
     from retarget.expression.blendshapes import BLENDSHAPE_NAMES
-    from retarget.expression.mapping import MappingSettings
+    from retarget.config.mapping import MappingSettings
 
     video = shared_dir / "media" / "driver_d0.mp4"
     csv_path = tmp_path / "x.csv"

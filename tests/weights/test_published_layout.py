@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 from retarget.models.tokenizer_vocab import write_clip_tokenizer
 from retarget.pipeline import RetargetPipeline
-from retarget.settings import GenerationSettings
+from retarget.config.generation import GenerationSettings
 from retarget.weights.testmodels import UNET_CONFIGS, VAE_CONFIGS, expression_adapter_state, reference_lora_state
 
 PUBLISHED_LORA_BYTES = 51_137_360

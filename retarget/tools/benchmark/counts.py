@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retarget.settings import PRESETS, preset_settings
+from retarget.config.generation import PRESETS, preset_settings
 
 # SD 1.5's UNet blocks (down/up types, layers, attention layout) at widths a CPU runs in a blink:
 # the module tree, and so any walk over it, is SD 1.5's. Cross-attention width = the tiny text encoder's.
@@ -274,8 +274,9 @@ class _CountingAnalyzer:
     mapping = None
     frames_without_face = 0
 
-    def __init__(self, exp_dim: int, calls: Counter):
+    def __init__(self, exp_dim: int, calls: Counter, expression_kind: str | None = None):
         self.exp_dim, self.calls = exp_dim, calls
+        self.expression_kind = expression_kind  # the adapter's, as a real analyzer names it (the engine asks)
 
     def __enter__(self):
         return self
@@ -308,7 +309,7 @@ def offline_counts(pipe, context, work: Path, frames: int = 8, batch: int = 4) -
         Image.fromarray(np.full((32, 32, 3), i, np.uint8)).save(driver / f"{i:03d}.png")
     calls: Counter = Counter()
     settings = preset_settings("lcm")
-    renderer = OfflineRenderer(pipe, context, lambda: _CountingAnalyzer(pipe.exp_dim, calls), settings)
+    renderer = OfflineRenderer(pipe, context, lambda: _CountingAnalyzer(pipe.exp_dim, calls, pipe.expression_kind), settings)
     with stubbed_networks(pipe, calls):
         renderer.render(str(driver), work / "out", RenderOptions(batch_size=batch, progress=False, lock=False))
     return {"preset": "lcm", "frames": frames, "batch": batch,

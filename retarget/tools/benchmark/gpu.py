@@ -23,7 +23,7 @@ from retarget.tools.benchmark import measures
 from retarget.tools.benchmark.common import (TimeBudget, best_time, device_description, gpu_driver_version, per_call_times,
                                        versions)
 from retarget.tools.benchmark.runner import BenchRun, GpuBenchOptions
-from retarget.settings import preset_settings
+from retarget.config.generation import preset_settings
 
 TINY_VAE_LIVE = "lcm+taesd"  # the live target's configuration: LCM 4 steps, TAESD decode
 

@@ -15,7 +15,7 @@ from retarget.tools.benchmark import GPU_MEASUREMENTS
 from retarget.tools.benchmark.common import (TimeBudget, best_time, latency_summary, peak_memory_gb, per_call_times,
                                        reset_peak_memory, sync)
 from retarget.errors import first_line
-from retarget.settings import PRESETS, preset_settings
+from retarget.config.generation import PRESETS, preset_settings
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import torch
 
 from retarget.tools.benchmark.common import best_time as _timed
 from retarget.tools.benchmark.common import device_description, versions
-from retarget.settings import PRESETS, GenerationSettings, preset_settings
+from retarget.media.frame_source import DEFAULT_FPS
+from retarget.config.generation import GenerationSettings, PRESETS, preset_settings
 
 
 def _synthetic_video(path: Path, frames: int, size: int = 512) -> Path:
@@ -54,25 +56,62 @@ def run_benchmark(files, device: torch.device, dtype: torch.dtype, driver: Path 
     return results
 
 
+@dataclass
+class _Bench:
+    """What every timed step shares: the pipeline, the identity's inputs and the expressions it renders."""
+
+    pipe: object
+    device: torch.device
+    repeat: int
+    frames: int
+    batch_size: int
+    embedding: np.ndarray
+    reference_image: np.ndarray
+    expressions: np.ndarray
+    context: object = None
+
+
 def _measure(results, work, files, device, dtype, driver, identity, landmarker, frames, batch_size, presets, repeat,
              log, lcm_lora, tiny_vae) -> None:
+    stages = results["stages"]
+    video = driver or _synthetic_video(work / "synthetic.mp4", max(frames, 25))
+    results["driver"] = str(driver) if driver else "synthetic 512x512 noise video (no face)"
+    _measure_perception(stages, video, landmarker, log)
+    log("loading models ...")
+    bench = _load_bench(files, device, dtype, lcm_lora, identity, frames, batch_size, repeat)
+    log("identity context ...")
+    pipe = bench.pipe
+    stages["identity_context_ms"] = 1000 * _timed(lambda: pipe.prepare_identity(bench.embedding, bench.reference_image),
+                                                  device, repeat)
+    bench.context = pipe.prepare_identity(bench.embedding, bench.reference_image)
+    _measure_generator(stages, bench, work, tiny_vae, log)
+    perception_ms = 1000.0 / stages["decode_perception_mapping_fps"]
+    for name in presets:
+        log(f"preset {name} ...")
+        results["presets"][name] = _measure_preset(bench, name, perception_ms, stages["decode_perception_mapping_fps"])
+    log("baseline (published demo structure: per frame a reference pass and a pipeline call, batch 1, nothing cached) ...")
+    results["baseline"] = _measure_baseline(bench)
+    quality_fps = results["presets"].get("quality", {}).get("offline_fps")
+    if quality_fps:
+        results["baseline"]["speedup_quality_vs_baseline"] = quality_fps / results["baseline"]["offline_fps"]
+    if device.type == "cuda":
+        results["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+
+
+def _measure_perception(stages: dict, video: Path, landmarker, log) -> None:
+    """Decoding alone, decoding with MediaPipe perception and mapping, and the mapping step on its own."""
     from retarget.engine.driving import DriverAnalyzer
     from retarget.engine import perception_stream
     from retarget.expression.mapping import ExpressionMapper
     from retarget.face.landmarker import find_landmarker_model
-    from retarget.media.sinks import VideoSink
     from retarget.media.sources import open_source
-    from retarget.pipeline import RetargetPipeline
-
-    stages = results["stages"]
-    video = driver or _synthetic_video(work / "synthetic.mp4", max(frames, 25))
-    results["driver"] = str(driver) if driver else "synthetic 512x512 noise video (no face)"
 
     log("decode ...")
     with open_source(str(video)) as source:
         started = time.perf_counter()
         decoded = [f for f in source]
         stages["decode_fps"] = len(decoded) / (time.perf_counter() - started)
+        fps = source.fps or DEFAULT_FPS
     log("perception ...")
     analyzer_path = find_landmarker_model(landmarker)
     with open_source(str(video)) as source, DriverAnalyzer("blendshapes52", analyzer_path) as analyzer:
@@ -83,10 +122,14 @@ def _measure(results, work, files, device, dtype, driver, identity, landmarker, 
     samples = [d.blendshapes for d in driven]
     started = time.perf_counter()
     for i, s in enumerate(samples):
-        mapper(s, i / 25.0)
+        mapper(s, i / fps)
     stages["mapping_ms_per_frame"] = 1000 * (time.perf_counter() - started) / max(1, len(samples))
 
-    log("loading models ...")
+
+def _load_bench(files, device, dtype, lcm_lora, identity, frames, batch_size, repeat) -> _Bench:
+    """The pipeline, a random unit identity embedding, the reference photo (or noise) and random expressions."""
+    from retarget.pipeline import RetargetPipeline
+
     pipe = RetargetPipeline.from_files(files, device, dtype)
     if lcm_lora:
         pipe.load_lcm_lora(lcm_lora)
@@ -101,13 +144,18 @@ def _measure(results, work, files, device, dtype, driver, identity, landmarker, 
         reference_image = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
     exp_dim = pipe.exp_dim or 1
     expressions = rng.normal(size=(frames, exp_dim)).astype(np.float32) * 0.3
+    return _Bench(pipe, device, repeat, frames, batch_size, embedding, reference_image, expressions)
 
-    log("identity context ...")
-    stages["identity_context_ms"] = 1000 * _timed(lambda: pipe.prepare_identity(embedding, reference_image), device, repeat)
-    context = pipe.prepare_identity(embedding, reference_image)
+
+def _measure_generator(stages: dict, bench: _Bench, work: Path, tiny_vae, log) -> None:
+    """One UNet step (batch, CFG), the VAE decode (and TAESD's when asked), and the video encode per frame."""
+    from retarget.media.video_sink import VideoSink
+
+    pipe, device, repeat, batch_size = bench.pipe, bench.device, bench.repeat, bench.batch_size
     settings = GenerationSettings()
     with torch.no_grad():  # as in generate: the reference keys/values come from the identity's cache
-        conditioning = pipe.conditioning(context, torch.from_numpy(expressions[:batch_size]), settings, fused=True)
+        conditioning = pipe.conditioning(bench.context, torch.from_numpy(bench.expressions[:batch_size]), settings,
+                                         fused=True)
     latents = pipe.noise_for(settings, batch_size).to(device)
 
     def one_step():
@@ -124,53 +172,49 @@ def _measure(results, work, files, device, dtype, driver, identity, landmarker, 
         pipe.use_tiny_vae(tiny_vae)
         stages["tiny_vae_decode_ms_per_frame"] = 1000 * _timed(lambda: pipe.decode(decoded_latents), device, repeat) / batch_size
         pipe.tiny_vae = None  # presets below are timed with the full VAE, as the paper decodes
-    image = pipe.generate(context, expressions[:1], GenerationSettings(steps=1))[0]
+    image = pipe.generate(bench.context, bench.expressions[:1], GenerationSettings(steps=1))[0]
 
     def encode():
         with VideoSink(work / "encode.mp4", 25, (image.shape[1], image.shape[0])) as sink:
-            for _ in range(frames):
+            for _ in range(bench.frames):
                 sink.write(image)
 
-    stages["encode_ms_per_frame"] = 1000 * _timed(encode, device, 1) / frames
-    perception_ms = 1000.0 / stages["decode_perception_mapping_fps"]
+    stages["encode_ms_per_frame"] = 1000 * _timed(encode, device, 1) / bench.frames
 
-    for name in presets:
-        log(f"preset {name} ...")
-        settings = preset_settings(name)
 
-        def offline():
-            for start in range(0, frames, batch_size):
-                pipe.generate(context, expressions[start:start + batch_size], settings)
+def _measure_preset(bench: _Bench, name: str, perception_ms: float, perception_fps: float) -> dict:
+    pipe, context, expressions, frames, batch_size = bench.pipe, bench.context, bench.expressions, bench.frames, bench.batch_size
+    settings = preset_settings(name)
 
-        # One batch warms up this preset's scheduler and shapes (compilation included).
-        offline_s = _timed(offline, device, 1,
-                           warm_up=lambda: pipe.generate(context, expressions[:batch_size], settings))
-        live_s = _timed(lambda: pipe.generate(context, expressions[:1], settings), device, repeat)
-        results["presets"][name] = {
-            "steps": settings.steps,
-            "cfg": settings.cfg,
-            "trade": PRESETS[name].trade,
-            "offline_fps": min(frames / offline_s, stages["decode_perception_mapping_fps"]),
-            "live_latency_ms": 1000 * live_s + perception_ms,
-            "live_fps": 1.0 / live_s,
-        }
+    def offline():
+        for start in range(0, frames, batch_size):
+            pipe.generate(context, expressions[start:start + batch_size], settings)
 
-    log("baseline (published demo structure: per frame a reference pass and a pipeline call, batch 1, nothing cached) ...")
+    # One batch warms up this preset's scheduler and shapes (compilation included).
+    offline_s = _timed(offline, bench.device, 1, warm_up=lambda: pipe.generate(context, expressions[:batch_size], settings))
+    live_s = _timed(lambda: pipe.generate(context, expressions[:1], settings), bench.device, bench.repeat)
+    return {
+        "steps": settings.steps,
+        "cfg": settings.cfg,
+        "trade": PRESETS[name].trade,
+        "offline_fps": min(frames / offline_s, perception_fps),
+        "live_latency_ms": 1000 * live_s + perception_ms,
+        "live_fps": 1.0 / live_s,
+    }
+
+
+def _measure_baseline(bench: _Bench) -> dict:
+    """The published demo's structure: per frame a new identity context (nothing cached), batch 1."""
     quality = preset_settings("quality")
-    baseline_frames = min(frames, 4)
+    baseline_frames = min(bench.frames, 4)
 
     def baseline():
         for i in range(baseline_frames):
-            ctx = pipe.prepare_identity(embedding, reference_image)  # a new context: nothing cached
-            pipe.generate(ctx, expressions[i:i + 1], quality)
+            ctx = bench.pipe.prepare_identity(bench.embedding, bench.reference_image)  # a new context: nothing cached
+            bench.pipe.generate(ctx, bench.expressions[i:i + 1], quality)
 
-    baseline_s = _timed(baseline, device, 1, warm_up=None)  # the presets above warmed the same code
-    results["baseline"] = {"offline_fps": baseline_frames / baseline_s, "frames": baseline_frames, "steps": quality.steps}
-    quality_fps = results["presets"].get("quality", {}).get("offline_fps")
-    if quality_fps:
-        results["baseline"]["speedup_quality_vs_baseline"] = quality_fps / results["baseline"]["offline_fps"]
-    if device.type == "cuda":
-        results["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+    baseline_s = _timed(baseline, bench.device, 1, warm_up=None)  # the presets above warmed the same code
+    return {"offline_fps": baseline_frames / baseline_s, "frames": baseline_frames, "steps": quality.steps}
 
 
 def format_table(results: dict) -> str:
