@@ -117,6 +117,8 @@ def _mean(values) -> float | None:
 def run(args) -> dict:
     from retarget.assets import resolve_models
     from retarget.cli.common import quiet_libraries
+    from retarget.config import ModelOptions
+    from retarget.config.cli_options import from_args
     from retarget.evaluation import Evaluator
     from retarget.face.landmarker import find_landmarker_model
     from retarget.face.image_io import load_image
@@ -144,8 +146,8 @@ def run(args) -> dict:
         driver_faces = [evaluator.analyse(p, embed=False) for p in args.driver]
         # Perception and identity contexts once, with the teacher; a context is plain tensors that any
         # pipeline of the same base models can use, so every student sees exactly the same inputs.
-        with Retargeter(files, device=device, dtype=dtype, exp_adapter=args.exp_adapter, ref_lora=args.ref_lora,
-                        use_reference=args.use_reference, landmarker_path=args.landmarker, smirk_path=args.smirk) as teacher, \
+        # --lcm-lora here lists the students, loaded one by one below: the teacher gets none.
+        with Retargeter(files, from_args(ModelOptions, args, lcm_lora=None), use_reference=args.use_reference) as teacher, \
                 tempfile.TemporaryDirectory(prefix="retarget-eval-distill-") as work:
             contexts = [teacher.identity_from_image(load_image(p), source=str(p)) for p in args.identity]
             expressions = [teacher.expression_from_image(load_image(p), source=str(p)) for p in args.driver]
