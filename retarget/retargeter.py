@@ -258,6 +258,8 @@ def load_retargeter(options: ModelOptions | None = None, *, use_reference: bool 
 
 def speed_up(pipe: RetargetPipeline, options: ModelOptions) -> None:
     """The speed knobs of ModelOptions, applied to a loaded generator (a new one is one more line here)."""
+    if options.attention != "auto":  # hooks on the UNet, in place before torch.compile traces it
+        pipe.use_attention(options.attention)
     if options.channels_last:
         pipe.enable_channels_last()
     if options.compile:
