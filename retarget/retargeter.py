@@ -7,7 +7,6 @@ loaded Expression Adapter speaks (FLAME-55 through SMIRK, or MediaPipe blendshap
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
