@@ -7,7 +7,6 @@ loaded Expression Adapter speaks (FLAME-55 through SMIRK, or MediaPipe blendshap
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from retarget.assets import SMIRK_HELP, ModelFiles
