@@ -12,7 +12,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from retarget.config import MAX_SEED, PAPER_STEPS, GenerationSettings, ModelOptions
+from retarget.config import PAPER_STEPS, GenerationSettings, ModelOptions
+from retarget.config.generation import check_seed
 from retarget.config.cli_options import add_knob_options, from_args
 from retarget.config.knobs import knob, knob_fields, validate_knobs
 from retarget.errors import OneLineArgumentParser
@@ -31,7 +32,7 @@ class TrainingOptions:
     lr_warmup: int = knob(0, flag="--lr-warmup", low=0, help="linear warm-up steps, then constant (default 0)")
     weight_decay: float = knob(1e-2, flag="--weight-decay", low=0.0, high=1.0, help="AdamW weight decay (default 0.01)")
     max_grad_norm: float = knob(1.0, flag="--max-grad-norm", low=0.0, help="gradient clipping (default 1.0; 0 = off)")
-    seed: int = knob(0, flag="--seed", low=0, high=MAX_SEED, help=f"seed of every random draw (default 0; at most {MAX_SEED})")
+    seed: int = knob(0, flag="--seed", check=check_seed, help="seed of every random draw (default 0; 0 to 2^63 - 1, as rendering's)")
     mixed_precision: str = knob("no", flag="--mixed-precision", choices=("no", "fp16", "bf16"),
                                 help="compute precision of the frozen weights (default no)")
     gradient_checkpointing: bool = knob(False, flag="--gradient-checkpointing",
