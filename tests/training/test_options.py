@@ -57,3 +57,20 @@ def test_a_bad_value_is_one_line_naming_the_flag(argv, fragment):
 def test_the_options_are_a_knob_dataclass():
     options = check_args(_parse("--batch-size", 3, "--fixed-noise"))
     assert isinstance(options, TrainingOptions) and options.batch_size == 3 and options.fixed_noise
+
+
+@pytest.mark.parametrize("module, argv, fragment", [
+    ("distill", ("--huber-c", 0), "--huber-c must be more than 0"),
+    ("distill", ("--ema-decay", 1), "--ema-decay must be less than 1"),
+    ("train_reference", ("--rank", 0), "--rank must be at least 1"),
+    ("train_expression", ("--num-tokens", 0), "--num-tokens must be at least 1"),
+])
+def test_each_trainers_own_knobs_are_checked_before_any_work(module, argv, fragment, tmp_path, capsys):
+    import importlib
+
+    trainer = importlib.import_module(f"training.{module}")
+    out = tmp_path / "out"
+    assert trainer.main(["--data", str(tmp_path), "--models", "random:tiny", "--out", str(out), *map(str, argv)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and fragment in err[0], err
+    assert not out.exists()
