@@ -46,7 +46,8 @@ def gap_figures(gaps_ms: list[float]) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gui.bench", description="UI responsiveness while a live stream runs")
-    add_knob_options(p, ModelOptions, only=("models", "landmarker"), defaults={"models": "random:tiny"})
+    add_knob_options(p, ModelOptions, only=("models", "landmarker"), defaults={"models": "random:tiny"},
+                     helps={"models": "as for the app; default random:tiny (the UI's responsiveness, not the models', is measured)"})
     p.add_argument("--identity", type=Path, default=MEDIA / "identity_hepburn_small.png")
     p.add_argument("--driver", type=Path, default=MEDIA / "driver_d0.mp4")
     p.add_argument("--seconds", type=float, default=10.0, help="how long to measure (default 10)")
