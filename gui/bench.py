@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from gui.screenshot import MEDIA
+from retarget.config.cli_options import add_knob_options, from_args
+from retarget.config.models import ModelOptions
 
 
 class SlowedPipeline:
@@ -44,8 +46,8 @@ def gap_figures(gaps_ms: list[float]) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gui.bench", description="UI responsiveness while a live stream runs")
-    p.add_argument("--models", default="random:tiny")
-    p.add_argument("--landmarker", default=None)
+    add_knob_options(p, ModelOptions, only=("models", "landmarker"), defaults={"models": "random:tiny"},
+                     helps={"models": "as for the app; default random:tiny (the UI's responsiveness, not the models', is measured)"})
     p.add_argument("--identity", type=Path, default=MEDIA / "identity_hepburn_small.png")
     p.add_argument("--driver", type=Path, default=MEDIA / "driver_d0.mp4")
     p.add_argument("--seconds", type=float, default=10.0, help="how long to measure (default 10)")
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="extra seconds per generate(), as on a slow GPU (default 0.5; 0 = as fast as it goes)")
     p.add_argument("--steps", type=int, default=2)
     args = p.parse_args(argv)
+    models = from_args(ModelOptions, args)
 
     from PyQt6.QtCore import QSettings, Qt, QTimer
     from PyQt6.QtWidgets import QApplication
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     store = QSettings(str(Path(tempfile.mkdtemp()) / "bench.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(models=args.models, landmarker_path=args.landmarker, settings=store, probe_cameras=False)
+    window = MainWindow(models=models.models, landmarker_path=models.landmarker, settings=store, probe_cameras=False)
     window.panel.set_preset("fast")
     window.panel.steps.setValue(args.steps)
     window.loop_check.setChecked(True)

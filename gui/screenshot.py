@@ -20,6 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from retarget.config.cli_options import add_knob_options, from_args
+from retarget.config.models import ModelOptions
+
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 SCENES = ("main", "recording", "small", "error", "download", "timeline", "expression", "waiting", "render")
 
@@ -67,14 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gui.screenshot", description=__doc__)
     p.add_argument("out", type=Path)
     p.add_argument("--scene", choices=SCENES, default="main")
-    p.add_argument("--models", default=os.environ.get("RETARGET_MODELS", "hub"))
-    p.add_argument("--landmarker", default=None)
+    add_knob_options(p, ModelOptions, only=("models", "landmarker"), defaults={"models": os.environ.get("RETARGET_MODELS", "hub")})
     p.add_argument("--identity", type=Path, default=MEDIA / "identity_hepburn_small.png")
     p.add_argument("--driver", type=Path, default=MEDIA / "driver_d0.mp4")
     p.add_argument("--track", type=Path, help="timeline scene: a blendshape CSV (default: extracted from --driver)")
     p.add_argument("--frames", type=int, default=6, help="output frames to wait for before the grab")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds before giving up")
     args = p.parse_args(argv)
+    models = from_args(ModelOptions, args)
 
     from PyQt6.QtCore import QSettings, QTimer
     from PyQt6.QtWidgets import QApplication
@@ -86,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp())
     store = QSettings(str(scratch / "screenshot.ini"), QSettings.Format.IniFormat)
     store.setValue("files/record_dir", str(scratch))
-    landmarker = str(scratch / "face_landmarker.task") if args.scene == "error" else args.landmarker
-    window = MainWindow(models=args.models, landmarker_path=landmarker, settings=store, probe_cameras=False,
+    landmarker = str(scratch / "face_landmarker.task") if args.scene == "error" else models.landmarker
+    window = MainWindow(models=models.models, landmarker_path=landmarker, settings=store, probe_cameras=False,
                         autoload=args.scene != "download")
     window.panel.set_preset("fast")
     window.resize(*((1024, 768) if args.scene == "small" else (1400, 980) if args.scene == "timeline" else (1400, 820)))
@@ -198,7 +201,7 @@ def _timeline_scene(window, args, scratch: Path, save, fail) -> None:
         from retarget.tools.extract import extract_blendshapes
 
         track = scratch / f"{args.driver.stem}.csv"
-        extract_blendshapes(args.driver, track, landmarker=args.landmarker and Path(args.landmarker), progress=False)
+        extract_blendshapes(args.driver, track, landmarker=from_args(ModelOptions, args).landmarker, progress=False)
 
     def edit_and_preview(_=None) -> None:
         dock = open_track_editor(window, track)

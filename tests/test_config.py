@@ -33,6 +33,8 @@ HAND_WRITTEN_SINCE = {"--expression", "--identity-face", "--driver-face"}
 # Knobs added since: --fps (issue 24: the output rate of blendshape CSV drivers), the expression bridge (issue 20),
 # a time range of the driver (issue 21).
 KNOBS_SINCE = {"--fps", "--bridge", "--expression-source", "--start", "--end"}
+# A model knob added as one ModelOptions field (issue 28): the SDPA kernel of the UNet's attention.
+KNOBS_SINCE |= {"--attention"}
 # Knobs added since (issue 27): marking outputs as AI-generated (ProvenanceOptions).
 PROVENANCE_FLAGS = {"--no-provenance", "--c2pa-key", "--c2pa-cert"}
 

@@ -76,9 +76,10 @@ def two_faces(shared_dir, landmarker_path):
 @pytest.fixture(scope="module")
 def retargeter(tiny_models_dir, landmarker_path):
     from retarget.weights.assets import resolve_models
+    from retarget.config.models import ModelOptions
     from retarget.session.retargeter import Retargeter
 
-    with Retargeter(resolve_models(str(tiny_models_dir)), landmarker_path=landmarker_path) as r:
+    with Retargeter(resolve_models(str(tiny_models_dir)), ModelOptions(device="cpu", landmarker=landmarker_path)) as r:
         yield r
 
 

@@ -11,6 +11,7 @@ from retarget.weights.assets import resolve_models
 from retarget.engine import OfflineRenderer
 from retarget.config.render import RenderOptions
 from retarget.models.reference_attention import RECORD
+from retarget.config.models import ModelOptions
 from retarget.session.retargeter import Retargeter
 from retarget.config.generation import GenerationSettings
 from tests.conftest import cut_clip, needs_shared
@@ -27,7 +28,7 @@ def test_work_per_identity_batch_and_frame(tmp_path, blendshape_models_dir, shar
     clip = cut_clip(shared_dir / "media" / "driver_d0.mp4", tmp_path / "clip.mp4", frames)
     steps = 3
     calls = {"text": 0, "record": 0, "denoise": 0}
-    with Retargeter(resolve_models(str(blendshape_models_dir)), landmarker_path=landmarker_path) as retargeter:
+    with Retargeter(resolve_models(str(blendshape_models_dir)), ModelOptions(device="cpu", landmarker=landmarker_path)) as retargeter:
         pipe = retargeter.pipeline
         pipe.id_encoder.text_encoder.register_forward_pre_hook(lambda m, a: calls.__setitem__("text", calls["text"] + 1))
 

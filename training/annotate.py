@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from retarget.config.cli_options import add_knob_options, from_args
+from retarget.config.models import ModelOptions
 from retarget.errors import OneLineArgumentParser, RetargetError, run_command
 from retarget.media.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from retarget.outputs import atomic_write
@@ -32,9 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("sources", nargs="+", type=Path, help="image/video files or folders (walked recursively)")
     parser.add_argument("--out", type=Path, required=True, help="dataset folder (created; a rerun continues it)")
     parser.add_argument("--every", type=int, default=1, help="keep every N-th video frame (default 1)")
-    parser.add_argument("--models", default="hub", help="models for arcface.onnx: hub, a models folder, or random:tiny")
-    parser.add_argument("--landmarker", type=Path, help="MediaPipe face_landmarker.task")
-    parser.add_argument("--smirk", type=Path, help="SMIRK_em1.pt: also store FLAME-55 values (for flame55 adapters)")
+    add_knob_options(parser, ModelOptions, only=("models", "landmarker", "smirk"),
+                     helps={"models": "models for arcface.onnx: hub, a models folder, or random:tiny",
+                            "landmarker": "MediaPipe face_landmarker.task",
+                            "smirk": "SMIRK_em1.pt: also store FLAME-55 values (for flame55 adapters)"})
     parser.add_argument("--workers", type=int, default=1, help="parallel processes, each with its own landmarker (default 1)")
     parser.add_argument("--max-frames", type=int, default=None, help="at most this many kept frames per video")
     return parser
@@ -198,11 +201,12 @@ def run(args: argparse.Namespace) -> dict:
     if args.workers < 1:
         raise RetargetError(f"--workers must be at least 1 (got {args.workers})")
     sources = collect_sources(args.sources)
-    _claim_dataset_folder(args.out, [*(("a source", p) for p in args.sources), ("--landmarker", args.landmarker),
-                                     ("--smirk", args.smirk)])
-    files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
-    landmarker = landmarker_for(args.landmarker, files)
-    smirk = args.smirk
+    models = from_args(ModelOptions, args)
+    _claim_dataset_folder(args.out, [*(("a source", p) for p in args.sources), ("--landmarker", models.landmarker),
+                                     ("--smirk", models.smirk)])
+    files = resolve_models(models.models, progress=lambda line: print(line, file=sys.stderr))
+    landmarker = landmarker_for(models.landmarker, files)
+    smirk = models.smirk
     if smirk is not None and not Path(smirk).is_file():
         raise RetargetError(f"--smirk {smirk}: no such file")
     out: Path = args.out

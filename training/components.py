@@ -10,21 +10,17 @@ from retarget.errors import MissingWeightsError, RetargetError, first_line
 
 
 def load_components(files):
-    """The frozen parts, loaded like RetargetPipeline.from_files, plus the DDPM noise scheduler."""
-    from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    """The frozen parts, loaded by the pipeline's own loader (its one-line errors, never an unsafe load), all in fp32,
+    plus the DDPM noise scheduler the training loss draws timesteps from."""
+    from diffusers import DDPMScheduler
 
-    from retarget.errors import MissingWeightsError
+    from retarget.pipeline.loading import load_components as load_frozen_components
 
+    unet, vae, text_encoder, tokenizer, sampler = load_frozen_components(files, torch.float32)
     try:
-        unet = UNet2DConditionModel.from_pretrained(files.unet, torch_dtype=torch.float32)
-        vae = AutoencoderKL.from_pretrained(files.vae, torch_dtype=torch.float32)
-        text_encoder = CLIPTextModel.from_pretrained(files.encoder, dtype=torch.float32)
-        tokenizer = CLIPTokenizer.from_pretrained(files.tokenizer)
-        sampler = DPMSolverMultistepScheduler.from_pretrained(files.scheduler, algorithm_type="dpmsolver++", solver_order=2)
         noise_scheduler = DDPMScheduler.from_pretrained(files.scheduler)
     except (OSError, ValueError) as err:
-        raise MissingWeightsError(f"cannot load the models from {files.description}: {first_line(err)}") from None
+        raise MissingWeightsError(f"cannot load the noise scheduler from {files.description}: {first_line(err)}") from None
     return unet, vae, text_encoder, tokenizer, sampler, noise_scheduler
 
 

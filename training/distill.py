@@ -23,10 +23,14 @@ import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from retarget.config import PAPER_CFG
+from retarget.config.cli_options import add_knob_options, from_args
+from retarget.config.knobs import knob, validate_knobs
 from retarget.errors import BadInputError, RetargetError
 from training.common import AdapterTrainer, adapter_file, base_parser, cli, lora_weights_of, run
 
@@ -120,8 +124,6 @@ class DistillTrainer(AdapterTrainer):
             if not local.exists() and (local.suffix or local.is_absolute() or init.startswith(".")):
                 raise RetargetError(f"--init {init}: no such file or folder")
         else:
-            if args.rank < 1:
-                raise RetargetError("--rank must be at least 1")
             init = work / WEIGHTS_NAME
             save_lcm_lora(initial_lcm_lora(unet, args.rank, args.seed), init)
         if self.noise_scheduler.config.prediction_type != "epsilon":
@@ -247,30 +249,40 @@ class DistillTrainer(AdapterTrainer):
         return pseudo_huber(self.consistency(student_eps, start, noisy), target, args.huber_c)
 
     def main_run(self) -> dict:
-        if self.args.ema_decay < 0 or self.args.ema_decay >= 1:
-            raise RetargetError("--ema-decay must be within [0, 1)")
-        if self.args.teacher_cfg < 1:
-            raise RetargetError("--teacher-cfg must be 1.0 or more")
-        if self.args.student_steps < 1:
-            raise RetargetError("--student-steps must be at least 1")
+        validate_knobs(from_args(DistillOptions, self.args))
         return run(self, self.args, lambda pipeline: pipeline.expression_kind)
 
 
+def _below_one(name: str, value: float) -> None:
+    if value >= 1:
+        raise RetargetError(f"{name} must be less than 1 (got {value}; 0 = the online student)")
+
+
+@dataclass
+class DistillOptions:
+    """The distillation's own knobs (the loop's are training.options.TrainingOptions)."""
+
+    teacher_cfg: float = knob(PAPER_CFG, flag="--teacher-cfg", low=1.0,
+                              help=f"teacher's classifier-free guidance (default {PAPER_CFG})")
+    rank: int = knob(64, flag="--rank", low=1, help="LoRA rank (default 64, as LCM-LoRA)")
+    init: str | None = knob(None, flag="--init",
+                            help="start from this LCM-LoRA (file, folder or hub id, e.g. latent-consistency/lcm-lora-sdv1-5)")
+    ema_decay: float = knob(0.95, flag="--ema-decay", low=0.0, check=_below_one,
+                            help="EMA decay of the target network (default 0.95; 0 = the online student)")
+    # c = 0 would be |x|, whose gradient at 0 is undefined.
+    huber_c: float = knob(0.001, flag="--huber-c", low=0.0, low_open=True, help="pseudo-Huber loss constant (default 0.001)")
+    student_steps: int = knob(4, flag="--student-steps", low=1, help="LCM steps of the student's sample images (default 4)")
+
+
 def build_parser():
-    from retarget.config import PAPER_CFG, GenerationSettings, ModelOptions
-    from retarget.config.cli_options import add_knob_options
+    from retarget.config import GenerationSettings, ModelOptions
 
     parser = base_parser("python -m training.distill",
                          "Distil Arc2Face with both adapters into a few-step LCM-LoRA (diffusers' LoRA format, for --preset lcm).",
                          lr=1e-4, max_steps=4000, drop=None)
     add_knob_options(parser, ModelOptions, only=("exp_adapter", "ref_lora"))
     add_knob_options(parser, GenerationSettings, only=("use_reference", "ref_scale"))  # --no-reference: distil without it
-    parser.add_argument("--teacher-cfg", type=float, default=PAPER_CFG, help=f"teacher's classifier-free guidance (default {PAPER_CFG})")
-    parser.add_argument("--rank", type=int, default=64, help="LoRA rank (default 64, as LCM-LoRA)")
-    parser.add_argument("--init", help="start from this LCM-LoRA (file, folder or hub id, e.g. latent-consistency/lcm-lora-sdv1-5)")
-    parser.add_argument("--ema-decay", type=float, default=0.95, help="EMA decay of the target network (default 0.95; 0 = the online student)")
-    parser.add_argument("--huber-c", type=float, default=0.001, help="pseudo-Huber loss constant (default 0.001)")
-    parser.add_argument("--student-steps", type=int, default=4, help="LCM steps of the student's sample images (default 4)")
+    add_knob_options(parser, DistillOptions)
     return parser
 
 

@@ -117,6 +117,8 @@ def _mean(values) -> float | None:
 def run(args) -> dict:
     from retarget.weights.assets import resolve_models
     from retarget.errors import quiet_libraries
+    from retarget.config import ModelOptions
+    from retarget.config.cli_options import from_args
     from retarget.tools.evaluation import Evaluator
     from retarget.face.landmarker import find_landmarker_model
     from retarget.face.image_io import load_image
@@ -131,10 +133,12 @@ def run(args) -> dict:
         if not path.is_file():
             raise BadInputError(f"{path}: no such file")
     quiet_libraries()
-    files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
-    device = pick_device(args.device)
-    dtype = pick_dtype(args.dtype, device)
-    evaluator = Evaluator(files.arcface, find_landmarker_model(args.landmarker or files.landmarker))
+    # --lcm-lora here lists the students, loaded one by one below: the teacher's options have none.
+    models = from_args(ModelOptions, args, lcm_lora=None)
+    files = resolve_models(models.models, progress=lambda line: print(line, file=sys.stderr))
+    device = pick_device(models.device)
+    dtype = pick_dtype(models.dtype, device)
+    evaluator = Evaluator(files.arcface, find_landmarker_model(models.landmarker or files.landmarker))
     base = GenerationSettings(seed=args.seed, use_reference=args.use_reference)
     base.validate()
     pairs = [{"identity": str(i), "driver": str(d)} for i in args.identity for d in args.driver]
@@ -144,8 +148,7 @@ def run(args) -> dict:
         driver_faces = [evaluator.analyse(p, embed=False) for p in args.driver]
         # Perception and identity contexts once, with the teacher; a context is plain tensors that any
         # pipeline of the same base models can use, so every student sees exactly the same inputs.
-        with Retargeter(files, device=device, dtype=dtype, exp_adapter=args.exp_adapter, ref_lora=args.ref_lora,
-                        use_reference=args.use_reference, landmarker_path=args.landmarker, smirk_path=args.smirk) as teacher, \
+        with Retargeter(files, models, use_reference=args.use_reference) as teacher, \
                 tempfile.TemporaryDirectory(prefix="retarget-eval-distill-") as work:
             contexts = [teacher.identity_from_image(load_image(p), source=str(p)) for p in args.identity]
             expressions = [teacher.expression_from_image(load_image(p), source=str(p)) for p in args.driver]
@@ -155,7 +158,7 @@ def run(args) -> dict:
                 if label == "teacher":
                     pipeline, runs = teacher.pipeline, [replace(base, steps=args.teacher_steps, cfg=args.teacher_cfg)]
                 else:
-                    pipeline = RetargetPipeline.from_files(files, device, dtype, exp_adapter=args.exp_adapter, ref_lora=args.ref_lora,
+                    pipeline = RetargetPipeline.from_files(files, device, dtype, exp_adapter=models.exp_adapter, ref_lora=models.ref_lora,
                                                            use_ref_lora=args.use_reference)
                     pipeline.load_lcm_lora(untrained_lora(files.unet, Path(work)) if label == UNTRAINED else label)
                     runs = [replace(preset_settings("lcm", base), steps=n) for n in steps]

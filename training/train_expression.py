@@ -9,10 +9,13 @@ The Reference Adapter is off (not loaded) during this training.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from retarget.config.cli_options import add_knob_options, from_args
+from retarget.config.knobs import knob, validate_knobs
 from retarget.errors import RetargetError
 from training.common import AdapterTrainer, base_parser, cli, run
 from training.data import EXP_KINDS
@@ -105,17 +108,26 @@ class ExpressionTrainer(AdapterTrainer):
         save_expression_adapter(expression_adapter_state_of(self.unet), path)
 
     def main_run(self) -> dict:
+        validate_knobs(from_args(ExpressionOptions, self.args))
         return run(self, self.args, lambda pipeline: pipeline.expression_kind)
+
+
+@dataclass
+class ExpressionOptions:
+    """The Expression Adapter trainer's own knobs (the loop's are training.options.TrainingOptions)."""
+
+    exp_kind: str | None = knob(None, flag="--exp-kind", choices=tuple(EXP_KINDS), metavar=None,
+                                help="expression input: blendshapes52 (default), blendshapes51 (no _neutral) or flame55 "
+                                     "(needs --smirk at annotation)")
+    init: Path | None = knob(None, flag="--init", help="fine-tune this exp_adapter.bin instead of starting fresh")
+    num_tokens: int = knob(4, flag="--num-tokens", low=1, help="expression tokens (default 4, as published)")
+    hidden_mult: int = knob(2, flag="--hidden-mult", low=1, help="MLP hidden width = mult x input width (default 2, as published)")
 
 
 def build_parser():
     parser = base_parser("python -m training.train_expression", "Train the Expression Adapter (published exp_adapter.bin layout).",
                          lr=1e-4, max_steps=300_000, drop=0.05)
-    parser.add_argument("--exp-kind", choices=tuple(EXP_KINDS), default=None,
-                        help="expression input: blendshapes52 (default), blendshapes51 (no _neutral) or flame55 (needs --smirk at annotation)")
-    parser.add_argument("--init", type=Path, help="fine-tune this exp_adapter.bin instead of starting fresh")
-    parser.add_argument("--num-tokens", type=int, default=4, help="expression tokens (default 4, as published)")
-    parser.add_argument("--hidden-mult", type=int, default=2, help="MLP hidden width = mult x input width (default 2, as published)")
+    add_knob_options(parser, ExpressionOptions)
     return parser
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from retarget.config import ModelOptions
-from retarget.config.cli_options import add_knob_options
+from retarget.config.cli_options import add_knob_options, from_args
+from retarget.config.knobs import knob, validate_knobs
 from retarget.errors import RetargetError
 from training.common import AdapterTrainer, adapter_file, base_parser, cli, lora_weights_of, run
 
@@ -79,8 +81,6 @@ class ReferenceTrainer(AdapterTrainer):
             if not Path(lora).is_file():
                 raise RetargetError(f"--init {lora}: no such file")
         else:
-            if args.rank < 1:
-                raise RetargetError("--rank must be at least 1")
             lora = work / WEIGHTS_NAME
             save_reference_lora(initial_reference_lora(unet, args.rank, args.seed), lora)
         pipeline = RetargetPipeline.assemble(unet, vae, text_encoder, tokenizer, sampler, exp_adapter=exp_adapter,
@@ -119,16 +119,25 @@ class ReferenceTrainer(AdapterTrainer):
             p.requires_grad_(True)
 
     def main_run(self) -> dict:
+        validate_knobs(from_args(ReferenceOptions, self.args))
         return run(self, self.args, lambda pipeline: pipeline.expression_kind)
+
+
+@dataclass
+class ReferenceOptions:
+    """The Reference Adapter trainer's own knobs (the loop's are training.options.TrainingOptions)."""
+
+    rank: int = knob(128, flag="--rank", low=1, help="LoRA rank (default 128, as published)")
+    init: Path | None = knob(None, flag="--init",
+                             help="fine-tune this pytorch_lora_weights.safetensors instead of starting from zero")
 
 
 def build_parser():
     parser = base_parser("python -m training.train_reference",
                          "Train the Reference Adapter LoRA (published pytorch_lora_weights.safetensors layout).",
                          lr=1e-5, max_steps=15_000, drop=0.0)
-    parser.add_argument("--rank", type=int, default=128, help="LoRA rank (default 128, as published)")
+    add_knob_options(parser, ReferenceOptions)
     add_knob_options(parser, ModelOptions, only=("exp_adapter",))  # the frozen Expression Adapter
-    parser.add_argument("--init", type=Path, help="fine-tune this pytorch_lora_weights.safetensors instead of starting from zero")
     return parser
 
 

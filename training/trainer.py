@@ -83,7 +83,7 @@ class AdapterTrainer:
         latents = dist.mean if args.fixed_noise else dist.sample(generator=gen).to(device)
         latents = latents.float() * pipe.vae.config.scaling_factor
         if args.fixed_noise:
-            noise = torch.cat([torch.randn((1,) + latents.shape[1:], generator=torch.Generator().manual_seed(args.seed * 7 + int(i)))
+            noise = torch.cat([torch.randn((1,) + latents.shape[1:], generator=torch.Generator().manual_seed((args.seed * 7 + int(i)) % 2**63))
                                for i in batch["index"]])
         else:
             noise = torch.randn(latents.shape, generator=gen)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from retarget.tools.benchmark import GPU_MEASUREMENTS
 from retarget.errors import quiet_libraries
+from retarget.config.cli_options import add_knob_options, from_args
+from retarget.config.models import ModelOptions
 from retarget.errors import OneLineArgumentParser, RetargetError
 from retarget.config.generation import PRESETS
 
@@ -27,18 +29,16 @@ def bench_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("stage", nargs="?", choices=("all", "perception", "gpu", "count", "paste"), default="all")
     parser.add_argument("video", nargs="?", type=Path, help="perception: the video to time")
-    parser.add_argument("--models", default="random:sd15", help="as for --headless; default random:sd15 (full-size shapes: timings do not depend on weights)")
     parser.add_argument("--driver", type=Path, help="driver video (default: a synthetic one)")
     parser.add_argument("--identity", type=Path, help="identity photo for the reference pass (default: random pixels)")
     parser.add_argument("--frames", type=int, default=8, help="frames per end-to-end run (default 8)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--presets", help=f"comma-separated presets from {', '.join(PRESETS)} (default quality,balanced,fast; "
                                            "lcm needs --lcm-lora); bench gpu: default all, with random LCM-LoRA weights when none is given")
-    parser.add_argument("--lcm-lora", metavar="SRC", help="LCM-LoRA for the lcm preset")
-    parser.add_argument("--tiny-vae", metavar="SRC", help="time decoding with TAESD too")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", choices=("auto", "fp16", "bf16", "fp32"), default="auto")
-    parser.add_argument("--landmarker", type=Path)
+    add_knob_options(parser, ModelOptions, only=("models", "lcm_lora", "tiny_vae", "device", "dtype", "landmarker"),
+                     defaults={"models": "random:sd15"},
+                     helps={"models": "as for --headless; default random:sd15 (full-size shapes: timings do not depend on weights)",
+                            "lcm_lora": "LCM-LoRA for the lcm preset", "tiny_vae": "time decoding with TAESD too"})
     parser.add_argument("--repeat", type=int, default=2, help="timed repetitions; the best is reported (default 2)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--count", action="store_true", help="the same as the stage `count`")
@@ -58,6 +58,7 @@ def bench_parser() -> argparse.ArgumentParser:
 
 def run_bench(argv: list[str]) -> int:
     args = bench_parser().parse_args(argv)
+    models = from_args(ModelOptions, args)
     if args.stage == "paste":
         from retarget.tools.benchmark.paste import benchmark_paste, print_paste_benchmark
 
@@ -68,10 +69,10 @@ def run_bench(argv: list[str]) -> int:
             raise RetargetError("retarget bench perception needs a VIDEO")
         from retarget.tools.extract import benchmark_perception
 
-        print(benchmark_perception(args.video, landmarker=args.landmarker, repeat=args.repeat))
+        print(benchmark_perception(args.video, landmarker=models.landmarker, repeat=args.repeat))
         return 0
     if args.stage == "gpu":
-        return _run_bench_gpu(args)
+        return _run_bench_gpu(args, models)
     if args.stage == "count" or args.count:
         return _run_bench_count(args)
     presets = [p.strip() for p in (args.presets or "quality,balanced,fast").split(",") if p.strip()]
@@ -92,14 +93,14 @@ def run_bench(argv: list[str]) -> int:
     from retarget.outputs import write_json
     from retarget.pipeline import pick_device, pick_dtype
 
-    files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
-    device = pick_device(args.device)
-    if "lcm" in presets and not args.lcm_lora:
+    files = resolve_models(models.models, progress=lambda line: print(line, file=sys.stderr))
+    device = pick_device(models.device)
+    if "lcm" in presets and not models.lcm_lora:
         raise RetargetError("--presets lcm needs --lcm-lora (latent-consistency/lcm-lora-sdv1-5 or a local copy)")
-    results = run_benchmark(files, device, pick_dtype(args.dtype, device), driver=args.driver, identity=args.identity,
-                            landmarker=args.landmarker, frames=args.frames, batch_size=args.batch_size,
+    results = run_benchmark(files, device, pick_dtype(models.dtype, device), driver=args.driver, identity=args.identity,
+                            landmarker=models.landmarker, frames=args.frames, batch_size=args.batch_size,
                             presets=presets, repeat=args.repeat, log=lambda line: print(line, file=sys.stderr),
-                            lcm_lora=args.lcm_lora, tiny_vae=args.tiny_vae)
+                            lcm_lora=models.lcm_lora, tiny_vae=models.tiny_vae)
     print(format_table(results))
     if args.json:
         write_json(args.json, results)
@@ -117,7 +118,7 @@ def _positive_ints(text: str, flag: str) -> tuple[int, ...]:
     return values
 
 
-def _run_bench_gpu(args: argparse.Namespace) -> int:
+def _run_bench_gpu(args: argparse.Namespace, models: ModelOptions) -> int:
     """`retarget bench gpu`: imports only what the generator needs (no OpenCV, PyAV or MediaPipe unless present)."""
     started = time.perf_counter()
     presets = tuple(p.strip() for p in (args.presets or ",".join(PRESETS)).split(",") if p.strip())
@@ -141,14 +142,14 @@ def _run_bench_gpu(args: argparse.Namespace) -> int:
     from retarget.tools.benchmark.report import format_gpu_table
     from retarget.pipeline import pick_device, pick_dtype
 
-    device = pick_device(args.device)
+    device = pick_device(models.device)
     options = GpuBenchOptions(
         batch_sizes=_positive_ints(args.batch_sizes, "--batch-sizes"), offline_frames=args.offline_frames,
         live_frames=args.live_frames, baseline_frames=args.baseline_frames, psnr_seeds=args.psnr_seeds,
-        budget_s=args.budget, presets=presets, lcm_lora=args.lcm_lora, tiny_vae=args.tiny_vae, driver=args.driver,
-        landmarker=args.landmarker, skip=tuple(m.strip() for m in args.skip.split(",") if m.strip()), json_path=args.json,
+        budget_s=args.budget, presets=presets, lcm_lora=models.lcm_lora, tiny_vae=models.tiny_vae, driver=args.driver,
+        landmarker=models.landmarker, skip=tuple(m.strip() for m in args.skip.split(",") if m.strip()), json_path=args.json,
     )
-    results = run_gpu_benchmark(args.models, device, pick_dtype(args.dtype, device), options,
+    results = run_gpu_benchmark(models.models, device, pick_dtype(models.dtype, device), options,
                                 log=lambda line: print(line, file=sys.stderr, flush=True), started=started)
     print(format_gpu_table(results))
     if args.json:

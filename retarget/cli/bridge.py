@@ -142,9 +142,7 @@ def _eval(args) -> int:
 
     bar, progress = _progress_bar("eval", "step")
     with bar:
-        result = evaluate_bridge(args.videos, models=models.models, exp_adapter=models.exp_adapter, landmarker=models.landmarker,
-                                 smirk=models.smirk, device=models.device, dtype=models.dtype, bridge=args.bridge,
-                                 identity=args.identity, frames=args.frames, settings=settings, seed=settings.seed,
+        result = evaluate_bridge(args.videos, models, identity=args.identity, frames=args.frames, settings=settings, seed=settings.seed,
                                  batch_size=args.batch_size, progress=progress)
     print(format_eval(result))
     if args.json:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from retarget.config.cli_options import add_knob_options, from_args
+from retarget.config.models import ModelOptions
 from retarget.errors import OneLineArgumentParser
 
 
@@ -15,9 +17,9 @@ def doctor_parser() -> argparse.ArgumentParser:
                     "or missing (with sizes and the command that fetches them), the MediaPipe model, SMIRK, SCRFD, the "
                     "expression bridge, whether Qt can open a window, and the video codecs. Exits 1 when something the "
                     "app's default path needs is missing. Downloads nothing.")
-    parser.add_argument("--models", default=os.environ.get("RETARGET_MODELS", "hub"),
-                        help="hub (default, the Hugging Face cache), a models folder, or random:tiny; also $RETARGET_MODELS")
-    parser.add_argument("--landmarker", default=None, help="MediaPipe face_landmarker.task to check instead of the usual places")
+    add_knob_options(parser, ModelOptions, only=("models", "landmarker"), defaults={"models": os.environ.get("RETARGET_MODELS", "hub")},
+                     helps={"models": "hub (default, the Hugging Face cache), a models folder, or random:tiny; also $RETARGET_MODELS",
+                            "landmarker": "MediaPipe face_landmarker.task to check instead of the usual places"})
     return parser
 
 
@@ -25,6 +27,7 @@ def run_doctor(argv: list[str]) -> int:
     from retarget.tools.doctor import exit_code, report, run_checks
 
     args = doctor_parser().parse_args(argv)
-    checks = run_checks(args.models, args.landmarker)
+    models = from_args(ModelOptions, args)
+    checks = run_checks(models.models, models.landmarker)
     print(report(checks))
     return exit_code(checks)

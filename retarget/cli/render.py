@@ -155,10 +155,7 @@ def run_headless(args: argparse.Namespace) -> int:
         log.stream = open(os.devnull, "w")  # one process tells the stages
     with Session(keep_rows=False) as session:
         with log.stage(f"loading the models ({args.models}) on {device}"):
-            session.load_models(args.models, device=device, dtype=args.dtype, exp_adapter=args.exp_adapter,
-                                ref_lora=args.ref_lora, use_reference=settings.reference_active, landmarker=args.landmarker,
-                                smirk=args.smirk, lcm_lora=args.lcm_lora, channels_last=args.channels_last,
-                                compile=args.compile, tiny_vae=args.tiny_vae, bridge=args.bridge,
+            session.load_models(from_args(ModelOptions, args, device=str(device)), use_reference=settings.reference_active,
                                 expression_source=mapping.expression_source,
                                 progress=lambda line: print(line, file=sys.stderr))
         check_drivers_reach_adapter(session.retargeter, drivers, mapping)

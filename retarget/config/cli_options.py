@@ -38,10 +38,11 @@ def _option(field: KnobField, default) -> tuple[str, dict]:
 
 
 def add_knob_options(parser: argparse.ArgumentParser, *classes, only: Iterable[str] | None = None,
-                     defaults: dict | None = None) -> dict[str, argparse._ArgumentGroup]:
+                     defaults: dict | None = None, helps: dict | None = None) -> dict[str, argparse._ArgumentGroup]:
     """Add every knob of `classes` that has a flag (or only those named), each under its --help group.
 
-    Groups are created in the order first met; `defaults` overrides a field's default (by field name).
+    Groups are created in the order first met; `defaults` overrides a field's default and `helps` its help text
+    (by field name), for a tool that uses the knob for one purpose (e.g. --models only for its ArcFace file).
     Returns the groups, so a caller can add hand-written options to them.
     """
     wanted = set(only) if only is not None else None
@@ -54,6 +55,7 @@ def add_knob_options(parser: argparse.ArgumentParser, *classes, only: Iterable[s
     order = {None: 0, **{g: i + 1 for i, g in enumerate(dict.fromkeys(g for _, g in chosen if g))}}
     for field, group in sorted(chosen, key=lambda pair: order[pair[1]]):
         flag, kwargs = _option(field, (defaults or {}).get(field.name, field.default))
+        kwargs["help"] = (helps or {}).get(field.name, kwargs["help"])
         if group is not None and group not in groups:
             groups[group] = parser.add_argument_group(group)
         (parser if group is None else groups[group]).add_argument(flag, **kwargs)

@@ -16,7 +16,7 @@ MAX_STEPS = 1000  # the scheduler's training timesteps
 MAX_SEED = 2**63 - 1  # torch generators take 64 bits; per-frame noise adds the frame index
 
 
-def _check_seed(name: str, value) -> None:
+def check_seed(name: str, value) -> None:
     from numbers import Integral
 
     from retarget.errors import RetargetError
@@ -58,7 +58,7 @@ class GenerationSettings:
     use_reference: bool = knob(True, flag="--no-reference", help="switch the Reference Adapter off (and do not load it)",
                                label="Reference Adapter", gui_pair="ref_scale",
                                tooltip="Keeps the identity's appearance (hair, skin) close to the photo")
-    seed: int = knob(0, flag="--seed", check=_check_seed, help="seed of the initial noise (default 0)",
+    seed: int = knob(0, flag="--seed", check=check_seed, help="seed of the initial noise (default 0)",
                      label="Seed", gui_range=(0, 2**31 - 1))
     # The same initial noise for every frame keeps a video stable; per-frame noise is for stills.
     per_frame_noise: bool = knob(False, flag="--per-frame-noise", group="video drivers",

@@ -13,6 +13,7 @@ MODELS_HELP = (
     "a models folder, or random:tiny / random:sd15 (randomly initialised TEST MODELS: output is noise)"
 )
 DTYPES = ("auto", "fp16", "bf16", "fp32")
+ATTENTION = ("auto", "math", "flash", "efficient", "cudnn")  # retarget.pipeline.attention (config imports no torch)
 
 
 @dataclass
@@ -41,3 +42,6 @@ class ModelOptions:
     channels_last: bool = knob(False, flag="--channels-last", group="speed", help="NHWC memory layout (faster on GPUs, same output)")
     tiny_vae: str | None = knob(None, flag="--tiny-vae", group="speed", reads=True, metavar="SRC",
                                 help="decode with TAESD (e.g. madebyollin/taesd or a folder): faster, slightly less detail")
+    attention: str = knob("auto", flag="--attention", group="speed", choices=ATTENTION,
+                          help="the UNet's attention kernel: auto (PyTorch picks), math (the reference kernel: slower, for "
+                               "comparing numerics), flash, efficient or cudnn (refused where this device and dtype lack it)")

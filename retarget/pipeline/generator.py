@@ -19,8 +19,8 @@ from retarget.errors import MissingWeightsError, RetargetError, first_line
 from retarget.models.adapters import EXPRESSION_KINDS
 from retarget.models.id_encoder import Arc2FaceIdEncoder
 from retarget.models.reference_attention import ATTEND, RECORD, ReferenceCall, install_reference_processors, project_reference
-from retarget.pipeline import loading
-from retarget.pipeline import noise as seeded_noise
+from retarget.pipeline import loading, noise as seeded_noise
+from retarget.pipeline.attention import AUTO, restrict_attention
 from retarget.pipeline.context import IdentityContext
 from retarget.pipeline.devices import default_dtype
 from retarget.pipeline.fusion import LoraFusion
@@ -67,6 +67,7 @@ class RetargetPipeline:
         self.reference_passes = 0
         self.tiny_vae = None  # TAESD decoder, when chosen for speed
         self.has_lcm = False
+        self.attention, self._attention_hooks = AUTO, None  # the attention kernel (use_attention)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -243,16 +244,8 @@ class RetargetPipeline:
         return seeded_noise.step_noise_generators(settings, self._noise_shape(), batch, frame_indices)
 
     @torch.no_grad()
-    def generate(
-        self,
-        context: IdentityContext,
-        expressions,
-        settings: GenerationSettings | None = None,
-        noise: torch.Tensor | None = None,
-        frame_indices=None,
-        progress: bool = False,
-        output: str = "numpy",
-    ):
+    def generate(self, context: IdentityContext, expressions, settings: GenerationSettings | None = None,
+                 noise: torch.Tensor | None = None, frame_indices=None, progress: bool = False, output: str = "numpy"):
         """A batch of expression vectors (B, E) -> B images, one UNet call per step for the whole batch.
 
         Returns uint8 (B, H, W, 3) for output="numpy", or float images in [0, 1] (B, 3, H, W)
@@ -369,6 +362,13 @@ class RetargetPipeline:
             return
         mode = "reduce-overhead" if self.device.type == "cuda" else "default"
         self.unet.compile(mode=mode, dynamic=False)
+
+    def use_attention(self, name: str) -> None:
+        """Every UNet call on this scaled-dot-product-attention kernel (retarget.pipeline.attention; auto: PyTorch picks)."""
+        hooks = restrict_attention(self.unet, name, self.device, self.dtype)
+        if self._attention_hooks is not None:
+            self._attention_hooks.remove()
+        self.attention, self._attention_hooks = name, hooks
 
     def use_tiny_vae(self, source: str | Path) -> None:
         """Decode with TAESD (`madebyollin/taesd` or a local folder): much faster, slightly less detail.

@@ -21,12 +21,14 @@ fn(name, *args). They run on the thread that caused them, so a UI queues them to
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from retarget.config.frame import FrameOptions
+from retarget.config.models import ModelOptions
 from retarget.errors import RetargetError, user_message
 from retarget.session.live_outputs import LiveOutputs
 from retarget.session.offline import OfflineRendering
@@ -44,7 +46,7 @@ class Session(OfflineRendering, EventSource):
         self._state = IDLE
         self.retargeter = None
         self.files = None  # ModelFiles of the loaded set
-        self._adapters: tuple = (None, None)  # --exp-adapter, --ref-lora: part of a render job's key
+        self.model_options: ModelOptions | None = None  # the loaded models' (--exp-adapter, --ref-lora: part of a render job's key)
         self.identity = None  # IdentityContext
         self.identity_path: Path | None = None
         self.identity_image: np.ndarray | None = None
@@ -136,12 +138,18 @@ class Session(OfflineRendering, EventSource):
             raise RetargetError(f"{BUSY[self._state]}, then {doing}")
 
     # ------------------------------------------------------------------ models
-    def begin_load(self, models: str = "hub", *, device="auto", dtype=None, exp_adapter=None, ref_lora=None,
-                   use_reference: bool = True, landmarker=None, smirk=None, lcm_lora=None, channels_last: bool = False,
-                   compile: bool = False, tiny_vae=None, local_files_only: bool | None = None,
-                   progress: Callable[[str], None] | None = None, bridge=None,
-                   expression_source: str = "smirk") -> Callable[[], object]:
-        """LOADING now; the returned call loads. A missing file raises MissingModelFile, whose kind names it (a UI offers its fix)."""
+    def begin_load(self, options: ModelOptions | str | None = None, *, use_reference: bool = True,
+                   expression_source: str = "smirk", local_files_only: bool | None = None,
+                   progress: Callable[[str], None] | None = None, **fields) -> Callable[[], object]:
+        """LOADING now; the returned call loads. A missing file raises MissingModelFile, whose kind names it (a UI offers its fix).
+
+        options: the ModelOptions, passed whole to load_retargeter. A models spec (str) with ModelOptions fields as
+        keywords (`begin_load("hub", device="cpu")`) builds them, for callers that hold a few fields only.
+        """
+        if not isinstance(options, ModelOptions):
+            options = ModelOptions(**({"models": options} if options is not None else {}), **fields)
+        elif fields:
+            options = replace(options, **fields)
         with self._lock:
             self._enter(LOADING)
             old, self.retargeter = self.retargeter, None
@@ -151,11 +159,8 @@ class Session(OfflineRendering, EventSource):
             try:
                 from retarget.session.retargeter import load_retargeter
 
-                retargeter, files = load_retargeter(
-                    models, device, dtype, exp_adapter=exp_adapter, ref_lora=ref_lora, use_reference=use_reference,
-                    landmarker=landmarker, smirk=smirk, lcm_lora=lcm_lora, channels_last=channels_last, compile=compile,
-                    tiny_vae=tiny_vae, local_files_only=local_files_only, progress=progress, bridge=bridge,
-                    expression_source=expression_source)
+                retargeter, files = load_retargeter(options, use_reference=use_reference, expression_source=expression_source,
+                                                    local_files_only=local_files_only, progress=progress)
             except BaseException as err:
                 if old is not None:
                     old.close()
@@ -166,15 +171,15 @@ class Session(OfflineRendering, EventSource):
             if old is not None:
                 old.close()
             with self._lock:
-                self.retargeter, self.files, self._adapters = retargeter, files, (exp_adapter, ref_lora)
+                self.retargeter, self.files, self.model_options = retargeter, files, options
                 self._enter(READY)
             return retargeter
 
         return load
 
-    def load_models(self, models: str = "hub", **options):
-        """Load now (blocking); returns the Retargeter. Options: see begin_load."""
-        return self.begin_load(models, **options)()
+    def load_models(self, options: ModelOptions | str | None = None, **keywords):
+        """Load now (blocking); returns the Retargeter. Arguments: see begin_load."""
+        return self.begin_load(options, **keywords)()
 
     # ------------------------------------------------------------------ identity and driver
     def set_identity(self, photo=None, *, image: np.ndarray | None = None, source: str | None = None,

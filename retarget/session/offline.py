@@ -108,7 +108,8 @@ class OfflineRendering:
 
         drivers, out = [Path(d) for d in drivers], Path(out)
         retargeter, context, cancel = self._begin_render()
-        identity_path, files, (exp_adapter, ref_lora) = self.identity_path, self.files, self._adapters
+        identity_path, files, loaded = self.identity_path, self.files, self.model_options
+        exp_adapter, ref_lora = (loaded.exp_adapter, loaded.ref_lora) if loaded is not None else (None, None)
         frame = self.frame
 
         def render():

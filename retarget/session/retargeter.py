@@ -7,12 +7,10 @@ loaded Expression Adapter speaks (FLAME-55 through SMIRK, or MediaPipe blendshap
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import torch
 
 from retarget.weights.assets import SMIRK_HELP, ModelFiles
+from retarget.config.models import ModelOptions
 from retarget.errors import BadInputError, MissingModelFile, MissingWeightsError, NoFaceError
 from retarget.face.align import align_ffhq, transform_points
 from retarget.face.identity import ArcFaceEncoder, IdentityEmbedder
@@ -25,34 +23,36 @@ REFERENCE_SIZE = 512
 
 
 class Retargeter:
-    def __init__(
-        self,
-        files: ModelFiles,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype | None = None,
-        exp_adapter: Path | None = None,
-        ref_lora: Path | None = None,
-        use_reference: bool = True,
-        landmarker_path: Path | None = None,
-        smirk_path: Path | None = None,
-        bridge: Path | None = None,
-        expression_source: str = "smirk",
-    ):
-        """bridge: an explicit expression bridge file (--bridge); default: the one fitted for the adapter file, if any.
-        expression_source: "bridge" drives a FLAME-55 adapter through the bridge, and SMIRK is then loaded only
-        when something asks for it (load_smirk)."""
+    def __init__(self, files: ModelFiles, options: ModelOptions | None = None, *, use_reference: bool = True,
+                 expression_source: str = "smirk"):
+        """options: which adapter, landmarker, SMIRK and bridge files, where and in what precision (ModelOptions;
+        its speed knobs are applied by load_retargeter). use_reference: attach the Reference Adapter (the
+        generation settings' choice). expression_source: "bridge" drives a FLAME-55 adapter through the
+        expression bridge, and SMIRK is then loaded only when something asks for it (load_smirk)."""
+        from retarget.pipeline import pick_device, pick_dtype
+
+        self.options = options = options if options is not None else ModelOptions()
         self.files = files
+        device = pick_device(options.device)
         self.pipeline = RetargetPipeline.from_files(
-            files, device, dtype, exp_adapter=exp_adapter, ref_lora=ref_lora, use_ref_lora=use_reference
-        )
-        self.landmarker_path = landmarker_for(landmarker_path, files)
+            files, device, pick_dtype(options.dtype, device), exp_adapter=options.exp_adapter, ref_lora=options.ref_lora,
+            use_ref_lora=use_reference)
+        self.landmarker_path = landmarker_for(options.landmarker, files)
         self.landmarker = FaceLandmarker(self.landmarker_path, mode="image")
+        try:
+            self._attach_the_rest(files, options, expression_source)
+        except BaseException:  # the landmarker's graph is closed now, never left to the garbage collector
+            self.landmarker.close()
+            raise
+
+    def _attach_the_rest(self, files: ModelFiles, options: ModelOptions, expression_source: str) -> None:
+        """After the landmarker: the identity embedder, and for a FLAME-55 adapter its bridge and SMIRK."""
         self.identity_embedder = IdentityEmbedder(ArcFaceEncoder(files.arcface), self.landmarker,
                                                   detector_path=files.detector, warn_without_detector=not files.is_test_model)
         self.smirk = None
         self.smirk_path = None
         self.bridge = None  # the ExpressionBridge of a FLAME-55 adapter (None: none fitted yet)
-        self.adapter_path = exp_adapter or files.exp_adapter
+        self.adapter_path = options.exp_adapter or files.exp_adapter
         self.expression_source = expression_source
         self._identity_pending_flame = None  # (context, image, landmarks) while SMIRK is not loaded
         self.identity_flame: np.ndarray | None = None  # the latest identity's FLAME values (relative mode)
@@ -65,12 +65,12 @@ class Retargeter:
             self.flame_history = FlameHistory()  # shared by this Retargeter's analyzers, for "Set neutral"
             from retarget.expression.bridge import load_bridge_for
 
-            self.bridge = load_bridge_for(self.adapter_path, bridge) if self.adapter_path is not None else None
-            self.smirk_path = smirk_path or files.smirk
+            self.bridge = load_bridge_for(self.adapter_path, options.bridge) if self.adapter_path is not None else None
+            self.smirk_path = options.smirk or files.smirk
             if expression_source != "bridge":
                 self.load_smirk()
-        elif bridge is not None:
-            raise BadInputError(f"--bridge {bridge}: an expression bridge maps blendshapes to FLAME-55, and the loaded "
+        elif options.bridge is not None:
+            raise BadInputError(f"--bridge {options.bridge}: an expression bridge maps blendshapes to FLAME-55, and the loaded "
                                 f"Expression Adapter takes {self.pipeline.expression_kind} (blendshapes directly); drop --bridge")
 
     def load_smirk(self):
@@ -236,46 +236,45 @@ class Retargeter:
         return self.pipeline.generate(context, expressions, settings, frame_indices=frame_indices, progress=progress)
 
 
-def load_retargeter(models: str = "hub", device="auto", dtype=None, *, exp_adapter=None, ref_lora=None,
-                    use_reference: bool = True, landmarker=None, smirk=None, lcm_lora=None, channels_last: bool = False,
-                    compile: bool = False, tiny_vae=None, local_files_only: bool | None = None, progress=None,
-                    bridge=None, expression_source: str = "smirk"):
-    """A Retargeter from a models spec (hub, a folder, random:tiny), device and dtype as names or objects, and the
-    speed options; returns it and its ModelFiles. A missing file raises MissingModelFile naming its kind
-    (models, hub, landmarker, smirk), so a UI can offer the fix for exactly that file."""
+def load_retargeter(options: ModelOptions | None = None, *, use_reference: bool = True, expression_source: str = "smirk",
+                    local_files_only: bool | None = None, progress=None):
+    """A Retargeter from ModelOptions (models spec, files, device, dtype, speed knobs), sped up as they ask; returns it
+    and its ModelFiles. A missing file raises MissingModelFile naming its kind (models, hub, landmarker, smirk), so a
+    UI can offer the fix for exactly that file."""
     from retarget.weights.assets import resolve_models
-    from retarget.pipeline import pick_device, pick_dtype
 
+    options = options if options is not None else ModelOptions()
     try:
-        files = resolve_models(models, local_files_only=local_files_only, progress=progress or (lambda line: None))
+        files = resolve_models(options.models, local_files_only=local_files_only, progress=progress or (lambda line: None))
     except MissingWeightsError as err:
-        raise MissingModelFile("hub" if models == "hub" else "models", err) from None
-    device = device if isinstance(device, torch.device) else pick_device(device or "auto")
-    if isinstance(dtype, str):
-        dtype = pick_dtype(dtype, device)
+        raise MissingModelFile("hub" if options.models == "hub" else "models", err) from None
     try:
         # The generator first, then the landmarker (README order), then SMIRK: the first missing file is named.
-        retargeter = Retargeter(files, device=device, dtype=dtype, exp_adapter=exp_adapter, ref_lora=ref_lora,
-                                use_reference=use_reference, landmarker_path=landmarker, smirk_path=smirk,
-                                bridge=bridge, expression_source=expression_source)
+        retargeter = Retargeter(files, options, use_reference=use_reference, expression_source=expression_source)
     except MissingWeightsError as err:
         text = str(err)
         kind = "landmarker" if "face landmarker" in text else "smirk" if "SMIRK" in text else "models"
         raise MissingModelFile(kind, err) from None
     try:
-        pipe = retargeter.pipeline
-        if channels_last:
-            pipe.enable_channels_last()
-        if compile:
-            pipe.enable_compile()
-        if tiny_vae:
-            pipe.use_tiny_vae(tiny_vae)
-        if lcm_lora:
-            pipe.load_lcm_lora(lcm_lora)
+        speed_up(retargeter.pipeline, options)
     except BaseException:
         retargeter.close()
         raise
     return retargeter, files
+
+
+def speed_up(pipe: RetargetPipeline, options: ModelOptions) -> None:
+    """The speed knobs of ModelOptions, applied to a loaded generator (a new one is one more line here)."""
+    if options.attention != "auto":  # hooks on the UNet, in place before torch.compile traces it
+        pipe.use_attention(options.attention)
+    if options.channels_last:
+        pipe.enable_channels_last()
+    if options.compile:
+        pipe.enable_compile()
+    if options.tiny_vae:
+        pipe.use_tiny_vae(options.tiny_vae)
+    if options.lcm_lora:
+        pipe.load_lcm_lora(options.lcm_lora)
 
 
 def _box_of(points: np.ndarray) -> tuple[float, float, float, float]:

@@ -12,9 +12,12 @@ dropped silently (random test models render noise: every render is counted as no
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from retarget.config.mapping import NEUTRAL_INDEX, REGIONS
+from retarget.config.models import ModelOptions
 from retarget.errors import BadInputError, JobInterrupted
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
 
@@ -107,28 +110,24 @@ def format_eval(result: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate_bridge(videos, *, models="hub", exp_adapter=None, landmarker=None, smirk=None, device="auto", dtype=None,
-                    bridge=None, identity=None, frames: int = 24, settings=None, seed: int = 0, batch_size: int = 4,
+def evaluate_bridge(videos, options: ModelOptions | None = None, *, identity=None, frames: int = 24, settings=None, seed: int = 0, batch_size: int = 4,
                     progress=None, cancel=None) -> dict:
     """The round trip on held-out frames of `videos`, bridge path and SMIRK path; returns the result dict (format_eval)."""
     from retarget.tools.bridge_jobs import flame_adapter_of, model_files
     from retarget.expression.bridge import ExpressionBridge, adapter_sha256, find_bridge, missing_bridge_message
     from retarget.expression.flame_prior import random_identities
-    from retarget.pipeline import pick_device, pick_dtype
     from retarget.session.retargeter import Retargeter
 
     if frames < 1 or batch_size < 1:
         raise BadInputError(f"--frames and --batch-size must be at least 1 (got {frames}, {batch_size})")
-    files = model_files(models)
-    adapter = flame_adapter_of(files, exp_adapter)
-    path = find_bridge(adapter, bridge)
+    options = options if options is not None else ModelOptions()
+    files = model_files(options.models)
+    adapter = flame_adapter_of(files, options.exp_adapter)
+    path = find_bridge(adapter, options.bridge)
     if path is None:
         raise BadInputError(missing_bridge_message("retarget bridge eval"))
     loaded = ExpressionBridge.load(path, adapter_sha256=adapter_sha256(adapter))
-    torch_device = pick_device(device) if isinstance(device, str) else device
-    torch_dtype = pick_dtype(dtype, torch_device) if isinstance(dtype, str) else dtype
-    with Retargeter(files, torch_device, torch_dtype, exp_adapter=adapter, use_reference=identity is not None,
-                    landmarker_path=landmarker, smirk_path=smirk) as retargeter:
+    with Retargeter(files, replace(options, exp_adapter=adapter), use_reference=identity is not None) as retargeter:
         images, target, smirk_flame = held_out_frames(videos, retargeter.landmarker_path, frames, retargeter.smirk,
                                                       progress=progress, cancel=cancel)
         if identity is not None:
@@ -137,7 +136,6 @@ def evaluate_bridge(videos, *, models="hub", exp_adapter=None, landmarker=None, 
             context = retargeter.identity_from_image(load_image(identity), source=str(identity))
         else:
             context = retargeter.pipeline.prepare_identity(random_identities(1, np.random.default_rng(seed)))
-        from dataclasses import replace
 
         from retarget.config.generation import GenerationSettings
 

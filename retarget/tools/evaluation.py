@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from retarget.config.cli_options import add_knob_options, from_args
+from retarget.config.models import ModelOptions
 from retarget.errors import OneLineArgumentParser, BadInputError, NoFaceError, RetargetError, run_command
 from retarget.media.kinds import IMAGE_SUFFIXES
 
@@ -38,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--driver", type=Path, help="driver image or video")
     parser.add_argument("--output", type=Path, help="output image or video (or folder of frames)")
     parser.add_argument("--pairs", type=Path, help="CSV (identity,driver,output columns) or JSON list of triples")
-    parser.add_argument("--models", default="hub", help="models for arcface.onnx: hub, a models folder, or random:tiny")
-    parser.add_argument("--landmarker", type=Path, help="MediaPipe face_landmarker.task")
+    add_knob_options(parser, ModelOptions, only=("models", "landmarker"),
+                     helps={"models": "models for arcface.onnx: hub, a models folder, or random:tiny",
+                            "landmarker": "MediaPipe face_landmarker.task"})
     parser.add_argument("--every", type=int, default=1, help="video frame stride (default 1)")
     parser.add_argument("--max-frames", type=int, default=None, help="at most this many frames per video")
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -241,8 +244,9 @@ def run(args: argparse.Namespace) -> dict:
 
         inputs = [(name, path) for triple in triples for name, path in zip(("--identity", "--driver", "--output"), triple)]
         check_file_output(args.json, [*inputs, ("--pairs", args.pairs)], "--json")
-    files = resolve_models(args.models, progress=lambda line: print(line, file=sys.stderr))
-    landmarker = landmarker_for(args.landmarker, files)
+    models = from_args(ModelOptions, args)
+    files = resolve_models(models.models, progress=lambda line: print(line, file=sys.stderr))
+    landmarker = landmarker_for(models.landmarker, files)
     evaluator = Evaluator(files.arcface, landmarker, every=args.every, max_frames=args.max_frames)
     results = []
     try:

@@ -4,6 +4,7 @@ bridge-mode driving (no SMIRK), and the one-line refusals without a bridge or wi
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -129,16 +130,18 @@ def tiny_bridge(tiny_models_dir, tmp_path, monkeypatch):
 
 
 def test_the_retargeter_finds_the_bridge_and_refuses_another_adapters(tiny_models_dir, tiny_bridge, landmarker_path, tmp_path):
+    from retarget.config.models import ModelOptions
     from retarget.session.retargeter import load_retargeter
 
-    retargeter, _ = load_retargeter(f"{tiny_models_dir}", "cpu", landmarker=landmarker_path)
+    options = ModelOptions(models=str(tiny_models_dir), device="cpu", landmarker=landmarker_path)
+    retargeter, _ = load_retargeter(options)
     with retargeter:
         assert retargeter.bridge is not None and np.array_equal(retargeter.bridge.weight, tiny_bridge.weight)
         assert retargeter.control_support_for("bridge")["gain.mouth"] is None
         assert retargeter.control_support_for("smirk")["gain.mouth"] is not None
     other = make_bridge("f" * 64).save(tmp_path / "other.safetensors")
     with pytest.raises(BadInputError) as err:
-        load_retargeter(f"{tiny_models_dir}", "cpu", landmarker=landmarker_path, bridge=other)
+        load_retargeter(replace(options, bridge=other))
     assert "another Expression Adapter" in str(err.value) and "\n" not in str(err.value)
 
 

@@ -124,9 +124,10 @@ def test_control_support_says_what_applies_and_why_not():
 @pytest.fixture(scope="module")
 def retargeter(tiny_models_dir, landmarker_path):
     from retarget.weights.assets import resolve_models
+    from retarget.config.models import ModelOptions
     from retarget.session.retargeter import Retargeter
 
-    with Retargeter(resolve_models(str(tiny_models_dir)), landmarker_path=landmarker_path) as r:
+    with Retargeter(resolve_models(str(tiny_models_dir)), ModelOptions(device="cpu", landmarker=landmarker_path)) as r:
         assert r.pipeline.expression_kind == "flame55"
         yield r
 

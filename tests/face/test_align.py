@@ -146,10 +146,11 @@ def test_real_photos_align_to_the_template(landmarker_path, shared_dir):
 def test_the_reference_path_uses_ffhq_align(blendshape_models_dir, landmarker_path, shared_dir, monkeypatch):
     from retarget.weights.assets import resolve_models
     from retarget.face.image_io import load_image
+    from retarget.config.models import ModelOptions
     from retarget.session.retargeter import Retargeter
 
     image = load_image(shared_dir / "media" / "identity_hepburn_small.png")
-    with Retargeter(resolve_models(str(blendshape_models_dir)), landmarker_path=landmarker_path) as retargeter:
+    with Retargeter(resolve_models(str(blendshape_models_dir)), ModelOptions(device="cpu", landmarker=landmarker_path)) as retargeter:
         received = []
         original = retargeter.pipeline.prepare_identity
         # Record what the generator is given (the call itself goes through unchanged).

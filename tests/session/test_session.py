@@ -12,6 +12,7 @@ from unittest import mock
 import numpy as np
 import pytest
 
+from retarget.config.models import ModelOptions
 from retarget.errors import BadInputError, MissingModelFile, RetargetError
 from retarget.session import Session
 from retarget.session.states import REFUSALS, State, TRANSITIONS, TransitionRefused
@@ -200,7 +201,7 @@ def test_stopped_while_the_driver_opens_closes_what_it_opened(monkeypatch):
 @pytest.fixture(scope="module")
 def loaded(tiny_models_dir, landmarker_path, shared_dir):
     session = Session()
-    session.load_models(str(tiny_models_dir), device="cpu", landmarker=landmarker_path)
+    session.load_models(ModelOptions(models=str(tiny_models_dir), device="cpu", landmarker=landmarker_path))
     session.set_identity(shared_dir / "media" / "identity_hepburn_small.png")
     yield session
     session.close()
