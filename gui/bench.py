@@ -44,7 +44,7 @@ def gap_figures(gaps_ms: list[float]) -> tuple[float, float]:
     return float(values.max()), float(np.percentile(values, 99))
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gui.bench", description="UI responsiveness while a live stream runs")
     add_knob_options(p, ModelOptions, only=("models", "landmarker"), defaults={"models": "random:tiny"},
                      helps={"models": "as for the app; default random:tiny (the UI's responsiveness, not the models', is measured)"})
@@ -54,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slow-generate", type=float, default=0.5, metavar="S",
                    help="extra seconds per generate(), as on a slow GPU (default 0.5; 0 = as fast as it goes)")
     p.add_argument("--steps", type=int, default=2)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     models = from_args(ModelOptions, args)
 
     from PyQt6.QtCore import QSettings, Qt, QTimer

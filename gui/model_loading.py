@@ -12,6 +12,7 @@ from PyQt6.QtWidgets import QFileDialog
 
 from gui.workers import error_text
 from retarget.errors import MissingModelFile, RetargetError, quiet_libraries
+from retarget.config.models import ModelOptions
 from retarget.session.states import State
 
 
@@ -20,11 +21,11 @@ class ModelLoading:
 
     def load_models(self) -> None:
         """Load the generator and face models through the session, on a worker thread (minutes on first use of `hub`)."""
-        device_name, spec = self.panel.device_name(), self.models_spec
+        options = self.model_options()
+        device_name, spec = options.device, options.models
         try:
             # `hub` is read from the cache only: a first run downloads in the dialog, with progress and Cancel.
-            work = self.session.begin_load(spec, device=device_name, landmarker=self.landmarker_path, smirk=self.smirk_path,
-                                           lcm_lora=self.lcm_lora, local_files_only=True if spec == "hub" else None,
+            work = self.session.begin_load(options, local_files_only=True if spec == "hub" else None,
                                            expression_source=self.panel.mapping_settings().expression_source)
         except RetargetError as err:  # a render or a stream holds the models
             self.show_error(str(err), kind="load")
@@ -37,6 +38,11 @@ class ModelLoading:
             return work()
 
         self._run(load, self._models_ready, self._models_failed, "load-models")
+
+    def model_options(self) -> ModelOptions:
+        """The models to load as one ModelOptions: the form's model knobs (Run on) and the files this window holds."""
+        return self.panel.options(ModelOptions, models=self.models_spec, device=self.panel.device_name(),
+                                  landmarker=self.landmarker_path, smirk=self.smirk_path, lcm_lora=self.lcm_lora)
 
     def _models_ready(self, retargeter) -> None:
         files = self.session.files

@@ -66,7 +66,7 @@ def _compose_scene(window, identity: Path, save) -> None:
     window.identity_loaded.connect(compose)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gui.screenshot", description=__doc__)
     p.add_argument("out", type=Path)
     p.add_argument("--scene", choices=SCENES, default="main")
@@ -76,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--track", type=Path, help="timeline scene: a blendshape CSV (default: extracted from --driver)")
     p.add_argument("--frames", type=int, default=6, help="output frames to wait for before the grab")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds before giving up")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     models = from_args(ModelOptions, args)
 
     from PyQt6.QtCore import QSettings, QTimer
@@ -129,33 +133,40 @@ def main(argv: list[str] | None = None) -> int:
     elif args.scene in ("waiting", "render"):
         _first_minute_scene(window, args, save, fail)
     else:
-        def grab_when_ready() -> None:
-            if args.scene == "recording" and window.session.live_running and window.outputs.recorder is None:
-                window.start_recording()  # as soon as the stream runs: a few seconds on the clock by the grab
-            session = window.session
-            live = session.live_running and session.stats.rendered >= 1
-            if live and window.output_view.frames_shown >= args.frames and window.driver_view.frames_shown > 0:
-                recorder = window.outputs.recorder
-                if args.scene == "recording" and (recorder is None or recorder.frames_written < 1
-                                                  or window.outputs.elapsed() < 3.0):
-                    return
-                poll.stop()
-                app.processEvents()
-                save(window)
-
-        poll = QTimer(interval=100)
-        poll.timeout.connect(grab_when_ready)
-        window.error_shown.connect(fail)
-        window.models_loaded.connect(lambda: window.load_identity(args.identity))
-        window.add_video_driver(args.driver)
-        window.loop_check.setChecked(True)  # the first frames on a cold CPU are slow and the clip is short
-        window.identity_loaded.connect(lambda _: (window.start_stream(), poll.start()))
+        _live_scene(app, window, args, save, fail)
     code = app.exec()
     if args.scene == "download":
         dialog.cancel()
         dialog.wait()
     window.close()
     return result["code"] if code == 0 else code
+
+
+def _live_scene(app, window, args, save, fail) -> None:
+    """The main window streaming (and recording, for the recording scene): grabbed once enough frames are shown."""
+    from PyQt6.QtCore import QTimer
+
+    def grab_when_ready() -> None:
+        if args.scene == "recording" and window.session.live_running and window.outputs.recorder is None:
+            window.start_recording()  # as soon as the stream runs: a few seconds on the clock by the grab
+        session = window.session
+        live = session.live_running and session.stats.rendered >= 1
+        if live and window.output_view.frames_shown >= args.frames and window.driver_view.frames_shown > 0:
+            recorder = window.outputs.recorder
+            if args.scene == "recording" and (recorder is None or recorder.frames_written < 1
+                                              or window.outputs.elapsed() < 3.0):
+                return
+            poll.stop()
+            app.processEvents()
+            save(window)
+
+    poll = QTimer(window, interval=100)  # the window keeps it
+    poll.timeout.connect(grab_when_ready)
+    window.error_shown.connect(fail)
+    window.models_loaded.connect(lambda: window.load_identity(args.identity))
+    window.add_video_driver(args.driver)
+    window.loop_check.setChecked(True)  # the first frames on a cold CPU are slow and the clip is short
+    window.identity_loaded.connect(lambda _: (window.start_stream(), poll.start()))
 
 
 def _first_minute_scene(window, args, save, fail) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from unittest import mock
 
+from retarget.config.models import ModelOptions
 from retarget.session import Session
 from retarget.session.states import State
 
@@ -19,6 +20,11 @@ def test_the_window_goes_through_the_session(qtbot, make_window, shared_dir, tmp
             _spy("begin_stop") as stop, _spy("begin_render") as render, _spy("cancel_render") as cancel:
         window = make_window(media / "identity_hepburn_small.png")
         assert load.call_count == 1 and identity.call_count == 1
+        # The models travel as one ModelOptions: the window's files and the form's device, nothing unpacked.
+        options = load.call_args.args[1]
+        assert isinstance(options, ModelOptions) and not load.call_args.kwargs.keys() & {"device", "landmarker", "smirk"}
+        assert (options.models, options.landmarker) == (window.models_spec, window.landmarker_path)
+        assert window.session.model_options == options
         assert window.session.state is State.READY and window.context is window.session.identity
         seen = []
         window.bridge.state_changed.connect(lambda old, new: seen.append((old, new)))
