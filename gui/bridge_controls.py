@@ -70,12 +70,7 @@ class BridgeControls:
         if outcome != "done":
             return  # the dialog says why
         bridge, path = result
-        retargeter = window.retargeter
-        if retargeter is not None and retargeter.adapter_path is not None:
-            from retarget.expression.bridge import adapter_sha256
-
-            if bridge.adapter_sha256 == adapter_sha256(retargeter.adapter_path):
-                retargeter.bridge = bridge
+        window.session.use_bridge(bridge)  # the loaded adapter's own bridge drives it from now on
         window.banner.clear("calibrate", "bridge")
         window.show_notice(f"Expression controls calibrated: {path}", kind="calibrate")
         self.refresh()

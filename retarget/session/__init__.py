@@ -121,6 +121,20 @@ class Session(OfflineRendering, EventSource):
         """The expression bridge (blendshapes -> FLAME-55) the loaded models use, else None."""
         return getattr(self.retargeter, "bridge", None)
 
+    def use_bridge(self, bridge) -> bool:
+        """Drive the loaded FLAME-55 adapter through `bridge` (a newly fitted ExpressionBridge) when it was fitted
+        for that adapter file; False (nothing changed) for another adapter's bridge or without models."""
+        from retarget.expression.bridge import adapter_sha256
+
+        with self._lock:
+            retargeter = self.retargeter
+            if retargeter is None or retargeter.adapter_path is None:
+                return False
+            if bridge.adapter_sha256 != adapter_sha256(retargeter.adapter_path):
+                return False
+            retargeter.bridge = bridge
+            return True
+
     def _enter(self, new: State) -> None:
         with self._lock:
             old = self._state

@@ -177,3 +177,18 @@ def test_live_driving_in_bridge_mode_runs_no_smirk(tiny_models_dir, tiny_bridge,
     assert seen and all(f.expression.shape == (55,) for f in seen)
     for f in seen:  # what the generator got is the bridge of the mapped blendshapes
         np.testing.assert_allclose(f.expression, tiny_bridge(f.blendshapes), rtol=1e-5, atol=1e-6)
+
+
+def test_a_fitted_bridge_is_handed_to_the_loaded_models_through_the_session(tiny_models_dir, landmarker_path, tmp_path,
+                                                                          monkeypatch):
+    """The app's calibration hands its new bridge to the Session, which attaches only the loaded adapter's own."""
+    from retarget.session import Session
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "own-cache"))  # no bridge fitted yet for the tiny models
+    sha = adapter_sha256(tiny_models_dir / "exp_adapter" / "exp_adapter.bin")
+    with Session() as session:
+        session.load_models(str(tiny_models_dir), device="cpu", landmarker=landmarker_path, expression_source="bridge")
+        assert session.bridge is None
+        assert not session.use_bridge(make_bridge("b" * 64)) and session.bridge is None  # another adapter's
+        own = make_bridge(sha, seed=1)
+        assert session.use_bridge(own) and session.bridge is own
