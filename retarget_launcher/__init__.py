@@ -37,7 +37,8 @@ def app_arguments(argv: list[str]):
         headless_parser().parse_args(argv)  # an option nobody takes: argparse's one line, as `retarget --headless` says it
         given = {token.split("=", 1)[0] for token in rest if token.startswith("--")}
         offending = ", ".join(sorted(given)) if given else " ".join(rest)
-        raise RetargetError(f"{offending} need --headless (render from the command line); the app takes only "
+        verb = "needs" if len(given) == 1 or (not given and len(rest) == 1) else "need"
+        raise RetargetError(f"{offending} {verb} --headless (render from the command line); the app takes only "
                             f"{', '.join(option_strings())}")
     return args
 

@@ -43,7 +43,7 @@ def test_headless_only_options_without_headless_say_which(capsys):
 
     assert main(["--models", "random:tiny", "--out", "x.png"]) == 2
     err = capsys.readouterr().err
-    assert "--out need --headless" in err and "--models" in err  # names the offender and what the app takes
+    assert "--out needs --headless" in err and "--models" in err  # names the offender and what the app takes
 
 
 def test_app_parser_takes_device_and_landmarker():
