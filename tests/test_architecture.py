@@ -23,9 +23,9 @@ LAYER = {"retarget": 0, "gui": 1, "training": 1, "retarget_launcher": 2}
 KNOWN_PART_CYCLES = {
     # outputs reads media.kinds (a leaf of suffix/webcam names that imports nothing of ours) to skip
     # webcam specs among inputs; media's sinks write through outputs.temp_path.
-    # The knobs (config) validate gains against the blendshape names (expression.blendshapes, a leaf), and
-    # expression.mapping re-exports config's MappingSettings for its old importers; the CSV media read and
-    # write those names too, and the track editor (expression.track) reads CSVs through media, deferred.
+    # The knobs (config) validate gains against the blendshape names (expression.blendshapes, a leaf), which
+    # expression's mappers read from config; the CSV media read and write those names too, and the track editor
+    # (expression.track) reads and writes CSVs through media, deferred.
     # Every edge ends in a leaf or a deferred import: test_no_module_import_cycles_in_retarget holds.
     # expression.bridge keys a fitted bridge by its adapter file's hash, in our cache (cache.file_sha256,
     # user_cache_dir, both deferred imports); cache saves its hash index through outputs (deferred).
