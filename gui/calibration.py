@@ -22,7 +22,8 @@ from PyQt6.QtWidgets import (
     QVBoxLayout,
 )
 
-from gui.workers import Task, error_text
+from gui.workers import Task
+from retarget.errors import user_message
 from retarget.media.kinds import VIDEO_SUFFIXES, file_patterns
 
 CALIBRATE_TEXT = "Calibrate expression controls\u2026"
@@ -222,7 +223,7 @@ class CalibrationDialog(QDialog):
     def _failed(self, err) -> None:
         from retarget.errors import JobInterrupted
 
-        self._end("cancelled" if isinstance(err, JobInterrupted) or self._cancel.is_set() else "failed", error_text(err))
+        self._end("cancelled" if isinstance(err, JobInterrupted) or self._cancel.is_set() else "failed", user_message(err))
 
     def _end(self, outcome: str, result) -> None:
         self._poll.stop()

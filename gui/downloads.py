@@ -18,7 +18,8 @@ from PyQt6.QtCore import QTimer, pyqtSignal
 from PyQt6.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout
 from tqdm.auto import tqdm
 
-from gui.workers import Task, error_text
+from gui.workers import Task
+from retarget.errors import user_message
 
 
 class DownloadCancelled(BaseException):
@@ -181,7 +182,7 @@ class DownloadDialog(QDialog):
         if isinstance(err, DownloadCancelled) or self.counter.cancel.is_set():
             self._end("cancelled", "Download cancelled; finished files are kept: Download again to continue")
         else:
-            self._end("failed", error_text(err))
+            self._end("failed", user_message(err))
 
     def _end(self, outcome: str, result) -> None:
         self._poll.stop()

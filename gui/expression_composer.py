@@ -18,7 +18,7 @@ from PyQt6.QtWidgets import QDockWidget, QFileDialog, QMenu
 
 from gui.expression_panel import THUMBNAIL_K, ExpressionPanel
 from gui.views import rgb_to_qimage
-from gui.workers import error_text
+from retarget.errors import user_message
 from retarget.media.kinds import IMAGE_SUFFIXES, file_patterns
 from retarget.session.states import State
 
@@ -98,7 +98,7 @@ class ExpressionComposer(QObject):
 
         def failed(err):
             self._idle()
-            self.window.show_error(f"{what}: {error_text(err)}", kind="compose")
+            self.window.show_error(f"{what}: {user_message(err)}", kind="compose")
 
         self.window._run(fn, finished, failed, "compose")
 
@@ -148,7 +148,7 @@ class ExpressionComposer(QObject):
             try:
                 write_image(path, self.last_still)
             except OSError as err:
-                self.window.show_error(f"Still not saved: {error_text(err)}", kind="compose")
+                self.window.show_error(f"Still not saved: {user_message(err)}", kind="compose")
                 return
             self.window.statusBar().showMessage(f"Saved {path}", 6000)
 

@@ -10,7 +10,7 @@ from PyQt6.QtGui import QPixmap
 from PyQt6.QtWidgets import QFileDialog
 
 from gui.views import rgb_to_qimage
-from gui.workers import error_text
+from retarget.errors import user_message
 from retarget.media.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES, file_patterns, is_webcam_spec, webcam_device
 from retarget.session.states import State
 
@@ -71,7 +71,7 @@ class InputChoosing:
         def failed(err):
             self._set_busy(None)
             self.show_waiting(None)
-            self.show_error(f"Identity {path.name}: {error_text(err)}", kind="identity",
+            self.show_error(f"Identity {path.name}: {user_message(err)}", kind="identity",
                             actions=[("Choose another photo...", self._choose_identity)])
             self._update_buttons()
 

@@ -11,8 +11,8 @@ from gui.live_status import (
     OUTPUT_PLACEHOLDER, SLOW_LIVE_FPS, STATE_TEXT, first_frame_text, recording_text, slow_device_text,
     stream_end_text,
 )
-from gui.workers import error_text, memory_in_use
-from retarget.errors import RetargetError
+from gui.workers import memory_in_use
+from retarget.errors import RetargetError, user_message
 from retarget.media.frame_source import DEFAULT_FPS
 from retarget.session.states import State
 
@@ -80,7 +80,7 @@ class LiveControls:
             self._set_busy(None)
             self.show_waiting(None)
             self.stop_recording()  # one kept across a loop's restart ends here
-            self.show_error(f"Could not start {spec}: {error_text(err)}", kind="stream",
+            self.show_error(f"Could not start {spec}: {user_message(err)}", kind="stream",
                             actions=[("Retry", self.start_stream), ("Refresh cameras", self.refresh_cameras)])
             self._update_buttons()
 
@@ -115,7 +115,7 @@ class LiveControls:
 
         def failed(err):
             stopped(None)
-            self.show_error(f"Stopping the stream: {error_text(err)}", kind="stream")
+            self.show_error(f"Stopping the stream: {user_message(err)}", kind="stream")
 
         self._run(stop, stopped, failed, "stop-stream")
 
@@ -191,7 +191,7 @@ class LiveControls:
         self.show_notice(text, kind="stream-end", actions=[("Start again", self.start_stream), ("Loop", loop)])
 
     def _on_stream_failed(self, err) -> None:
-        self.show_error(f"The live stream stopped: {error_text(err)}", kind="stream", actions=[("Restart", self.start_stream)])
+        self.show_error(f"The live stream stopped: {user_message(err)}", kind="stream", actions=[("Restart", self.start_stream)])
         self.stop_stream("failed")
 
     def _tick(self) -> None:
@@ -235,7 +235,7 @@ class LiveControls:
             # A new mapper only: the stream's landmarker and SMIRK keep running; the next frame uses it.
             self.session.set_mapping(self.panel.mapping_settings(), self._neutral_raw)
         except Exception as err:  # noqa: BLE001 - bad settings or a neutral no longer known: a message, the stream goes on
-            self.show_error(error_text(err))  # as any failed task shows it
+            self.show_error(user_message(err))  # as any failed task shows it
 
     def set_neutral(self) -> None:
         if not self.panel.relative.isChecked():

@@ -25,7 +25,7 @@ from PyQt6.QtWidgets import (
 
 from gui.bridge_controls import BridgeControls
 from gui.expression_composer import add_expression_composer
-from gui.inputs import NO_CAMERA, InputChoosing  # noqa: F401 - NO_CAMERA: the window's text, tests read it here
+from gui.inputs import InputChoosing
 from gui.layout import WindowLayout
 from gui.face_picker import FacePicker
 from gui.input_preview import InputPreview
@@ -38,7 +38,8 @@ from gui.settings_panel import SettingsPanel
 from gui.theme import ThemeChoice
 from gui.status import NO_VALUE, NOTICE_STYLE, StatusDisplay
 from gui.views import BlendshapeChart, ErrorBanner, ImageView, region_legend
-from gui.workers import SessionBridge, Task, error_text
+from gui.workers import SessionBridge, Task
+from retarget.errors import user_message
 from retarget.expression.blendshapes import BLENDSHAPE_NAMES
 from retarget.media.frame_source import DEFAULT_FPS
 from retarget.session import Session
@@ -334,7 +335,7 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         self._tasks.add(task)
         if on_success is not None:
             task.succeeded.connect(on_success)
-        task.failed.connect(on_failure or (lambda err: self.show_error(error_text(err))))
+        task.failed.connect(on_failure or (lambda err: self.show_error(user_message(err))))
         task.finished.connect(lambda: self._tasks.discard(task))
         task.start()
         return task
@@ -364,5 +365,5 @@ class MainWindow(InputChoosing, ModelLoading, LiveControls, RecordingControls, R
         except Exception as err:  # closing anyway: say so on stderr, never hang or crash the exit
             import sys
 
-            print(f"retarget: closing: {error_text(err)}", file=sys.stderr)
+            print(f"retarget: closing: {user_message(err)}", file=sys.stderr)
         super().closeEvent(event)

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from PyQt6.QtWidgets import QFileDialog
 
-from gui.workers import error_text
-from retarget.errors import MissingModelFile, RetargetError, quiet_libraries
+from retarget.errors import MissingModelFile, RetargetError, quiet_libraries, user_message
 from retarget.config.models import ModelOptions
 from retarget.session.states import State
 
@@ -93,7 +92,7 @@ class ModelLoading:
             self._hub_download_offered = True  # once per load: a failed or cancelled download ends in the banner
             self.download_hub_models()
             return
-        text = f"Could not load the models: {error_text(err)}"
+        text = f"Could not load the models: {user_message(err)}"
         retry = ("Retry", self.load_models)
         actions = {
             "models": [("Choose models folder...", self.choose_models_folder), ("Download...", self.download_models), retry],

@@ -13,7 +13,8 @@ from PyQt6.QtWidgets import QFileDialog
 
 from gui.live_status import no_frames_text
 from gui.recording import default_record_dir, elapsed_text
-from gui.workers import Task, error_text
+from gui.workers import Task
+from retarget.errors import user_message
 from retarget.config import VideoOptions
 from retarget.session.live_outputs import camera_size
 from retarget.outputs import reserve_new_file
@@ -56,7 +57,7 @@ class RecordingControls:
             self.record_button.setChecked(False)
             return
         except OSError as err:
-            self.show_error(f"Cannot record in {self.record_dir()}: {error_text(err)}", kind="recording",
+            self.show_error(f"Cannot record in {self.record_dir()}: {user_message(err)}", kind="recording",
                             actions=[("Save recordings in...", self.choose_record_dir)])
             self.record_button.setChecked(False)
             return
@@ -64,7 +65,7 @@ class RecordingControls:
             self.session.start_recording(path, video=self.panel.options(VideoOptions))
         except Exception as err:
             path.unlink(missing_ok=True)  # our empty placeholder
-            self.show_error(f"Cannot record to {path}: {error_text(err)}", kind="recording")
+            self.show_error(f"Cannot record to {path}: {user_message(err)}", kind="recording")
             self.record_button.setChecked(False)
             return
         self.recording_path = path
@@ -102,7 +103,7 @@ class RecordingControls:
         def failed(err):
             self._discard_recording(sink)
             self.rec_label.setText("")
-            self.show_error(f"Recording to {sink.path} failed: {error_text(err)}", kind="recording")
+            self.show_error(f"Recording to {sink.path} failed: {user_message(err)}", kind="recording")
 
         self._run(close, saved, failed, "recording")
 
@@ -116,7 +117,7 @@ class RecordingControls:
         except Exception as err:  # closing anyway: say so on stderr, never hang or crash the exit
             import sys
 
-            print(f"retarget: recording to {sink.path} failed: {error_text(err)}", file=sys.stderr)
+            print(f"retarget: recording to {sink.path} failed: {user_message(err)}", file=sys.stderr)
 
     @staticmethod
     def _discard_recording(sink) -> None:
@@ -132,7 +133,7 @@ class RecordingControls:
         try:
             path = reserve_new_file(self.record_dir(), time.strftime("retarget-snapshot-%Y%m%d-%H%M%S"), ".png")
         except OSError as err:
-            self.show_error(f"Cannot save a snapshot in {self.record_dir()}: {error_text(err)}", kind="snapshot",
+            self.show_error(f"Cannot save a snapshot in {self.record_dir()}: {user_message(err)}", kind="snapshot",
                             actions=[("Save recordings in...", self.choose_record_dir)])
             return None
         return path if self._save_output(path) else None
@@ -149,7 +150,7 @@ class RecordingControls:
             self.show_error(f"Not saved: {path} already exists (snapshots never replace a file)", kind="snapshot")
             return False
         except OSError as err:
-            self.show_error(f"Cannot write {path}: {error_text(err)}", kind="snapshot")
+            self.show_error(f"Cannot write {path}: {user_message(err)}", kind="snapshot")
             return False
         return self._save_output(path)
 
@@ -160,7 +161,7 @@ class RecordingControls:
             write_image(path, self.last_frame.output_rgb)
         except Exception as err:
             path.unlink(missing_ok=True)  # our empty placeholder
-            self.show_error(f"Cannot write {path}: {error_text(err)}", kind="snapshot")
+            self.show_error(f"Cannot write {path}: {user_message(err)}", kind="snapshot")
             return False
         self.show_notice(f"Saved snapshot {path}", kind="saved")
         return True
@@ -227,7 +228,7 @@ class RecordingControls:
 
         def failed(err):
             self._set_vcam_checked(False)
-            self.show_error(f"No virtual camera: {error_text(err)}. On Linux load v4l2loopback "
+            self.show_error(f"No virtual camera: {user_message(err)}. On Linux load v4l2loopback "
                             "(sudo modprobe v4l2loopback devices=1); on Windows/macOS install OBS and start its Virtual Camera once",
                             kind="vcam", actions=[("Try again", lambda: self.vcam_check.setChecked(True))])
 
@@ -242,5 +243,5 @@ def check_playable(path: Path) -> None:
         with av.open(str(path)) as container:
             next(container.decode(video=0))
     except (av.FFmpegError, StopIteration, OSError) as err:
-        raise RuntimeError(f"{path} was written but does not play ({error_text(err) if str(err) else 'no frame'}); "
+        raise RuntimeError(f"{path} was written but does not play ({user_message(err) if str(err) else 'no frame'}); "
                            "it is kept for inspection") from err

@@ -8,9 +8,9 @@ from PyQt6.QtWidgets import QDialog, QFileDialog
 
 from gui.render_dialog import RenderDialog
 from gui.render_finish import RenderRate, finished_actions
-from gui.workers import RenderProgress, error_text
+from gui.workers import RenderProgress
+from retarget.errors import RetargetError, user_message
 from retarget.media.kinds import VIDEO_SUFFIXES, file_patterns, is_webcam_spec
-from retarget.errors import RetargetError
 from retarget.session.states import State
 
 
@@ -98,7 +98,7 @@ class RenderControls:
                              f"render the same video to {out.name} to continue", kind="render")
             self.render_finished.emit("cancelled")
         else:
-            self.show_error(f"Render of {Path(driver).name} failed: {error_text(err)}", kind="render")
+            self.show_error(f"Render of {Path(driver).name} failed: {user_message(err)}", kind="render")
             self.render_finished.emit("failed")
 
     def _render_progressed(self, done: int, total: int) -> None:

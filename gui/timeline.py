@@ -171,12 +171,12 @@ class TimelineEditor(QWidget):
         self.apply(edit)
 
     def apply(self, edit: Edit) -> None:
-        from gui.workers import error_text
+        from retarget.errors import user_message
 
         try:
             self.history.apply(edit)
         except Exception as err:  # a one-line RetargetError: shown, the track is unchanged
-            self.status.setText(error_text(err))
+            self.status.setText(user_message(err))
             return
         self._after_edit(f"Applied: {edit.describe()}")
 

@@ -26,7 +26,7 @@ from PyQt6.QtWidgets import QDockWidget, QFileDialog, QPushButton, QVBoxLayout, 
 
 from gui.calibration import CALIBRATE_TEXT
 from gui.timeline import TimelineEditor
-from gui.workers import error_text
+from retarget.errors import user_message
 from retarget.expression.signals import BLENDSHAPES, signal_refusal
 from retarget.expression.track import ExpressionTrack
 from retarget.session.states import State
@@ -98,7 +98,7 @@ class TrackDock(QDockWidget):
         try:
             track = ExpressionTrack.load(path)
         except Exception as err:
-            self.window_.show_error(f"Expression track: {error_text(err)}", kind="track")
+            self.window_.show_error(f"Expression track: {user_message(err)}", kind="track")
             return False
         self.window_.banner.clear("track")
         self.window_.store.setValue("files/track", str(path))
@@ -123,7 +123,7 @@ class TrackDock(QDockWidget):
         try:
             saved = self.editor.track.save(path)
         except Exception as err:
-            self.window_.show_error(f"Save track: {error_text(err)}", kind="track")
+            self.window_.show_error(f"Save track: {user_message(err)}", kind="track")
             return None
         self.window_.banner.clear("track")
         self.window_.show_notice(f"Saved the edited track to {saved}", kind="track-saved")
@@ -199,7 +199,7 @@ class TrackDock(QDockWidget):
         def failed(err):
             self._preview_task = None
             self.editor.set_preview(None)
-            window.show_error(f"Preview: {error_text(err)}", kind="track")
+            window.show_error(f"Preview: {user_message(err)}", kind="track")
 
         self._preview_task = window._run(generate, done, failed, "track-preview")
 
@@ -231,7 +231,7 @@ class TrackDock(QDockWidget):
             track.save(csv, inputs=[("the output", out)])
         except Exception as err:
             csv.unlink(missing_ok=True)
-            self.window_.show_error(f"Render: {error_text(err)}", kind="track")
+            self.window_.show_error(f"Render: {user_message(err)}", kind="track")
             return None
         if not self.window_.start_render(csv, out):  # refused (busy, no identity): the window said why
             csv.unlink(missing_ok=True)

@@ -17,7 +17,6 @@ import numpy as np
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
 from gui.views import rgb_to_qimage
-from retarget.errors import user_message as error_text  # noqa: F401 - the gui's name for it
 
 
 class Task(QThread):

@@ -304,7 +304,8 @@ def test_models_option_comes_from_the_environment(monkeypatch):
 
 
 def test_missing_models_folder_is_a_message_with_its_fixes(qtbot, qsettings, tmp_path, tiny_models_dir, landmarker_path):
-    from gui.main_window import NO_CAMERA, MainWindow
+    from gui.inputs import NO_CAMERA
+    from gui.main_window import MainWindow
 
     window = MainWindow(models=str(tmp_path / "nowhere"), landmarker_path=landmarker_path, settings=qsettings,
                         probe_cameras=False)
