@@ -97,10 +97,9 @@ def run_bench(argv: list[str]) -> int:
     device = pick_device(models.device)
     if "lcm" in presets and not models.lcm_lora:
         raise RetargetError("--presets lcm needs --lcm-lora (latent-consistency/lcm-lora-sdv1-5 or a local copy)")
-    results = run_benchmark(files, device, pick_dtype(models.dtype, device), driver=args.driver, identity=args.identity,
-                            landmarker=models.landmarker, frames=args.frames, batch_size=args.batch_size,
-                            presets=presets, repeat=args.repeat, log=lambda line: print(line, file=sys.stderr),
-                            lcm_lora=models.lcm_lora, tiny_vae=models.tiny_vae)
+    results = run_benchmark(files, models, device, pick_dtype(models.dtype, device), driver=args.driver,
+                            identity=args.identity, frames=args.frames, batch_size=args.batch_size, presets=presets,
+                            repeat=args.repeat, log=lambda line: print(line, file=sys.stderr))
     print(format_table(results))
     if args.json:
         write_json(args.json, results)

@@ -15,6 +15,7 @@ import torch
 from retarget.tools.benchmark.common import best_time as _timed
 from retarget.tools.benchmark.common import device_description, versions
 from retarget.media.frame_source import DEFAULT_FPS
+from retarget.config.models import ModelOptions
 from retarget.config.generation import GenerationSettings, PRESETS, preset_settings
 
 
@@ -35,10 +36,10 @@ def _synthetic_video(path: Path, frames: int, size: int = 512) -> Path:
     return path
 
 
-def run_benchmark(files, device: torch.device, dtype: torch.dtype, driver: Path | None = None,
-                  identity: Path | None = None, landmarker: Path | None = None, frames: int = 8,
-                  batch_size: int = 4, presets: list[str] | None = None, repeat: int = 2, log=print,
-                  lcm_lora: str | None = None, tiny_vae: str | None = None) -> dict:
+def run_benchmark(files, models: ModelOptions, device: torch.device, dtype: torch.dtype, driver: Path | None = None,
+                  identity: Path | None = None, frames: int = 8, batch_size: int = 4, presets: list[str] | None = None,
+                  repeat: int = 2, log=print) -> dict:
+    """Every stage timed on `files` (resolved from `models`, whose landmarker, LCM-LoRA and tiny VAE it uses too)."""
     presets = presets or list(PRESETS)
     results: dict = {
         "device": device_description(device),
@@ -51,8 +52,8 @@ def run_benchmark(files, device: torch.device, dtype: torch.dtype, driver: Path 
         "presets": {},
     }
     with tempfile.TemporaryDirectory(prefix="retarget-bench-") as work:  # removed however the run ends
-        _measure(results, Path(work), files, device, dtype, driver, identity, landmarker, frames, batch_size,
-                 presets, repeat, log, lcm_lora, tiny_vae)
+        _measure(results, Path(work), files, device, dtype, driver, identity, models.landmarker, frames, batch_size,
+                 presets, repeat, log, models.lcm_lora, models.tiny_vae)
     return results
 
 
