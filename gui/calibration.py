@@ -24,7 +24,7 @@ from PyQt6.QtWidgets import (
 
 from gui.workers import Task
 from retarget.errors import user_message
-from retarget.media.kinds import VIDEO_SUFFIXES, file_patterns
+from retarget.names.kinds import VIDEO_SUFFIXES, file_patterns
 
 CALIBRATE_TEXT = "Calibrate expression controls\u2026"
 WEBCAM_SECONDS = 30

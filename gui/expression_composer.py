@@ -19,7 +19,7 @@ from PyQt6.QtWidgets import QDockWidget, QFileDialog, QMenu
 from gui.expression_panel import THUMBNAIL_K, ExpressionPanel
 from gui.views import rgb_to_qimage
 from retarget.errors import user_message
-from retarget.media.kinds import IMAGE_SUFFIXES, file_patterns
+from retarget.names.kinds import IMAGE_SUFFIXES, file_patterns
 from retarget.session.states import State
 
 

@@ -9,7 +9,7 @@ from PyQt6.QtCore import QObject
 from gui.face_picker import FaceBoxesOverlay
 from gui.views import rgb_to_qimage
 from gui.workers import Task
-from retarget.media.kinds import is_webcam_spec
+from retarget.names.kinds import is_webcam_spec
 from retarget.session.states import State
 
 

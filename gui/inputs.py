@@ -11,7 +11,7 @@ from PyQt6.QtWidgets import QFileDialog
 
 from gui.views import rgb_to_qimage
 from retarget.errors import user_message
-from retarget.media.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES, file_patterns, is_webcam_spec, webcam_device
+from retarget.names.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES, file_patterns, is_webcam_spec, webcam_device
 from retarget.session.states import State
 
 NO_CAMERA = "No camera found"

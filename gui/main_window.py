@@ -40,7 +40,7 @@ from gui.status import NO_VALUE, NOTICE_STYLE, StatusDisplay
 from gui.views import BlendshapeChart, ErrorBanner, ImageView, region_legend
 from gui.workers import SessionBridge, Task
 from retarget.errors import user_message
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.media.frame_source import DEFAULT_FPS
 from retarget.session import Session
 from retarget.session.states import State

@@ -10,7 +10,7 @@ from gui.render_dialog import RenderDialog
 from gui.render_finish import RenderRate, finished_actions
 from gui.workers import RenderProgress
 from retarget.errors import RetargetError, user_message
-from retarget.media.kinds import VIDEO_SUFFIXES, file_patterns, is_webcam_spec
+from retarget.names.kinds import VIDEO_SUFFIXES, file_patterns, is_webcam_spec
 from retarget.session.states import State
 
 

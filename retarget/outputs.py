@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from retarget.errors import BadInputError, OutputError, first_line
-from retarget.media.kinds import is_webcam_spec
+from retarget.names.kinds import is_webcam_spec
 
 MARKER = ".retarget-output"
 

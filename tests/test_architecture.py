@@ -19,18 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("retarget", "gui", "training", "retarget_launcher")
 # Each package's layer: an import may only go to a lower one (or within its own package).
 LAYER = {"retarget": 0, "gui": 1, "training": 1, "retarget_launcher": 2}
-# Part-level cycles that are not module cycles, each with the reason it stands.
-KNOWN_PART_CYCLES = {
-    # outputs reads media.kinds (a leaf of suffix/webcam names that imports nothing of ours) to skip
-    # webcam specs among inputs; media's sinks write through outputs.temp_path.
-    # The knobs (config) validate gains against the blendshape names (expression.blendshapes, a leaf), which
-    # expression's mappers read from config; the CSV media read and write those names too, and the track editor
-    # (expression.track) reads and writes CSVs through media, deferred.
-    # Every edge ends in a leaf or a deferred import: test_no_module_import_cycles_in_retarget holds.
-    # expression.bridge keys a fitted bridge by its adapter file's hash, in our cache (cache.file_sha256,
-    # user_cache_dir, both deferred imports); cache saves its hash index through outputs (deferred).
-    frozenset({"retarget.cache", "retarget.config", "retarget.expression", "retarget.media", "retarget.outputs"}),
-}
+KNOWN_PART_CYCLES: set = set()  # none: the shared vocabulary (blendshape names, media kinds) is its own leaf layer
 KNOWN_MODULE_CYCLES: set = set()  # none: the test-model writers left face/ (weights.test_face_models)
 
 

@@ -239,7 +239,7 @@ def _binary_tokenizer_vocab(ws, lm, models):
 
 
 def _csv_take(ws: Path, times) -> Path:
-    from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+    from retarget.names.blendshapes import BLENDSHAPE_NAMES
 
     rows = ["timestamp," + ",".join(BLENDSHAPE_NAMES)]
     rows += [f"{t}," + ",".join(["0.1"] * len(BLENDSHAPE_NAMES)) for t in times]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from retarget.cli import main
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.expression.bridge import ExpressionBridge, adapter_sha256, cache_bridge_path
 from retarget.config.mapping import REGIONS
 from retarget.media.blendshape_csv import BlendshapeCsvWriter

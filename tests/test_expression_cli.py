@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from retarget.cli import main
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.pipeline import RetargetPipeline
 from tests.test_cli import assert_one_line_error, error_lines, run_cli
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from retarget.errors import BadInputError, OutputError
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.expression.named import BLENDSHAPES, FLAME, space_for
 from retarget.expression.presets import (
     BUILTIN_PRESETS, ComposedExpression, builtin_preset, read_expression, save_preset, user_presets, user_presets_dir,

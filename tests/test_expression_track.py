@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from retarget.errors import RetargetError
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.config.mapping import REGIONS
 from retarget.expression.track import Edit, ExpressionTrack, TrackHistory
 from retarget.media.blendshape_csv import BlendshapeCsvWriter

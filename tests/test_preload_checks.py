@@ -10,7 +10,7 @@ from PIL import Image
 
 from retarget.cli import main
 from retarget.errors import BadInputError
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.media.blendshape_csv import BlendshapeCsvWriter
 from retarget.media.video_sink import VideoSink
 

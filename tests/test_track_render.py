@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from retarget.cli import main
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.config.mapping import REGIONS
 from retarget.expression.track import Edit, ExpressionTrack, TrackHistory
 from retarget.pipeline import RetargetPipeline

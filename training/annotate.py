@@ -21,7 +21,7 @@ import numpy as np
 from retarget.config.cli_options import add_knob_options, from_args
 from retarget.config.models import ModelOptions
 from retarget.errors import OneLineArgumentParser, RetargetError, run_command
-from retarget.media.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from retarget.names.kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from retarget.outputs import atomic_write
 from training.data import MANIFEST, read_manifest
 

@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 
 from retarget.errors import BadInputError
-from retarget.media.kinds import media_kind
+from retarget.names.kinds import media_kind
 
 EXPRESSION_HELP = ("a still from named expression values (JSON: {\"kind\": \"blendshapes52\"|\"flame55\", \"values\": "
                    "{name: value}}, as the app saves); with --driver IMAGE the photo's values are the start and the "

@@ -11,7 +11,7 @@ import sys
 
 from retarget.errors import BadInputError, RetargetError
 from retarget.face.selection import check_face_number, describe_faces, largest, numbered
-from retarget.media.kinds import is_webcam_spec, media_kind
+from retarget.names.kinds import is_webcam_spec, media_kind
 
 SCAN_FRAMES = 250  # a driver video's first face is looked for in this many frames (10 s at 25 fps)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from retarget.config.render import VideoOptions
 from retarget.errors import BadInputError, RetargetError
-from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
+from retarget.names.kinds import OUTPUT_VIDEO_SUFFIXES
 
 
 def run_live(session, driver: str, out: Path, settings, mapping=None, neutral=None, min_change: float = 0.0,

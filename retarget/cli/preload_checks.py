@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from retarget.errors import BadInputError
-from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES, media_kind
+from retarget.names.kinds import OUTPUT_VIDEO_SUFFIXES, media_kind
 
 
 def check_before_loading(args: argparse.Namespace, drivers: list, still: bool, webcam: bool, batch: bool) -> None:

@@ -21,7 +21,7 @@ from retarget.config import (
 from retarget.config.cli_options import add_knob_options, from_args
 from retarget.engine.time_range import TimeRange
 from retarget.errors import OneLineArgumentParser, EXIT_INCOMPLETE, BadInputError, RetargetError
-from retarget.media.kinds import IMAGE_SUFFIXES, is_webcam_spec, media_kind
+from retarget.names.kinds import IMAGE_SUFFIXES, is_webcam_spec, media_kind
 
 
 HELP_EXAMPLES = """examples:

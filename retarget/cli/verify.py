@@ -12,7 +12,7 @@ import numpy as np
 
 from retarget.errors import OneLineArgumentParser, BadInputError, RetargetError, user_message
 from retarget.media.frame_source import DEFAULT_FPS
-from retarget.media.kinds import media_kind
+from retarget.names.kinds import media_kind
 from retarget.provenance import c2pa_manifest, metadata
 from retarget.provenance.watermark import DETECT_Z, Detection, detect, detect_frames
 

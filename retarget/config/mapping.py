@@ -12,7 +12,7 @@ import numpy as np
 
 from retarget.config.knobs import check_number, knob, validate_knobs
 from retarget.errors import RetargetError
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 
 NEUTRAL_INDEX = 0  # MediaPipe's `_neutral`: a confidence-like score, not a facial action
 

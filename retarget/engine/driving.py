@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from retarget.errors import BadInputError, RetargetError
-from retarget.expression.blendshapes import mirror_blendshapes
+from retarget.names.blendshapes import mirror_blendshapes
 from retarget.expression.flame import NUM_FLAME, FlameHistory
 from retarget.expression.mappers import make_mapper
 from retarget.config.mapping import MappingSettings

@@ -19,7 +19,7 @@ from retarget.engine import JobSummary, OfflineRenderer, WorkFolder, job_key, wo
 from retarget.config.render import RenderOptions
 from retarget.engine.time_range import TimeRange
 from retarget.errors import BadInputError
-from retarget.media.kinds import BLENDSHAPE_SUFFIXES, VIDEO_SUFFIXES
+from retarget.names.kinds import BLENDSHAPE_SUFFIXES, VIDEO_SUFFIXES
 from retarget.outputs import claim_folder
 
 

@@ -28,7 +28,7 @@ from retarget.engine.work_folder import WorkFolder, work_dir_for, work_lock_for
 from retarget.config.render import RenderOptions, VideoOptions
 from retarget.errors import BadInputError, JobInterrupted, RetargetError
 from retarget.expression.signals import check_signal, driver_signal
-from retarget.media.kinds import OUTPUT_VIDEO_SUFFIXES
+from retarget.names.kinds import OUTPUT_VIDEO_SUFFIXES
 from retarget.media.png_sequence import PngSequenceSink
 from retarget.media.side_by_side import side_by_side
 from retarget.media.video_sink import VideoSink
@@ -339,7 +339,7 @@ def _note_source_faults(source, driver: str, summary: JobSummary, clip: TimeRang
 def _video_sink(driver: str, frames: int, path: Path, fps: Fraction, size, audio, video, span=(0, None, 0.0)):
     """A variable-frame-rate video driver keeps its frame times (StampedVideoSink); others get a constant rate.
     span: (the driver frame output frame 0 shows, the driver's frame count, that frame's time) of a time range."""
-    from retarget.media.kinds import media_kind
+    from retarget.names.kinds import media_kind
     from retarget.media.video_source import variable_frame_times
     from retarget.media.video_sink import StampedVideoSink
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from retarget.errors import BadInputError
-from retarget.expression.blendshapes import NUM_BLENDSHAPES
+from retarget.names.blendshapes import NUM_BLENDSHAPES
 from retarget.expression.flame import FLAME_GROUPS, NUM_FLAME
 
 FORMAT = "retarget-expression-bridge/1"

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from retarget.errors import BadInputError
-from retarget.expression.blendshapes import NUM_BLENDSHAPES
+from retarget.names.blendshapes import NUM_BLENDSHAPES
 from retarget.expression.bridge import ExpressionBridge
 from retarget.expression.flame import FLAME_GROUPS, NUM_FLAME
 

@@ -20,7 +20,7 @@ from collections import OrderedDict
 import numpy as np
 
 from retarget.errors import RetargetError
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.config.mapping import FLAME_ONLY_GAINS, MappingSettings, REGIONS
 from retarget.expression.mapping import StreamMapper, fixed_vector
 

@@ -13,7 +13,7 @@ import numpy as np
 # The settings (with their regions and gain names) live with every other knob in retarget.config.
 from retarget.config.mapping import FLAME_ONLY_GAINS, NEUTRAL_INDEX, MappingSettings
 from retarget.errors import RetargetError
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES, mirror_blendshapes
+from retarget.names.blendshapes import BLENDSHAPE_NAMES, mirror_blendshapes
 
 NUM = len(BLENDSHAPE_NAMES)
 

@@ -27,7 +27,7 @@ from typing import Mapping
 import numpy as np
 
 from retarget.errors import BadInputError
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.config.mapping import REGIONS
 
 BLENDSHAPES = "blendshapes52"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from retarget.config.mapping import EXPRESSION_SOURCES
 from retarget.errors import BadInputError
-from retarget.media.kinds import media_kind
+from retarget.names.kinds import media_kind
 
 FLAME = "flame55"
 PICTURES = "pictures"

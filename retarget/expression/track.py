@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from retarget.errors import BadInputError, RetargetError
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.config.mapping import REGIONS
 from retarget.config.knobs import check_number
 from retarget.media.frame_source import DEFAULT_FPS

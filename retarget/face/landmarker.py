@@ -18,7 +18,7 @@ import numpy as np
 
 from retarget.cache import file_sha256, user_cache_dir
 from retarget.errors import BadInputError, MissingWeightsError, first_line
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES, NUM_BLENDSHAPES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES, NUM_BLENDSHAPES
 
 LANDMARKER_URL = (
     "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from retarget.errors import BadInputError
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.media.frame_sink import CsvFileSink, blendshape_vector
 from retarget.media.frame_source import DEFAULT_FPS, Frame, FrameSource, check_file, one_line
 from retarget.media.timecode import Timecode, frame_number, parse_timecode, real_rate, timecode_rate

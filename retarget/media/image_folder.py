@@ -9,7 +9,7 @@ import numpy as np
 
 from retarget.errors import BadInputError
 from retarget.media.frame_source import DEFAULT_FPS, Frame, FrameSource, one_line
-from retarget.media.kinds import IMAGE_SUFFIXES
+from retarget.names.kinds import IMAGE_SUFFIXES
 
 
 def _natural_key(name: str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.media.frame_sink import CsvFileSink, blendshape_vector
 from retarget.media.timecode import format_timecode
 

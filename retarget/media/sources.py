@@ -14,7 +14,7 @@ from pathlib import Path
 from retarget.media.blendshape_csv import LIVE_LINK_FACE_DEFAULT_FPS, BlendshapeCsvSource
 from retarget.media.frame_source import DEFAULT_FPS, Frame, FrameSource
 from retarget.media.image_folder import ImageFolderSource
-from retarget.media.kinds import webcam_device
+from retarget.names.kinds import webcam_device
 from retarget.media.video_source import Orientation, VideoFileSource
 from retarget.media.webcam import WebcamSource, list_cameras
 

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from retarget.errors import BadInputError, JobInterrupted
-from retarget.expression.blendshapes import NUM_BLENDSHAPES
+from retarget.names.blendshapes import NUM_BLENDSHAPES
 from retarget.expression.bridge_fit import BridgePairs
 from retarget.expression.flame import NUM_FLAME
 from retarget.expression.flame_prior import FlamePrior, random_identities
@@ -54,7 +54,7 @@ def video_pairs(videos, landmarker_path, smirk, every: int = 1, max_frames: int 
     smirk: a SmirkExtractor (or anything with encode(image, landmarks) -> (55,)).
     """
     from retarget.face.landmarker import FaceLandmarker
-    from retarget.media.kinds import is_webcam_spec
+    from retarget.names.kinds import is_webcam_spec
     from retarget.media.sources import open_source
 
     if every < 1:

@@ -19,7 +19,7 @@ import numpy as np
 from retarget.config.mapping import NEUTRAL_INDEX, REGIONS
 from retarget.config.models import ModelOptions
 from retarget.errors import BadInputError, JobInterrupted
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 
 _INDEX = {name: i for i, name in enumerate(BLENDSHAPE_NAMES)}
 REGION_INDICES = {region: [_INDEX[n] for n in names] for region, names in REGIONS.items()}

@@ -82,7 +82,7 @@ def fit_bridge_from_videos(videos, *, models="hub", exp_adapter=None, landmarker
     from retarget.tools.bridge_data import video_pairs
     from retarget.expression.bridge_fit import fit_bridge
     from retarget.face.landmarker import landmarker_for
-    from retarget.media.kinds import is_webcam_spec
+    from retarget.names.kinds import is_webcam_spec
 
     files = model_files(models)
     adapter = flame_adapter_of(files, exp_adapter)

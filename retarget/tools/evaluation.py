@@ -30,7 +30,7 @@ import numpy as np
 from retarget.config.cli_options import add_knob_options, from_args
 from retarget.config.models import ModelOptions
 from retarget.errors import OneLineArgumentParser, BadInputError, NoFaceError, RetargetError, run_command
-from retarget.media.kinds import IMAGE_SUFFIXES
+from retarget.names.kinds import IMAGE_SUFFIXES
 
 
 
@@ -144,7 +144,7 @@ class Evaluator:
 
 
 def _action_indices() -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+    from retarget.names.blendshapes import BLENDSHAPE_NAMES
     from retarget.config.mapping import REGIONS
 
     index = {name: i for i, name in enumerate(BLENDSHAPE_NAMES)}

@@ -12,7 +12,7 @@ import pytest
 from retarget.config import MappingSettings
 from retarget.engine.driving import DriverAnalyzer
 from retarget.errors import BadInputError
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.expression.bridge import FIT_COMMAND, ExpressionBridge, adapter_sha256, cache_bridge_path
 from retarget.expression.bridge_mapping import BridgeMapper
 from retarget.expression.signals import BLENDSHAPES, PICTURES, signal_refusal

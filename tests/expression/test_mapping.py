@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from retarget.errors import RetargetError
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.config.mapping import MappingSettings, REGIONS
 from retarget.expression.mapping import ExpressionMapper, OneEuroFilter
 
@@ -228,7 +228,7 @@ def test_csv_round_trip_maps_to_the_same_vectors(tmp_path):
 
 
 def test_nan_cells_in_a_csv_are_missing_values_and_never_reach_the_filter(tmp_path):
-    from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+    from retarget.names.blendshapes import BLENDSHAPE_NAMES
     from retarget.config.mapping import MappingSettings
     from retarget.expression.mapping import ExpressionMapper
     from retarget.media.sources import BlendshapeCsvSource

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from retarget.errors import MissingWeightsError, NoFaceError
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES, mirror_blendshapes
+from retarget.names.blendshapes import BLENDSHAPE_NAMES, mirror_blendshapes
 from retarget.face import landmarker as landmarker_module
 from retarget.face.identity import IdentityEmbedder
 from retarget.face.landmarker import LANDMARKER_ENV, LANDMARKER_SHA256, FaceLandmarker, find_landmarker_model

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from retarget.errors import JobInterrupted
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.expression.bridge import ExpressionBridge, adapter_sha256, cache_bridge_path, missing_bridge_message
 from retarget.expression.mapping import ExpressionMapper
 from retarget.expression.presets import builtin_preset

@@ -8,7 +8,7 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.pipeline import RetargetPipeline
 
 

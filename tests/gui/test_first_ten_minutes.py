@@ -255,7 +255,7 @@ def test_camera_hot_plug_is_announced(bare_window, qtbot):
 
 
 def test_chart_names_and_legend(bare_window):
-    from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+    from retarget.names.blendshapes import BLENDSHAPE_NAMES
 
     window = bare_window()
     values = np.linspace(0, 1, 52)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import QPoint, Qt
 
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.config.mapping import REGIONS
 from retarget.expression.track import ExpressionTrack
 from retarget.media.blendshape_csv import BlendshapeCsvWriter

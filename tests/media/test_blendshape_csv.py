@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from retarget.errors import BadInputError
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.media.blendshape_csv import BlendshapeCsvWriter
 from retarget.media.sources import BlendshapeCsvSource, open_source
 

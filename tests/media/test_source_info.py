@@ -35,7 +35,7 @@ def test_an_image_folder_is_timed_at_the_rate_given_else_the_default(tmp_path):
 
 
 def test_a_blendshape_csv_has_no_pictures(tmp_path):
-    from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+    from retarget.names.blendshapes import BLENDSHAPE_NAMES
 
     csv = tmp_path / "take.csv"
     csv.write_text(",".join(BLENDSHAPE_NAMES) + "\n" + "\n".join(",".join(["0.1"] * 52) for _ in range(5)) + "\n")

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+from retarget.names.blendshapes import BLENDSHAPE_NAMES
 from retarget.expression.track import ExpressionTrack
 from retarget.media.blendshape_csv import BlendshapeCsvSource, read_take
 from retarget.media.live_link_face import ARKIT_COLUMNS, HEADER

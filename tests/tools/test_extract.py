@@ -15,7 +15,7 @@ pytestmark = needs_shared
 
 def test_extract_then_csv_drives_like_the_video(tmp_path, shared_dir, landmarker_path, capsys):
     from retarget.engine.driving import DriverAnalyzer
-    from retarget.expression.blendshapes import BLENDSHAPE_NAMES
+    from retarget.names.blendshapes import BLENDSHAPE_NAMES
     from retarget.config.mapping import MappingSettings
 
     video = shared_dir / "media" / "driver_d0.mp4"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retarget.expression.blendshapes import BLENDSHAPE_NAMES, MIRROR_PERMUTATION, NUM_BLENDSHAPES, mirror_blendshapes
+from retarget.names.blendshapes import BLENDSHAPE_NAMES, MIRROR_PERMUTATION, NUM_BLENDSHAPES, mirror_blendshapes
 
 
 def test_mirror_permutation_swaps_pairs_and_is_an_involution():

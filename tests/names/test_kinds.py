@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from retarget.media.kinds import (BLENDSHAPE_SUFFIXES, IMAGE_SUFFIXES, OUTPUT_VIDEO_SUFFIXES, VIDEO_SUFFIXES, file_patterns,
+from retarget.names.kinds import (BLENDSHAPE_SUFFIXES, IMAGE_SUFFIXES, OUTPUT_VIDEO_SUFFIXES, VIDEO_SUFFIXES, file_patterns,
                                   is_webcam_spec, media_kind, webcam_device)
 
 
