@@ -84,9 +84,9 @@ class SettingsPanel(QWidget):
         self.set_neutral.setEnabled(False)
         from gui.calibration import CALIBRATE_TEXT
 
-        self.calibrate_button = QPushButton(CALIBRATE_TEXT)
-        self.calibrate_button.setToolTip("Fit the expression bridge for this FLAME-55 adapter once: then every region "
-                                         "gain applies (FLAME driving from: bridge), and CSVs and tracks drive it")
+        self.calibrate_button = QPushButton("Calibrate\u2026")  # short, beside the gains it enables; the full name is in its tip
+        self.calibrate_button.setToolTip(f"{CALIBRATE_TEXT}: fit the expression bridge for this FLAME-55 adapter once; then "
+                                         "every region gain applies (FLAME driving from: bridge), and CSVs and tracks drive it")
         self.calibrate_button.setVisible(False)
         self.calibrate_button.clicked.connect(self.calibrate_requested)
 
@@ -105,9 +105,9 @@ class SettingsPanel(QWidget):
                 layout.addWidget(box)
             form, widget = forms[title], self.widgets[field.name]
             if field.type is dict:
-                form.addRow(_two_columns(field, widget))  # 7 gains in 4 rows: the panel fits 1280x760 unscrolled
-                if field.name == "gains":
-                    form.addRow(self.calibrate_button)  # where the disabled gains are
+                # 7 gains in 4 rows, the Calibrate command in the free cell beside the last one (where the disabled
+                # gains are): the panel fits 1280x760 unscrolled
+                form.addRow(_two_columns(field, widget, self.calibrate_button if field.name == "gains" else None))
             elif field.name in switches:
                 form.addRow(self.widgets[switches[field.name]], widget)
             elif field.name == "relative":
@@ -333,8 +333,8 @@ def _side_by_side(*widgets: QWidget) -> QWidget:
     return row
 
 
-def _two_columns(field: KnobField, boxes: dict) -> QWidget:
-    """A dict knob's spin boxes as label/box pairs in two columns."""
+def _two_columns(field: KnobField, boxes: dict, after: QWidget | None = None) -> QWidget:
+    """A dict knob's spin boxes as label/box pairs in two columns; `after` takes the next free pair of cells."""
     grid_box = QWidget()
     grid = QGridLayout(grid_box)
     grid.setContentsMargins(0, 0, 0, 0)
@@ -342,6 +342,9 @@ def _two_columns(field: KnobField, boxes: dict) -> QWidget:
         row, col = divmod(i, 2)
         grid.addWidget(_label_for(field.knob.label.format(name.capitalize()), box), row, col * 2)
         grid.addWidget(box, row, col * 2 + 1)
+    if after is not None:
+        row, col = divmod(len(boxes), 2)
+        grid.addWidget(after, row, col * 2, 1, 2)
     grid.setColumnStretch(1, 1)
     grid.setColumnStretch(3, 1)
     return grid_box

@@ -35,11 +35,14 @@ def test_no_essential_control_hides_in_the_toolbar_overflow(qtbot, bare_window, 
         assert toolbar.rect().contains(widget.geometry()), name
 
 
-def test_settings_panel_fits_1280x760_without_scrolling(qtbot, bare_window):
+@pytest.mark.parametrize("calibrate", [False, True], ids=["bridged-or-blendshape-adapter", "flame-adapter-without-bridge"])
+def test_settings_panel_fits_1280x760_without_scrolling(qtbot, bare_window, calibrate):
+    # With the published (FLAME-55) adapter and no bridge yet, the Calibrate command shows beside the gains.
+    bare_window.panel.calibrate_button.setVisible(calibrate)
     _settle(qtbot, bare_window, (1280, 760))
     scroll = bare_window.settings_scroll
     assert scroll.verticalScrollBar().maximum() == 0  # every row, Device and Output video included, in view
-    assert bare_window.panel.device.isVisible()
+    assert bare_window.panel.device.isVisible() and bare_window.panel.calibrate_button.isVisible() == calibrate
 
 
 @pytest.mark.parametrize("size", [(1024, 768), (1280, 760)])
