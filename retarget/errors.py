@@ -24,6 +24,12 @@ EXIT_INTERRUPTED = 130  # stopped (Ctrl-C, SIGTERM, Cancel); rendered frames are
 _UNSAFE_ADVICE = ("weights_only=false", "can still be loaded", "will likely succeed", "trust the source")
 
 
+def is_write_failure(err: BaseException) -> bool:
+    """An OSError that says the disk would not take the bytes (full, over quota or the file-size limit, read-only,
+    failing): the output is not done, whatever step was writing it."""
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS)
+
+
 class RetargetError(Exception):
     """An error the user can act on; str(err) is a complete one-line message."""
 

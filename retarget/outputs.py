@@ -212,8 +212,11 @@ def check_file_output(out, inputs, label: str = "--out") -> Path:
     if target.is_dir():
         raise OutputError(f"{label} {out}: is an existing folder; give a file name")
     refuse_foreign(out, label)
-    for tag in ("partial", "muxing"):  # our temporary names beside it: refused now, not after the work
-        refuse_foreign(temp_path(Path(os.path.abspath(Path(out).expanduser())), tag), "temporary file")
+    # Our temporary names beside it, refused now, not after the work: the partial file, and the audio mux's
+    # temporary beside that (media.video_sink muxes into the partial file before the final rename).
+    partial = temp_path(Path(os.path.abspath(Path(out).expanduser())), "partial")
+    for temp in (partial, temp_path(partial, "muxing")):
+        refuse_foreign(temp, "temporary file")
     check_writable(out, label)
     return target
 

@@ -301,6 +301,10 @@ CASES = [
     ("out-is-a-link-to-a-user-file", lambda ws, lm, m: video(ws, lm, "--out", _link(ws, "o.mp4", "mine/keep.txt")), ["symbolic link"], ""),
     ("out-partial-name-is-a-link", lambda ws, lm, m: (_link(ws, ".o.partial.mp4", "mine/keep.txt"), video(ws, lm, "--out", ws / "o.mp4"))[1],
      [".o.partial.mp4", "symbolic link"], ""),
+    # the audio mux's temporary, beside the partial file
+    ("out-muxing-name-is-a-link", lambda ws, lm, m: (_link(ws, "..o.partial.muxing.mp4", "mine/keep.txt"),
+                                                     video(ws, lm, "--out", ws / "o.mp4"))[1],
+     ["..o.partial.muxing.mp4", "symbolic link"], ""),
     ("still-partial-name-is-a-link", lambda ws, lm, m: (_link(ws, ".o.partial.png", "mine/keep.txt"),
                                                         headless(ws, lm, "--driver", ws / "still.png", "--out", ws / "o.png"))[1], ["symbolic link"], ""),
     ("out-is-a-fifo", lambda ws, lm, m: video(ws, lm, "--out", _fifo(ws, "o.mp4")), ["named pipe"], ""),

@@ -11,6 +11,8 @@ from typing import Callable
 
 import numpy as np
 
+from retarget.outputs import fresh_temp
+
 
 def remove_file(path: Path | None) -> None:
     if path is not None:
@@ -60,8 +62,6 @@ class CsvFileSink(FrameSink):
     """Rows written to `.name.partial.csv` under a header; close() renames it to `path`, abort() removes it."""
 
     def __init__(self, path, header) -> None:
-        from retarget.outputs import fresh_temp
-
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial = fresh_temp(self.path, "partial")

@@ -15,7 +15,7 @@ import numpy as np
 
 from retarget import provenance
 from retarget.config.render import VideoOptions
-from retarget.errors import RetargetError
+from retarget.errors import RetargetError, is_write_failure
 from retarget.media.audio_mux import mux_audio, probe_audio
 from retarget.media.frame_sink import FrameSink, as_rgb, remove_file
 from retarget.media.frame_source import DEFAULT_FPS
@@ -33,12 +33,6 @@ def frame_rate(fps: float | Fraction) -> Fraction:
         if abs(value - base * 1000 / 1001) < 0.005:
             return Fraction(base * 1000, 1001)
     return Fraction(value).limit_denominator(1001)
-
-
-def _is_write_failure(err: BaseException) -> bool:
-    import errno
-
-    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS)
 
 
 class VideoSink(FrameSink):
@@ -125,7 +119,7 @@ class VideoSink(FrameSink):
                 try:
                     mux_audio(self.partial, self.audio_from, self.partial, start=self.audio_start)
                 except av.FFmpegError as err:
-                    if _is_write_failure(err):
+                    if is_write_failure(err):
                         raise  # a full disk is not an audio problem: the video is not done
                     # Keep the render: a video without sound beats no video. Callers report audio_error.
                     self.audio_error = f"{self.audio_from}: audio could not be added ({' '.join(str(err).split())})"

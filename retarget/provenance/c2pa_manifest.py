@@ -9,7 +9,6 @@ proves nothing about who made the file, and C2PA tools list the signer as untrus
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import os
@@ -18,9 +17,8 @@ import threading
 from pathlib import Path
 
 from retarget import __version__
+from retarget.errors import is_write_failure
 from retarget.provenance.metadata import AI_SOURCE_TYPE, TOOL
-
-_WRITE_FAILURES = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS)
 
 MIME_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
               ".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime"}
@@ -157,7 +155,7 @@ def embed(path, title: str | None = None, key=None, chain=None, suffix: str | No
         return True
     except Exception as err:  # c2pa.C2paError, a bad key file...: keep the output, say why it has no manifest
         signed.unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.errno in _WRITE_FAILURES:
+        if is_write_failure(err):
             raise  # a full disk is not a signing problem: the output is not done
         _warn_once(f"{path.name}: no C2PA manifest was added ({' '.join(str(err).split())[:200]})")
         return False

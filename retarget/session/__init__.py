@@ -126,12 +126,15 @@ class Session(OfflineRendering, EventSource):
         for that adapter file; False (nothing changed) for another adapter's bridge or without models."""
         from retarget.expression.bridge import adapter_sha256
 
+        retargeter = self.retargeter
+        # The adapter file is hashed outside the lock (a file read); the bridge goes to the models it was checked for.
+        if retargeter is None or retargeter.adapter_path is None:
+            return False
+        if bridge.adapter_sha256 != adapter_sha256(retargeter.adapter_path):
+            return False
         with self._lock:
-            retargeter = self.retargeter
-            if retargeter is None or retargeter.adapter_path is None:
-                return False
-            if bridge.adapter_sha256 != adapter_sha256(retargeter.adapter_path):
-                return False
+            if self.retargeter is not retargeter:
+                return False  # other models were loaded meanwhile
             retargeter.bridge = bridge
             return True
 
