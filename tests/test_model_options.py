@@ -104,3 +104,11 @@ def test_the_command_line_flag_arrives_at_the_loaded_pipeline(tiny_models_dir, l
                  "--steps", "2", "--attention", "math", "--identity", str(media / "identity_hepburn_small.png"),
                  "--driver", str(media / "expression_exp3_rgba.png"), "--out", str(out)]) == 0
     assert loaded == [("math", "math")] and out.is_file()
+
+
+def test_the_flag_offers_exactly_the_kernels_the_loader_knows():
+    """config names the choices without importing torch; they must be the loader's own."""
+    from retarget.config.models import ATTENTION
+    from retarget.pipeline.attention import ATTENTION_BACKENDS, AUTO
+
+    assert ATTENTION == (AUTO, *ATTENTION_BACKENDS)
